@@ -1,0 +1,143 @@
+//! The async bridge: the engine runs on the main thread, host functions block on futures run by
+//! the tokio runtime, raced against cancellation (Ctrl-C, --timeout).
+//!
+//! It sits beside host and ops rather than inside either, because both use it: the host creates
+//! and trips it, every ops function blocks on it.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::runtime::{Handle, Runtime};
+use tokio_util::sync::CancellationToken;
+
+/// Why a run was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Interrupt,
+    Timeout,
+}
+
+/// The cancellation state shared by the signal handler, the timer and the engine.
+#[derive(Default)]
+struct CancelState {
+    token: Mutex<CancellationToken>,
+    /// 0 none, 1 interrupt, 2 timeout.
+    reason: AtomicU8,
+}
+
+#[derive(Clone)]
+pub struct Bridge {
+    handle: Handle,
+    state: Arc<CancelState>,
+}
+
+impl Bridge {
+    pub fn new(runtime: &Runtime) -> Bridge {
+        Bridge {
+            handle: runtime.handle().clone(),
+            state: Arc::default(),
+        }
+    }
+
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    fn token(&self) -> CancellationToken {
+        self.state
+            .token
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Starts a fresh run: clears an earlier cancellation (the REPL runs many) and arms the
+    /// timeout. Dropping the returned guard disarms the timer.
+    pub fn begin_run(&self, timeout: Option<Duration>) -> RunGuard {
+        *self.state.token.lock().unwrap_or_else(|e| e.into_inner()) = CancellationToken::new();
+        self.state.reason.store(0, Ordering::SeqCst);
+        let timer = timeout.map(|t| {
+            let bridge = self.clone();
+            self.handle.spawn(async move {
+                tokio::time::sleep(t).await;
+                bridge.cancel(Stop::Timeout);
+            })
+        });
+        RunGuard { timer }
+    }
+
+    /// Cancels the running script. Returns false when it was already cancelled.
+    pub fn cancel(&self, why: Stop) -> bool {
+        let code = match why {
+            Stop::Interrupt => 1,
+            Stop::Timeout => 2,
+        };
+        let first = self
+            .state
+            .reason
+            .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        self.token().cancel();
+        first
+    }
+
+    /// Why the current run was cancelled, if it was. Cheap: the engine asks on every operation.
+    pub fn stopped(&self) -> Option<Stop> {
+        match self.state.reason.load(Ordering::Relaxed) {
+            0 => None,
+            1 => Some(Stop::Interrupt),
+            _ => Some(Stop::Timeout),
+        }
+    }
+
+    /// Runs a future to completion on the runtime, unless the run is cancelled first.
+    /// Must be called from the engine's thread, never from a runtime worker.
+    pub fn block_on<T>(&self, fut: impl Future<Output = T>) -> Result<T, Stop> {
+        if let Some(stop) = self.stopped() {
+            return Err(stop);
+        }
+        let token = self.token();
+        let outcome = self.handle.block_on(async {
+            tokio::select! {
+                biased;
+                _ = token.cancelled() => None,
+                value = fut => Some(value),
+            }
+        });
+        outcome.ok_or_else(|| self.stopped().unwrap_or(Stop::Interrupt))
+    }
+
+    /// Sleeps, waking early when the run is cancelled.
+    pub fn sleep(&self, d: Duration) -> Result<(), Stop> {
+        self.block_on(tokio::time::sleep(d))
+    }
+
+    /// Installs the Ctrl-C handler: the first press cancels the running script, a second one
+    /// (when the script does not end) exits at once.
+    pub fn install_ctrl_c(&self) {
+        let bridge = self.clone();
+        self.handle.spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                if !bridge.cancel(Stop::Interrupt) {
+                    eprintln!("opsh: interrupted twice, exiting");
+                    std::process::exit(crate::error::code::INTERRUPTED.into());
+                }
+            }
+        });
+    }
+}
+
+/// Disarms the run's timeout timer when dropped.
+pub struct RunGuard {
+    timer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if let Some(timer) = self.timer.take() {
+            timer.abort();
+        }
+    }
+}

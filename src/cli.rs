@@ -1,0 +1,233 @@
+//! The command line: flags defined once (clap), parsed, dispatched. Errors are printed once,
+//! here, and decide the exit code.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use rhai::Map;
+
+use crate::bridge::Bridge;
+use crate::config::{Overrides, Settings};
+use crate::error::{Error, code};
+use crate::host::Host;
+use crate::ops::{Flags, Target};
+use crate::output;
+
+/// The operations shell of the youtube_agent stack: procedures of the operations guide as
+/// scripts, a REPL for investigation, exit codes for cron and Nagios.
+#[derive(Parser, Debug)]
+#[command(name = "opsh", version, about, long_about = None)]
+#[command(
+    after_help = "Run a procedure: opsh <procedure> [key=value]…   (opsh scripts lists them)\n\
+Exit codes: 0 ok, 1 warning, 2 critical, 3 unknown (usage, script error, refused), 130 interrupted."
+)]
+pub struct Cli {
+    /// Evaluate Rhai code and print its result
+    #[arg(short = 'e', long = "eval", value_name = "CODE")]
+    pub eval: Option<String>,
+
+    /// Print exactly one JSON document on stdout (logs go to stderr)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Read this configuration file instead of ./opsh.toml or ~/.config/opsh/opsh.toml
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Answer confirmations with yes (for unattended runs)
+    #[arg(long, global = true)]
+    pub yes: bool,
+
+    /// Report what destructive steps would do without doing them
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+
+    /// End the whole run after this long, e.g. 30s, 10m, 1h
+    #[arg(long, global = true, value_name = "DUR")]
+    pub timeout: Option<String>,
+
+    /// Only warnings and errors on stderr
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// More detail on stderr (-vv for trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a procedure by name, or a script file, with key=value arguments
+    Run {
+        /// A procedure name (see `opsh scripts`) or a path to a .rhai file
+        script: String,
+        /// Arguments the script sees in ARGS, as key=value
+        #[arg(value_name = "KEY=VALUE")]
+        args: Vec<String>,
+    },
+    /// List the procedures: name, origin (bundled/site) and description
+    Scripts,
+    /// Show the effective configuration and where each value came from (secrets redacted)
+    Config,
+    /// Apply the managed schema's migrations (with --dry-run: list what would run)
+    Migrate,
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    #[command(external_subcommand)]
+    Procedure(Vec<String>),
+}
+
+/// Runs opsh with the process arguments and returns its exit code.
+pub fn main() -> std::process::ExitCode {
+    // A bug must still end in one clear line, never a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!(
+            "opsh: internal error: {info}; please report this with the command that caused it"
+        );
+    }));
+    let args: Vec<String> = std::env::args().collect();
+    let cli = match parse(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let status = if e.use_stderr() {
+                code::UNKNOWN
+            } else {
+                code::OK
+            };
+            let _ = e.print();
+            return status.into();
+        }
+    };
+    let json = cli.json;
+    crate::logging::init(cli.quiet, cli.verbose);
+    match run(cli) {
+        Ok(status) => status.into(),
+        Err(e) => {
+            report_error(&e, json);
+            e.exit_code().into()
+        }
+    }
+}
+
+/// `opsh <procedure> args… --flag` is `opsh --flag run <procedure> args…`: flags may follow the
+/// procedure name, as they may follow `run`.
+fn parse(args: &[String]) -> Result<Cli, clap::Error> {
+    let cli = Cli::try_parse_from(args)?;
+    let Some(Command::Procedure(words)) = &cli.command else {
+        return Ok(cli);
+    };
+    let mut rewritten: Vec<String> = args
+        .iter()
+        .take_while(|a| *a != &words[0])
+        .cloned()
+        .collect();
+    rewritten.push("run".into());
+    rewritten.extend(words.iter().cloned());
+    Cli::try_parse_from(rewritten)
+}
+
+fn run(cli: Cli) -> Result<u8, Error> {
+    if let Some(Command::Completions { shell }) = &cli.command {
+        clap_complete::generate(*shell, &mut Cli::command(), "opsh", &mut std::io::stdout());
+        return Ok(code::OK);
+    }
+    let overrides = Overrides {
+        config_file: cli.config.clone(),
+        timeout: cli.timeout.clone(),
+    };
+    let settings = Settings::load(&overrides)?;
+    if let Some(Command::Config) = &cli.command {
+        return Ok(output::config(&settings, cli.json));
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))?;
+    let bridge = Bridge::new(&runtime);
+    bridge.install_ctrl_c();
+    let flags = Flags {
+        dry_run: cli.dry_run,
+        yes: cli.yes,
+    };
+    let mut host = Host::new(Target::new(settings, bridge, flags), cli.json);
+
+    if cli.eval.is_some() && cli.command.is_some() {
+        return Err(Error::Usage {
+            message: "-e runs code on its own; drop the command or -e".into(),
+        });
+    }
+    let status = match cli.command {
+        None => match cli.eval {
+            Some(code) => output::outcome(host.eval(&code)?, cli.json),
+            None => crate::repl::run(&mut host),
+        },
+        Some(Command::Run { script, args }) => {
+            let args = parse_args(&args)?;
+            let script = if script.ends_with(".rhai") || script.contains('/') {
+                host.catalog().file(std::path::Path::new(&script))?
+            } else {
+                host.catalog().find(&script)?
+            };
+            output::outcome(host.run_script(&script, args)?, cli.json)
+        }
+        Some(Command::Scripts) => output::scripts(&host.catalog().list(), cli.json),
+        Some(Command::Migrate) => output::outcome(host.eval("db::migrate()")?, cli.json),
+        Some(other) => {
+            return Err(Error::Usage {
+                message: format!("unexpected command {other:?}"),
+            });
+        }
+    };
+    // Blocking tasks (a dropped query's connection) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(status)
+}
+
+/// `key=value` words into the ARGS map.
+fn parse_args(words: &[String]) -> Result<Map, Error> {
+    let mut args = Map::new();
+    for word in words {
+        let Some((key, value)) = word.split_once('=') else {
+            return Err(Error::Usage {
+                message: format!("argument `{word}` is not key=value (e.g. older_than=2h)"),
+            });
+        };
+        if key.is_empty() {
+            return Err(Error::Usage {
+                message: format!("argument `{word}` has no key"),
+            });
+        }
+        args.insert(key.into(), value.into());
+    }
+    Ok(args)
+}
+
+fn report_error(e: &Error, json: bool) {
+    if json {
+        let doc = serde_json::json!({
+            "error": { "kind": e.kind(), "message": anstream::adapter::strip_str(&e.to_string()).to_string() },
+            "exit_code": e.exit_code(),
+        });
+        println!("{doc}");
+    }
+    let mut stderr = anstream::stderr();
+    let text = e.to_string();
+    // Rendered script errors already start with "error:".
+    if text.starts_with("error:") {
+        let _ = write!(stderr, "{text}");
+        if !text.ends_with('\n') {
+            let _ = writeln!(stderr);
+        }
+    } else {
+        let _ = writeln!(stderr, "opsh: error: {text}");
+    }
+}

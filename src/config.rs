@@ -1,0 +1,591 @@
+//! Settings: defaults → opsh.toml → .env → environment → flags, each value remembering where it
+//! came from so that `opsh config` can say so.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::duration;
+use crate::error::Error;
+
+/// One configurable value: its dotted key, the environment variables that set it (the
+/// deployment's own names first; `OPSH_<KEY>` always works too) and its default.
+struct Key {
+    name: &'static str,
+    env: &'static [&'static str],
+    default: &'static str,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Text,
+    /// A URL whose password is redacted whenever it is shown.
+    Url,
+    Secret,
+    Duration,
+    /// Empty means "none".
+    OptionalDuration,
+    Int,
+    /// A `:`-separated list (a TOML array in opsh.toml).
+    List,
+}
+
+const KEYS: &[Key] = &[
+    Key {
+        name: "postgres.url",
+        env: &["DATABASE_URL"],
+        default: "postgres://youtube_user:youtube_pass@localhost:5432/youtube_agent",
+        kind: Kind::Url,
+    },
+    Key {
+        name: "qdrant.url",
+        env: &["QDRANT_URL"],
+        default: "http://localhost:6334",
+        kind: Kind::Url,
+    },
+    Key {
+        name: "qdrant.rest_url",
+        env: &[],
+        default: "http://localhost:6333",
+        kind: Kind::Url,
+    },
+    Key {
+        name: "qdrant.api_key",
+        env: &["QDRANT_API_KEY"],
+        default: "",
+        kind: Kind::Secret,
+    },
+    Key {
+        name: "qdrant.content_collection",
+        env: &[],
+        default: "youtube_content",
+        kind: Kind::Text,
+    },
+    Key {
+        name: "qdrant.summaries_collection",
+        env: &[],
+        default: "youtube_summaries",
+        kind: Kind::Text,
+    },
+    Key {
+        name: "redis.url",
+        env: &["REDIS_URL"],
+        default: "redis://localhost:6379/0",
+        kind: Kind::Url,
+    },
+    Key {
+        name: "docker.host",
+        env: &["DOCKER_HOST"],
+        default: "",
+        kind: Kind::Url,
+    },
+    Key {
+        name: "compose.project",
+        env: &["COMPOSE_PROJECT_NAME"],
+        default: "youtube_agent",
+        kind: Kind::Text,
+    },
+    Key {
+        name: "compose.file",
+        env: &["COMPOSE_FILE"],
+        default: "docker-compose.yml",
+        kind: Kind::Text,
+    },
+    Key {
+        name: "scripts.dirs",
+        env: &[],
+        default: "./ops:~/.config/opsh/scripts",
+        kind: Kind::List,
+    },
+    Key {
+        name: "limits.max_operations",
+        env: &[],
+        default: "50000000",
+        kind: Kind::Int,
+    },
+    Key {
+        name: "run.timeout",
+        env: &[],
+        default: "",
+        kind: Kind::OptionalDuration,
+    },
+    Key {
+        name: "jobs.max_retries",
+        env: &[],
+        default: "3",
+        kind: Kind::Int,
+    },
+    Key {
+        name: "jobs.stuck_after.check_data",
+        env: &[],
+        default: "1d",
+        kind: Kind::Duration,
+    },
+    Key {
+        name: "jobs.stuck_after.safe_start",
+        env: &[],
+        default: "1h",
+        kind: Kind::Duration,
+    },
+    Key {
+        name: "jobs.stuck_after.reset_stuck_jobs",
+        env: &[],
+        default: "1h",
+        kind: Kind::Duration,
+    },
+    Key {
+        name: "jobs.stuck_after.check_jobs",
+        env: &[],
+        default: "1h",
+        kind: Kind::Duration,
+    },
+];
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    DotEnv(PathBuf),
+    Env(String),
+    Flag(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::DotEnv(p) => write!(f, "{}", p.display()),
+            Source::Env(var) => write!(f, "env {var}"),
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Value {
+    text: String,
+    source: Source,
+}
+
+/// The inputs that decide the settings beside the files on disk.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// --config FILE
+    pub config_file: Option<PathBuf>,
+    /// --timeout DUR
+    pub timeout: Option<String>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    values: BTreeMap<&'static str, Value>,
+}
+
+/// One line of `opsh config`.
+#[derive(Debug, serde::Serialize)]
+pub struct Shown {
+    pub key: &'static str,
+    pub value: String,
+    pub source: String,
+}
+
+impl Settings {
+    /// Loads the settings from the standard places, as the CLI does.
+    pub fn load(overrides: &Overrides) -> Result<Settings, Error> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        Self::load_from(overrides, &env, &cwd)
+    }
+
+    /// Loads the settings with an explicit environment and working directory.
+    pub fn load_from(
+        overrides: &Overrides,
+        env: &BTreeMap<String, String>,
+        cwd: &Path,
+    ) -> Result<Settings, Error> {
+        let mut values: BTreeMap<&'static str, Value> = KEYS
+            .iter()
+            .map(|k| {
+                (
+                    k.name,
+                    Value {
+                        text: k.default.to_string(),
+                        source: Source::Default,
+                    },
+                )
+            })
+            .collect();
+
+        if let Some(path) = config_file(overrides, env, cwd)? {
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::Config {
+                message: format!("cannot read config file {}: {e}", path.display()),
+            })?;
+            for (key, text) in parse_toml(&path, &text)? {
+                values.insert(
+                    key,
+                    Value {
+                        text,
+                        source: Source::File(path.clone()),
+                    },
+                );
+            }
+        }
+
+        let dotenv_path = cwd.join(".env");
+        if dotenv_path.is_file() {
+            let pairs = read_dotenv(&dotenv_path)?;
+            apply_env(&mut values, &pairs, |_| Source::DotEnv(dotenv_path.clone()));
+        }
+        apply_env(&mut values, env, |var| Source::Env(var.to_string()));
+
+        if let Some(timeout) = &overrides.timeout {
+            values.insert(
+                "run.timeout",
+                Value {
+                    text: timeout.clone(),
+                    source: Source::Flag("--timeout"),
+                },
+            );
+        }
+
+        for key in KEYS {
+            validate(key, &values[key.name])?;
+        }
+        Ok(Settings { values })
+    }
+
+    fn raw(&self, key: &str) -> &str {
+        // Every key is in KEYS and was given a default, so this lookup cannot miss for a
+        // name spelled in this crate; an unknown name is a programming error shown as empty.
+        self.values.get(key).map(|v| v.text.as_str()).unwrap_or("")
+    }
+
+    /// A text value, e.g. `compose.project`.
+    pub fn get(&self, key: &str) -> &str {
+        self.raw(key)
+    }
+
+    /// A duration value (validated at load time).
+    pub fn duration(&self, key: &str) -> Option<Duration> {
+        let raw = self.raw(key);
+        if raw.is_empty() {
+            None
+        } else {
+            duration::parse(raw).ok()
+        }
+    }
+
+    /// An integer value (validated at load time).
+    pub fn int(&self, key: &str) -> i64 {
+        self.raw(key).parse().unwrap_or_default()
+    }
+
+    /// A list value, `~` expanded.
+    pub fn list(&self, key: &str) -> Vec<PathBuf> {
+        self.raw(key)
+            .split(':')
+            .filter(|s| !s.is_empty())
+            .map(expand_home)
+            .collect()
+    }
+
+    /// The value as `opsh config` shows it: secrets redacted.
+    pub fn shown(&self) -> Vec<Shown> {
+        KEYS.iter()
+            .map(|k| {
+                let v = &self.values[k.name];
+                let value = match k.kind {
+                    Kind::Url => redact_url(&v.text),
+                    Kind::Secret if !v.text.is_empty() => "***".to_string(),
+                    _ => v.text.clone(),
+                };
+                Shown {
+                    key: k.name,
+                    value,
+                    source: v.source.to_string(),
+                }
+            })
+            .collect()
+    }
+}
+
+fn config_file(
+    overrides: &Overrides,
+    env: &BTreeMap<String, String>,
+    cwd: &Path,
+) -> Result<Option<PathBuf>, Error> {
+    // An explicitly named file must exist; the implicit places are optional.
+    let explicit = overrides.config_file.clone().or_else(|| {
+        env.get("OPSH_CONFIG")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+    });
+    if let Some(path) = explicit {
+        let path = if path.is_absolute() {
+            path
+        } else {
+            cwd.join(path)
+        };
+        if !path.is_file() {
+            return Err(Error::Config {
+                message: format!("config file {} does not exist", path.display()),
+            });
+        }
+        return Ok(Some(path));
+    }
+    let local = cwd.join("opsh.toml");
+    if local.is_file() {
+        return Ok(Some(local));
+    }
+    let user = expand_home("~/.config/opsh/opsh.toml");
+    Ok(user.is_file().then_some(user))
+}
+
+/// Applies `VAR=value` pairs: the deployment's names (DATABASE_URL, …) and `OPSH_<KEY>`.
+fn apply_env(
+    values: &mut BTreeMap<&'static str, Value>,
+    vars: &BTreeMap<String, String>,
+    source: impl Fn(&str) -> Source,
+) {
+    for key in KEYS {
+        let opsh_var = format!("OPSH_{}", key.name.replace('.', "_").to_uppercase());
+        // OPSH_ names are more specific than the deployment's shared ones, so they win.
+        for var in key
+            .env
+            .iter()
+            .copied()
+            .chain(std::iter::once(opsh_var.as_str()))
+        {
+            if let Some(text) = vars.get(var).filter(|s| !s.is_empty()) {
+                values.insert(
+                    key.name,
+                    Value {
+                        text: text.clone(),
+                        source: source(var),
+                    },
+                );
+            }
+        }
+    }
+}
+
+fn read_dotenv(path: &Path) -> Result<BTreeMap<String, String>, Error> {
+    let iter = dotenvy::from_path_iter(path).map_err(|e| Error::Config {
+        message: format!("cannot read {}: {e}", path.display()),
+    })?;
+    let mut pairs = BTreeMap::new();
+    for item in iter {
+        let (k, v) = item.map_err(|e| Error::Config {
+            message: format!("{}: {}", path.display(), dotenv_error(&e)),
+        })?;
+        pairs.insert(k, v);
+    }
+    Ok(pairs)
+}
+
+fn dotenv_error(e: &dotenvy::Error) -> String {
+    match e {
+        dotenvy::Error::LineParse(line, index) => {
+            format!("cannot parse line `{line}` at character {index}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Flattens opsh.toml into dotted keys, rejecting unknown keys and wrong types with the file,
+/// line and key named.
+fn parse_toml(path: &Path, text: &str) -> Result<Vec<(&'static str, String)>, Error> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+        Error::Config {
+            message: format!("{}:{line}: {}", path.display(), e.message().trim_end()),
+        }
+    })?;
+    let mut out = Vec::new();
+    flatten(path, text, "", &table, &mut out)?;
+    Ok(out)
+}
+
+fn flatten(
+    path: &Path,
+    text: &str,
+    prefix: &str,
+    table: &toml::Table,
+    out: &mut Vec<(&'static str, String)>,
+) -> Result<(), Error> {
+    for (name, value) in table {
+        let dotted = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        if let toml::Value::Table(inner) = value
+            && KEYS
+                .iter()
+                .any(|k| k.name.starts_with(&format!("{dotted}.")))
+        {
+            flatten(path, text, &dotted, inner, out)?;
+            continue;
+        }
+        let line = find_key_line(text, name);
+        let Some(key) = KEYS.iter().find(|k| k.name == dotted) else {
+            let suggestion = crate::suggest::closest(&dotted, KEYS.iter().map(|k| k.name))
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Err(Error::Config {
+                message: format!(
+                    "{}:{line}: unknown key `{dotted}`{suggestion}",
+                    path.display()
+                ),
+            });
+        };
+        let text_value = match (value, key.kind) {
+            (toml::Value::String(s), _) => s.clone(),
+            (toml::Value::Integer(i), Kind::Int | Kind::Duration | Kind::OptionalDuration) => {
+                i.to_string()
+            }
+            (toml::Value::Array(items), Kind::List) => {
+                let mut parts = Vec::new();
+                for item in items {
+                    match item.as_str() {
+                        Some(s) => parts.push(s.to_string()),
+                        None => {
+                            return Err(Error::Config {
+                                message: format!(
+                                    "{}:{line}: key `{dotted}` must be a list of strings",
+                                    path.display()
+                                ),
+                            });
+                        }
+                    }
+                }
+                parts.join(":")
+            }
+            (other, kind) => {
+                return Err(Error::Config {
+                    message: format!(
+                        "{}:{line}: key `{dotted}` must be {}, not {}",
+                        path.display(),
+                        kind_name(kind),
+                        other.type_str()
+                    ),
+                });
+            }
+        };
+        validate(
+            key,
+            &Value {
+                text: text_value.clone(),
+                source: Source::File(path.into()),
+            },
+        )
+        .map_err(|e| match e {
+            Error::Config { message } => Error::Config {
+                message: format!("{}:{line}: {message}", path.display()),
+            },
+            other => other,
+        })?;
+        out.push((key.name, text_value));
+    }
+    Ok(())
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Int => "an integer",
+        Kind::Duration | Kind::OptionalDuration => "a duration such as \"30s\" or \"1h\"",
+        Kind::List => "a list of strings",
+        _ => "a string",
+    }
+}
+
+fn validate(key: &Key, value: &Value) -> Result<(), Error> {
+    let bad = |why: String| Error::Config {
+        message: format!("key `{}` (from {}): {why}", key.name, value.source),
+    };
+    match key.kind {
+        Kind::Int => {
+            value
+                .text
+                .parse::<i64>()
+                .map_err(|_| bad(format!("`{}` is not an integer", value.text)))?;
+        }
+        Kind::Duration => {
+            duration::parse(&value.text).map_err(bad)?;
+        }
+        Kind::OptionalDuration if !value.text.is_empty() => {
+            duration::parse(&value.text).map_err(bad)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn find_key_line(text: &str, name: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+        .unwrap_or(0)
+}
+
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+/// Replaces the password of a URL with `***`; anything that is not a URL is returned as is.
+pub fn redact_url(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(
+            redact_url("redis://localhost:6379/0"),
+            "redis://localhost:6379/0"
+        );
+    }
+
+    #[test]
+    fn toml_errors_name_line_and_key() {
+        let err = parse_toml(Path::new("opsh.toml"), "[postgres]\nurl = 5\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "opsh.toml:2: key `postgres.url` must be a string, not integer"
+        );
+        let err = parse_toml(Path::new("opsh.toml"), "[postgres]\nurll = \"x\"\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "opsh.toml:2: unknown key `postgres.urll` (did you mean `postgres.url`?)"
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! opsh: the operations shell of the youtube_agent stack. A Rust core registers typed
+//! operations into an embedded Rhai engine; procedures are bundled scripts.
+
+pub mod bridge;
+pub mod cli;
+pub mod config;
+pub mod duration;
+pub mod error;
+pub mod host;
+pub mod logging;
+pub mod ops;
+pub mod output;
+pub mod repl;
+pub mod report;
+pub mod suggest;

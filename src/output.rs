@@ -1,0 +1,102 @@
+//! What a run prints on stdout: a report, a value, a listing; text or exactly one JSON document.
+
+use std::io::Write;
+
+use rhai::Dynamic;
+
+use crate::config::Settings;
+use crate::error::code;
+use crate::host::Outcome;
+use crate::host::catalog::Listed;
+use crate::report::Report;
+
+/// Prints a script's outcome and returns the exit code it decides.
+pub fn outcome(outcome: Outcome, json: bool) -> u8 {
+    match outcome {
+        Outcome::Value(value) => value_out(value, json, code::OK),
+        Outcome::Exit(value) => {
+            if let Ok(n) = value.as_int() {
+                if json {
+                    println!("{{\"exit_code\":{n}}}");
+                }
+                return u8::try_from(n).unwrap_or(code::UNKNOWN);
+            }
+            value_out(value, json, code::OK)
+        }
+    }
+}
+
+fn value_out(value: Dynamic, json: bool, status: u8) -> u8 {
+    if let Some(report) = value.clone().try_cast::<Report>() {
+        if json {
+            println!("{}", report.to_json());
+        } else {
+            let _ = write!(anstream::stdout(), "{}", report.to_text());
+        }
+        return report.status().exit_code();
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&value).unwrap_or_else(|_| "null".into())
+        );
+    } else if !value.is_unit() {
+        println!("{}", display(&value));
+    }
+    status
+}
+
+/// Strings as they are, numbers plainly, maps and arrays as indented JSON.
+pub fn display(value: &Dynamic) -> String {
+    if value.is_string() {
+        return value.to_string();
+    }
+    if (value.is_map() || value.is_array())
+        && let Ok(text) = serde_json::to_string_pretty(value)
+    {
+        return text;
+    }
+    value.to_string()
+}
+
+pub fn scripts(listed: &[Listed], json: bool) -> u8 {
+    if json {
+        println!("{}", serde_json::to_string(listed).unwrap_or_default());
+        return code::OK;
+    }
+    let width = listed.iter().map(|l| l.name.len()).max().unwrap_or(0);
+    for l in listed {
+        let origin = match &l.path {
+            Some(path) => format!("site {path}"),
+            None => "bundled".to_string(),
+        };
+        println!(
+            "{:width$}  {:8}  {}",
+            l.name,
+            origin_word(&origin),
+            l.description
+        );
+    }
+    code::OK
+}
+
+fn origin_word(origin: &str) -> &str {
+    if origin.starts_with("site") {
+        "site"
+    } else {
+        "bundled"
+    }
+}
+
+pub fn config(settings: &Settings, json: bool) -> u8 {
+    let shown = settings.shown();
+    if json {
+        println!("{}", serde_json::to_string(&shown).unwrap_or_default());
+        return code::OK;
+    }
+    let width = shown.iter().map(|s| s.key.len()).max().unwrap_or(0);
+    for s in &shown {
+        println!("{:width$} = {:?}  # {}", s.key, s.value, s.source);
+    }
+    code::OK
+}
