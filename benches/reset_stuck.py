@@ -43,9 +43,12 @@ REASON = "bench"
 # The recent jobs become stuck themselves one hour after seeding; reseed well before that.
 MAX_SEED_AGE_S = 40 * 60
 
+# The statement jobs::reset_stuck runs, typed bare: same predicate (the expression the partial
+# index idx_processing_jobs_stuck is built on), same SET list, no RETURNING.
 FLOOR_UPDATE = """UPDATE processing_jobs SET status = CASE WHEN retry_count >= 3 THEN 'failed' ELSE 'pending' END,
-  started_at = NULL, retry_count = retry_count + 1, error_message = 'bench', updated_at = now()
-WHERE status = 'processing' AND COALESCE(GREATEST(started_at, updated_at), created_at) < now() - interval '1 hour';"""
+  started_at = NULL, retry_count = retry_count + 1, error_message = 'bench', updated_at = LOCALTIMESTAMP
+WHERE status = 'processing'
+  AND COALESCE(GREATEST(started_at, updated_at, completed_at), created_at) < LOCALTIMESTAMP - interval '1 hour';"""
 
 FLOOR_COUNTS = "SELECT job_type, status, count(*) FROM processing_jobs GROUP BY 1, 2;"
 
@@ -533,9 +536,10 @@ def orm_worker(url):
                            connect_args={"options": "-c timezone=UTC"})
     # The same "stuck" predicate as opsh and the floor (last sign of life older than an hour), so that
     # all three change the same rows; the ORM's way of loading and writing them is what is compared.
-    last_sign = func.coalesce(func.greatest(ProcessingJob.started_at, ProcessingJob.updated_at),
+    last_sign = func.coalesce(func.greatest(ProcessingJob.started_at, ProcessingJob.updated_at,
+                                            ProcessingJob.completed_at),
                               ProcessingJob.created_at)
-    cutoff = func.now() - text("interval '1 hour'")
+    cutoff = func.localtimestamp() - text("interval '1 hour'")
     with Session(engine) as session:
         t0 = time.perf_counter()
         processing_jobs = (session.query(ProcessingJob)

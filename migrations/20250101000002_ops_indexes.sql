@@ -1,7 +1,7 @@
 -- The stuck-job query (jobs::stuck, jobs::reset_stuck) filters processing jobs by their last sign
 -- of life; this partial index holds only processing rows, so it stays small on a large queue.
 CREATE INDEX IF NOT EXISTS idx_processing_jobs_stuck
-    ON processing_jobs ((GREATEST(started_at, updated_at, completed_at, created_at)))
+    ON processing_jobs ((COALESCE(GREATEST(started_at, updated_at, completed_at), created_at)))
     WHERE status = 'processing';
 
 -- The integrity check looks up Qdrant point ids in vector_mappings.chunk_id.

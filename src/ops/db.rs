@@ -498,6 +498,49 @@ pub async fn unlock(target: &Target, locks: &Locks, name: &str) -> Result<bool, 
         .map_err(pg_err(target))
 }
 
+/// Runs psql on the configured database with the terminal attached and returns its exit code.
+/// The password travels in PGPASSWORD, never on the command line where `ps` would show it.
+pub fn shell(target: &Target) -> Result<i64, OpError> {
+    let url = url::Url::parse(target.settings.get("postgres.url"))
+        .map_err(|e| OpError::backend("postgres", target.pg_address(), e))?;
+    let mut cmd = std::process::Command::new("psql");
+    cmd.env_remove("PGPASSWORD");
+    if let Some(host) = url.host_str() {
+        cmd.args(["--host", host]);
+    }
+    if let Some(port) = url.port() {
+        cmd.args(["--port", &port.to_string()]);
+    }
+    if !url.username().is_empty() {
+        cmd.args(["--username", url.username()]);
+    }
+    let database = url.path().trim_start_matches('/');
+    if !database.is_empty() {
+        cmd.args(["--dbname", database]);
+    }
+    if let Some(password) = url.password() {
+        let decoded = percent_decode(password);
+        cmd.env("PGPASSWORD", decoded);
+    }
+    let status = cmd.status().map_err(|e| {
+        OpError::backend(
+            "postgres",
+            target.pg_address(),
+            format!("cannot run psql: {e} (install the postgresql-client package)"),
+        )
+    })?;
+    Ok(i64::from(
+        status.code().unwrap_or(crate::error::code::UNKNOWN.into()),
+    ))
+}
+
+fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("p={}", text.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| text.to_string())
+}
+
 pub fn module(target: &Rc<Target>) -> Module {
     let mut m = Module::new();
 
@@ -616,6 +659,18 @@ statement is IF NOT EXISTS). With --dry-run it lists them and changes nothing.\n
     .set_into_module(&mut m, move |ctx: NativeCallContext, sql: &str, params: Array| -> RhaiResult<Dynamic> {
         let rows = block(&ctx, &t, "db::query", query(&t, sql, params))?;
         Ok(rows.into_iter().map(Dynamic::from_map).collect::<Array>().into())
+    });
+
+    let t = target.clone();
+    func(
+        "shell",
+        &["i64"],
+        "Opens psql on the configured database (password passed in the environment, never on\n\
+the command line) and returns psql's exit code. Reads commands from stdin when it is not a terminal.\n\
+```rhai\ndb::shell() == 0   // the examples test gives psql an empty stdin, so it exits at once\n```",
+    )
+    .set_into_module(&mut m, move |ctx: NativeCallContext| -> RhaiResult<i64> {
+        shell(&t).map_err(|e| crate::ops::support::at(&ctx, crate::ops::support::op_error("db::shell", e)))
     });
 
     let locks = Rc::new(Locks::default());

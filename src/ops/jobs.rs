@@ -23,11 +23,11 @@ pub const STATUSES: [&str; 4] = ["pending", "processing", "completed", "failed"]
 /// A job's last sign of life. The partial index idx_processing_jobs_stuck is on exactly this
 /// expression, and it is compared with LOCALTIMESTAMP (a timestamp, like the columns) so the
 /// index applies.
-const LAST_ACTIVITY: &str = "GREATEST(started_at, updated_at, completed_at, created_at)";
+const LAST_ACTIVITY: &str = "COALESCE(GREATEST(started_at, updated_at, completed_at), created_at)";
 
 const JOB_COLUMNS: &str = "id, job_type, content_id, status, priority, retry_count, error_message, \
      created_at, started_at, completed_at, updated_at, \
-     EXTRACT(EPOCH FROM (LOCALTIMESTAMP - GREATEST(started_at, updated_at, completed_at, created_at)))::float8 AS age";
+     EXTRACT(EPOCH FROM (LOCALTIMESTAMP - COALESCE(GREATEST(started_at, updated_at, completed_at), created_at)))::float8 AS age";
 
 fn pg_err(target: &Target) -> impl Fn(sqlx::Error) -> OpError + '_ {
     move |e| OpError::backend("postgres", target.pg_address(), e)

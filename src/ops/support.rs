@@ -140,9 +140,15 @@ impl<'a> Opts<'a> {
         err
     }
 
+    /// Takes an option; () counts as absent, so `#{older_than: ARGS.older_than}` works
+    /// whether or not the argument was given.
+    fn take(&mut self, key: &str) -> Option<Dynamic> {
+        self.map.remove(key).filter(|v| !v.is_unit())
+    }
+
     /// A duration given as "30s", "10m", "1h", "1d" or seconds.
     pub fn duration(&mut self, key: &str) -> RhaiResult<Option<Duration>> {
-        match self.map.remove(key) {
+        match self.take(key) {
             None => Ok(None),
             Some(v) => duration_of(&v)
                 .map(Some)
@@ -150,9 +156,16 @@ impl<'a> Opts<'a> {
         }
     }
 
+    /// An integer, also given as text (ARGS values are text).
     pub fn int(&mut self, key: &str) -> RhaiResult<Option<i64>> {
-        match self.map.remove(key) {
+        match self.take(key) {
             None => Ok(None),
+            Some(v) if v.is_string() => v
+                .to_string()
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| self.invalid(key, format!("`{v}` is not an integer"))),
             Some(v) => v
                 .as_int()
                 .map(Some)
@@ -160,9 +173,15 @@ impl<'a> Opts<'a> {
         }
     }
 
+    /// true or false, also given as text.
     pub fn bool(&mut self, key: &str) -> RhaiResult<Option<bool>> {
-        match self.map.remove(key) {
+        match self.take(key) {
             None => Ok(None),
+            Some(v) if v.is_string() => match v.to_string().as_str() {
+                "true" | "yes" | "1" => Ok(Some(true)),
+                "false" | "no" | "0" => Ok(Some(false)),
+                other => Err(self.invalid(key, format!("`{other}` is not true or false"))),
+            },
             Some(v) => v
                 .as_bool()
                 .map(Some)
@@ -171,7 +190,7 @@ impl<'a> Opts<'a> {
     }
 
     pub fn string(&mut self, key: &str) -> RhaiResult<Option<String>> {
-        match self.map.remove(key) {
+        match self.take(key) {
             None => Ok(None),
             Some(v) => v
                 .into_immutable_string()
@@ -182,7 +201,7 @@ impl<'a> Opts<'a> {
 
     /// A string or an array of strings.
     pub fn strings(&mut self, key: &str) -> RhaiResult<Option<Vec<String>>> {
-        let Some(v) = self.map.remove(key) else {
+        let Some(v) = self.take(key) else {
             return Ok(None);
         };
         if v.is_string() {
