@@ -1,0 +1,52 @@
+# The operations guide's make targets, each one call of opsh. Procedures that a later release
+# brings answer "unknown procedure" until then.
+OPSH ?= cargo run --quiet --release --
+
+.PHONY: pause unpause stop start safe-stop safe-start down up restart ps stats logs logs-error \
+	check-data check-data-fix reset-stuck-jobs clean-orphans check-jobs reset-soft reset-hard \
+	backup-all db-backup db-restore db-shell db-stats qdrant-stats clean-logs \
+	daily-integrity-check test-health daily-check weekly-check monthly-check migrate demo test bench
+
+pause:                 ; $(OPSH) pause
+unpause:               ; $(OPSH) unpause
+stop:                  ; $(OPSH) stop
+start:                 ; $(OPSH) start
+safe-stop:             ; $(OPSH) safe-stop
+safe-start:            ; $(OPSH) safe-start
+down:                  ; $(OPSH) down
+up:                    ; $(OPSH) up
+restart:               ; $(OPSH) restart
+ps:                    ; $(OPSH) ps
+stats:                 ; $(OPSH) stats
+logs:                  ; $(OPSH) logs
+logs-error:            ; $(OPSH) logs-error
+check-data:            ; $(OPSH) check-data
+check-data-fix:        ; $(OPSH) check-data-fix
+reset-stuck-jobs:      ; $(OPSH) reset-stuck-jobs
+clean-orphans:         ; $(OPSH) clean-orphans
+check-jobs:            ; $(OPSH) check-jobs
+reset-soft:            ; $(OPSH) reset-soft
+reset-hard:            ; $(OPSH) reset-hard
+backup-all:            ; $(OPSH) backup-all
+db-backup:             ; $(OPSH) db-backup
+db-restore:            ; $(OPSH) db-restore file=$(FILE)
+db-shell:              ; $(OPSH) db-shell
+db-stats:              ; $(OPSH) db-stats
+qdrant-stats:          ; $(OPSH) qdrant-stats
+clean-logs:            ; $(OPSH) clean-logs
+daily-integrity-check: ; $(OPSH) daily-integrity-check
+test-health:           ; $(OPSH) test-health
+daily-check:           ; $(OPSH) daily-check
+weekly-check:          ; $(OPSH) weekly-check
+monthly-check:         ; $(OPSH) monthly-check
+migrate:               ; $(OPSH) migrate
+
+# The whole suite against real PostgreSQL, Redis and Docker (see tools/with-services).
+test:
+	tools/with-services cargo test --locked --all-targets
+
+# Start-up, REPL and reset_stuck/counts benchmarks (see README, "Speed").
+bench:
+	cargo build --release --locked
+	benches/startup.sh
+	tools/with-services benches/reset_stuck.sh
