@@ -254,7 +254,10 @@ impl Settings {
         }
 
         for key in KEYS {
-            validate(key, &values[key.name])?;
+            let value = &values[key.name];
+            validate(key, &value.text).map_err(|why| Error::Config {
+                message: format!("key `{}` (from {}): {why}", key.name, value.source),
+            })?;
         }
         Ok(Settings { values })
     }
@@ -477,18 +480,8 @@ fn flatten(
                 });
             }
         };
-        validate(
-            key,
-            &Value {
-                text: text_value.clone(),
-                source: Source::File(path.into()),
-            },
-        )
-        .map_err(|e| match e {
-            Error::Config { message } => Error::Config {
-                message: format!("{}:{line}: {message}", path.display()),
-            },
-            other => other,
+        validate(key, &text_value).map_err(|why| Error::Config {
+            message: format!("{}:{line}: key `{dotted}`: {why}", path.display()),
         })?;
         out.push((key.name, text_value));
     }
@@ -504,26 +497,17 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
-fn validate(key: &Key, value: &Value) -> Result<(), Error> {
-    let bad = |why: String| Error::Config {
-        message: format!("key `{}` (from {}): {why}", key.name, value.source),
-    };
+/// Checks a value against its key's kind; the error says why, the caller says where.
+fn validate(key: &Key, text: &str) -> Result<(), String> {
     match key.kind {
-        Kind::Int => {
-            value
-                .text
-                .parse::<i64>()
-                .map_err(|_| bad(format!("`{}` is not an integer", value.text)))?;
-        }
-        Kind::Duration => {
-            duration::parse(&value.text).map_err(bad)?;
-        }
-        Kind::OptionalDuration if !value.text.is_empty() => {
-            duration::parse(&value.text).map_err(bad)?;
-        }
-        _ => {}
+        Kind::Int => text
+            .parse::<i64>()
+            .map(drop)
+            .map_err(|_| format!("`{text}` is not an integer")),
+        Kind::Duration => duration::parse(text).map(drop),
+        Kind::OptionalDuration if !text.is_empty() => duration::parse(text).map(drop),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

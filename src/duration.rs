@@ -15,6 +15,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 
 /// Formats a duration the way it is written in configuration: "1h", "90s", "1d 2h".
 pub fn format(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        return format!("{}ms", d.as_millis());
+    }
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
 }
 
@@ -41,5 +44,6 @@ mod tests {
     fn formats_compactly() {
         assert_eq!(format(Duration::from_secs(3600)), "1h");
         assert_eq!(format(Duration::from_secs(86400)), "1day");
+        assert_eq!(format(Duration::from_millis(500)), "500ms");
     }
 }
