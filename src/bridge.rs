@@ -111,7 +111,8 @@ impl Bridge {
 
     /// Sleeps, waking early when the run is cancelled.
     pub fn sleep(&self, d: Duration) -> Result<(), Stop> {
-        self.block_on(tokio::time::sleep(d))
+        // The timer must be made inside the runtime, hence the async block.
+        self.block_on(async move { tokio::time::sleep(d).await })
     }
 
     /// Installs the Ctrl-C handler: the first press cancels the running script, a second one

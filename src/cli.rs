@@ -107,12 +107,14 @@ pub fn main() -> std::process::ExitCode {
     };
     let json = cli.json;
     crate::logging::init(cli.quiet, cli.verbose);
-    match run(cli) {
-        Ok(status) => status.into(),
-        Err(e) => {
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(Ok(status)) => status.into(),
+        Ok(Err(e)) => {
             report_error(&e, json);
             e.exit_code().into()
         }
+        // The hook has printed the message; a bug is an unknown outcome, not a crash code.
+        Err(_) => code::UNKNOWN.into(),
     }
 }
 

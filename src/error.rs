@@ -47,7 +47,7 @@ pub enum Error {
     #[error("interrupted")]
     Interrupted,
 
-    #[error("timed out after {} (--timeout)", crate::duration::format(*.0))]
+    #[error("timed out after {} (run.timeout, --timeout)", crate::duration::format(*.0))]
     TimedOut(Duration),
 
     #[error("{0}")]

@@ -83,13 +83,22 @@ fn errors_inside_an_imported_module_name_its_file() {
 fn import_resolves_in_site_dirs_then_bundled_scripts() {
     Opsh::new()
         .file("ops/lib.rhai", "// helpers\nfn double(n) { n * 2 }\n")
-        .file("ops/main.rhai", "// main\nimport \"lib\" as lib;\nlib::double(21)\n")
+        .file(
+            "ops/main.rhai",
+            "// main\nimport \"lib\" as lib;\nlib::double(21)\n",
+        )
         .args(["main"])
         .run()
         .expect(0, "42\n", "");
-    let run = Opsh::new().args(["-e", "import \"no-such-module\" as m; 1"]).run();
+    let run = Opsh::new()
+        .args(["-e", "import \"no-such-module\" as m; 1"])
+        .run();
     run.code(3);
-    assert!(run.stderr.contains("Module not found: no-such-module"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Module not found: no-such-module"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -118,18 +127,33 @@ fn run_accepts_a_script_path() {
         .args(["run", "elsewhere/check.rhai"])
         .run()
         .expect(0, "42\n", "");
-    Opsh::new()
-        .args(["run", "missing.rhai"])
-        .run()
-        .expect(3, "", "opsh: error: cannot read script missing.rhai: No such file or directory (os error 2)\n");
+    Opsh::new().args(["run", "missing.rhai"]).run().expect(
+        3,
+        "",
+        "opsh: error: cannot read script missing.rhai: No such file or directory (os error 2)\n",
+    );
 }
 
 #[test]
 fn a_site_script_overrides_the_bundled_one() {
-    let run = Opsh::new().file("ops/check-jobs.rhai", "// our own check-jobs\n\"site version\"").args(["check-jobs"]).run();
+    let run = Opsh::new()
+        .file(
+            "ops/check-jobs.rhai",
+            "// our own check-jobs\n\"site version\"",
+        )
+        .args(["check-jobs"])
+        .run();
     run.expect(0, "site version\n", "");
-    let list = Opsh::new().file("ops/check-jobs.rhai", "// our own check-jobs\n1").args(["scripts"]).run();
-    assert!(list.stdout.contains("check-jobs        site      our own check-jobs\n"), "{}", list.stdout);
+    let list = Opsh::new()
+        .file("ops/check-jobs.rhai", "// our own check-jobs\n1")
+        .args(["scripts"])
+        .run();
+    assert!(
+        list.stdout
+            .contains("check-jobs        site      our own check-jobs\n"),
+        "{}",
+        list.stdout
+    );
     assert_eq!(list.stdout.matches("check-jobs ").count(), 1);
 }
 
@@ -216,23 +240,45 @@ fn wrong_options_are_named() {
 
 #[test]
 fn limits_stop_runaway_scripts() {
-    let run = Opsh::new().env("OPSH_LIMITS_MAX_OPERATIONS", "1000").args(["-e", "let n = 0; loop { n += 1; }"]).run();
+    let run = Opsh::new()
+        .env("OPSH_LIMITS_MAX_OPERATIONS", "1000")
+        .args(["-e", "let n = 0; loop { n += 1; }"])
+        .run();
     run.code(3);
     assert!(run.stderr.contains("Too many operations"), "{}", run.stderr);
     // Call depth is the same in debug and release builds: 64.
     let deep = "fn down(n) { if n == 0 { 0 } else { down(n - 1) } } down(60)";
     Opsh::new().args(["-e", deep]).run().expect(0, "0\n", "");
-    let run = Opsh::new().args(["-e", "fn down(n) { down(n + 1) } down(0)"]).run();
+    let run = Opsh::new()
+        .args(["-e", "fn down(n) { down(n + 1) } down(0)"])
+        .run();
     run.code(3);
     assert!(run.stderr.contains("Stack overflow"), "{}", run.stderr);
 }
 
 #[test]
 fn globals_work() {
-    Opsh::new().args(["-e", "duration(\"1h\") + duration(30)"]).run().expect(0, "3630\n", "");
-    Opsh::new().args(["-e", "fmt_duration(90061)"]).run().expect(0, "1day 1h 1m 1s\n", "");
-    Opsh::new().env("OPSH_TEST_VALUE", "v").args(["-e", "env(\"OPSH_TEST_VALUE\")"]).run().expect(0, "v\n", "");
-    Opsh::new().args(["-e", "env(\"UNSET_FOR_SURE\") == ()"]).run().expect(0, "true\n", "");
+    Opsh::new()
+        .args(["-e", "duration(\"1h\") + duration(30)"])
+        .run()
+        .expect(0, "3630\n", "");
+    Opsh::new()
+        .args(["-e", "fmt_duration(90061)"])
+        .run()
+        .expect(0, "1day 1h 1m 1s\n", "");
+    Opsh::new()
+        .env("OPSH_TEST_VALUE", "v")
+        .args(["-e", "env(\"OPSH_TEST_VALUE\")"])
+        .run()
+        .expect(0, "v\n", "");
+    Opsh::new()
+        .args(["-e", "env(\"UNSET_FOR_SURE\") == ()"])
+        .run()
+        .expect(0, "true\n", "");
     let now = Opsh::new().args(["-e", "now()"]).run();
-    assert!(now.stdout.starts_with("20") && now.stdout.ends_with("Z\n"), "{}", now.stdout);
+    assert!(
+        now.stdout.starts_with("20") && now.stdout.ends_with("Z\n"),
+        "{}",
+        now.stdout
+    );
 }

@@ -48,16 +48,28 @@ pub fn register(engine: &mut Engine, target: &Rc<Target>, exit: &ExitRequest) {
         }
     }
 
-    let t = target.clone();
-    global_func(
-        "sleep",
-        &["duration: Dynamic", "()"],
-        "Waits for a duration (\"30s\", \"10m\" or seconds); Ctrl-C and --timeout end the wait.\n```rhai\nsleep(\"10ms\")\n```",
-    )
-    .register_into_engine(engine, move |ctx: NativeCallContext, d: Dynamic| -> RhaiResult<()> {
-        let d = duration_of(&d).map_err(|e| at(&ctx, runtime(format!("sleep: {e}"))))?;
+    // Rhai's own sleep(seconds) blocks the thread where no Ctrl-C reaches it; these typed
+    // overloads shadow it (a Dynamic one would lose to its exact INT and FLOAT matches).
+    fn sleep_for(ctx: &NativeCallContext, t: &Target, d: Dynamic) -> RhaiResult<()> {
+        let d = duration_of(&d).map_err(|e| at(ctx, runtime(format!("sleep: {e}"))))?;
         t.bridge.sleep(d).map_err(stopped)
-    });
+    }
+    let doc = "Waits for a duration (\"30s\", \"10m\" or seconds); Ctrl-C and --timeout end the wait.\n```rhai\nsleep(\"10ms\"); sleep(0); sleep(0.01)\n```";
+    let t = target.clone();
+    global_func("sleep", &["duration: &str", "()"], doc).register_into_engine(
+        engine,
+        move |ctx: NativeCallContext, d: rhai::ImmutableString| sleep_for(&ctx, &t, d.into()),
+    );
+    let t = target.clone();
+    global_func("sleep", &["seconds: i64", "()"], doc)
+        .register_into_engine(engine, move |ctx: NativeCallContext, d: i64| {
+            sleep_for(&ctx, &t, d.into())
+        });
+    let t = target.clone();
+    global_func("sleep", &["seconds: f64", "()"], doc)
+        .register_into_engine(engine, move |ctx: NativeCallContext, d: f64| {
+            sleep_for(&ctx, &t, d.into())
+        });
 
     global_func(
         "env",

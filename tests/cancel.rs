@@ -1,0 +1,135 @@
+//! Ctrl-C and --timeout end a script promptly, also while it waits in a host call.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use support::{Opsh, Run, TestDb};
+
+/// Waits for the script's first line (so it is running), sends SIGINT, and returns the run and
+/// how long the process took to end after the signal.
+fn interrupt(opsh: Opsh) -> (Run, Duration) {
+    let mut child = opsh.spawn();
+    wait_for_start(&mut child);
+    let sent = Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = wait_bounded(child, Duration::from_secs(10));
+    (out, sent.elapsed())
+}
+
+fn wait_for_start(child: &mut Child) {
+    let stdout = child.stdout.as_mut().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    assert_eq!(line, "started\n");
+}
+
+fn wait_bounded(mut child: Child, limit: Duration) -> Run {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("opsh did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Run::from(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn ctrl_c_ends_a_script_stuck_in_a_loop_within_a_second() {
+    let (run, took) = interrupt(Opsh::new().args(["-e", "print(\"started\"); loop { }"]));
+    run.expect(130, "", "opsh: error: interrupted\n");
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+}
+
+#[test]
+fn ctrl_c_ends_a_script_waiting_in_sleep_within_a_second() {
+    let (run, took) = interrupt(Opsh::new().args([
+        "-e",
+        "print(\"started\"); sleep(\"1h\"); print(\"not reached\")",
+    ]));
+    run.expect(130, "", "opsh: error: interrupted\n");
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+}
+
+#[test]
+fn ctrl_c_ends_a_script_blocked_in_a_database_call_within_a_second() {
+    let db = TestDb::new();
+    let (run, took) = interrupt(Opsh::new().db(&db).args([
+        "-e",
+        "print(\"started\"); db::query(\"SELECT pg_sleep(3600)\")",
+    ]));
+    run.expect(130, "", "opsh: error: interrupted\n");
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+}
+
+#[test]
+fn timeout_ends_a_script_stuck_in_a_loop() {
+    let child = Opsh::new()
+        .args(["--timeout", "300ms", "-e", "loop { }"])
+        .spawn();
+    wait_bounded(child, Duration::from_secs(10)).expect(
+        3,
+        "",
+        "opsh: error: timed out after 300ms (run.timeout, --timeout)\n",
+    );
+}
+
+#[test]
+fn timeout_ends_a_script_blocked_in_a_host_call() {
+    let child = Opsh::new()
+        .args(["--timeout", "1s", "-e", "sleep(\"1h\")"])
+        .spawn();
+    wait_bounded(child, Duration::from_secs(10)).expect(
+        3,
+        "",
+        "opsh: error: timed out after 1s (run.timeout, --timeout)\n",
+    );
+    let db = TestDb::new();
+    let child = Opsh::new()
+        .db(&db)
+        .args([
+            "--timeout",
+            "1s",
+            "-e",
+            "db::query(\"SELECT pg_sleep(3600)\")",
+        ])
+        .spawn();
+    wait_bounded(child, Duration::from_secs(10)).expect(
+        3,
+        "",
+        "opsh: error: timed out after 1s (run.timeout, --timeout)\n",
+    );
+}
+
+#[test]
+fn timeout_from_configuration_applies_too() {
+    // The Opsh value owns the temp dir: it must outlive the process.
+    let opsh = Opsh::new()
+        .file("opsh.toml", "[run]\ntimeout = \"300ms\"\n")
+        .args(["-e", "sleep(60)"]);
+    let child = opsh.spawn();
+    wait_bounded(child, Duration::from_secs(10)).expect(
+        3,
+        "",
+        "opsh: error: timed out after 300ms (run.timeout, --timeout)\n",
+    );
+}
+
+#[test]
+fn a_script_that_catches_errors_still_cannot_ignore_a_timeout() {
+    let code = "loop { try { sleep(\"1h\") } catch (e) { } }";
+    let child = Opsh::new().args(["--timeout", "300ms", "-e", code]).spawn();
+    wait_bounded(child, Duration::from_secs(10)).expect(
+        3,
+        "",
+        "opsh: error: timed out after 300ms (run.timeout, --timeout)\n",
+    );
+}
