@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::runtime::{Handle, Runtime};
+use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 /// Why a run was cancelled.
@@ -34,9 +34,9 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    pub fn new(runtime: &Runtime) -> Bridge {
+    pub fn new(handle: Handle) -> Bridge {
         Bridge {
-            handle: runtime.handle().clone(),
+            handle,
             state: Arc::default(),
         }
     }

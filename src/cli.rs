@@ -154,7 +154,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))?;
-    let bridge = Bridge::new(&runtime);
+    let bridge = Bridge::new(runtime.handle().clone());
     bridge.install_ctrl_c();
     let flags = Flags {
         dry_run: cli.dry_run,

@@ -18,12 +18,22 @@ struct Function {
 
 /// Reads the registered functions (not Rhai's standard library) from the engine's metadata.
 fn registered() -> Vec<Function> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let settings = Settings::load_from(&Overrides::default(), &BTreeMap::new(), std::path::Path::new("/")).unwrap();
-    let bridge = opsh::bridge::Bridge::new(&runtime);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let settings = Settings::load_from(
+        &Overrides::default(),
+        &BTreeMap::new(),
+        std::path::Path::new("/"),
+    )
+    .unwrap();
+    let bridge = opsh::bridge::Bridge::new(runtime.handle().clone());
     let target = opsh::ops::Target::new(settings, bridge, opsh::ops::Flags::default());
     let host = opsh::host::Host::new(target, false);
-    let json: serde_json::Value = serde_json::from_str(&host.engine().gen_fn_metadata_to_json(false).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&host.engine().gen_fn_metadata_to_json(false).unwrap()).unwrap();
     let mut out = Vec::new();
     collect(&json, "", &mut out);
     out
@@ -40,7 +50,12 @@ fn collect(module: &serde_json::Value, prefix: &str, out: &mut Vec<Function>) {
         let text: String = comments
             .iter()
             .flat_map(|c| c.lines())
-            .map(|l| l.trim_start().trim_start_matches("///").strip_prefix(' ').unwrap_or(""))
+            .map(|l| {
+                l.trim_start()
+                    .trim_start_matches("///")
+                    .strip_prefix(' ')
+                    .unwrap_or("")
+            })
             .collect::<Vec<_>>()
             .join("\n");
         let mut examples = Vec::new();
@@ -55,7 +70,11 @@ fn collect(module: &serde_json::Value, prefix: &str, out: &mut Vec<Function>) {
         out.push(Function {
             name: format!("{prefix}{}", f["name"].as_str().unwrap()),
             params: f["numParams"].as_u64().unwrap_or(0) as usize,
-            has_names: params.iter().all(|p| p["name"].as_str().is_some_and(|n| !n.is_empty() && n != "_")),
+            has_names: params.iter().all(|p| {
+                p["name"]
+                    .as_str()
+                    .is_some_and(|n| !n.is_empty() && n != "_")
+            }),
             examples,
         });
     }
@@ -67,7 +86,11 @@ fn collect(module: &serde_json::Value, prefix: &str, out: &mut Vec<Function>) {
 #[test]
 fn every_registered_function_has_a_doc_parameter_names_and_an_example() {
     let functions = registered();
-    assert!(functions.len() > 30, "only {} functions found", functions.len());
+    assert!(
+        functions.len() > 30,
+        "only {} functions found",
+        functions.len()
+    );
     let mut missing = Vec::new();
     for f in &functions {
         if f.examples.is_empty() {
@@ -78,8 +101,21 @@ fn every_registered_function_has_a_doc_parameter_names_and_an_example() {
         }
     }
     assert!(missing.is_empty(), "{}", missing.join("\n"));
-    for expected in ["jobs::reset_stuck", "db::query", "report::new", "log::info", "confirm", "sleep", "get$status"] {
-        assert!(functions.iter().any(|f| f.name == expected || f.name.ends_with(expected)), "{expected} is not registered");
+    for expected in [
+        "jobs::reset_stuck",
+        "db::query",
+        "report::new",
+        "log::info",
+        "confirm",
+        "sleep",
+        "get$status",
+    ] {
+        assert!(
+            functions
+                .iter()
+                .any(|f| f.name == expected || f.name.ends_with(expected)),
+            "{expected} is not registered"
+        );
     }
 }
 
@@ -103,5 +139,10 @@ fn every_example_runs_against_the_real_services() {
     }
     eprintln!("{ran} examples ran");
     assert!(ran > 30, "only {ran} examples ran");
-    assert!(failures.is_empty(), "{} examples failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} examples failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

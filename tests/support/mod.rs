@@ -168,11 +168,20 @@ pub struct TestDb {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
+/// Runs a future to completion on a runtime of its own, on a thread of its own, so the helpers
+/// work from plain tests and from inside #[tokio::test] alike.
+fn block_on<T: Send>(fut: impl std::future::Future<Output = T> + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(fut)
+        })
+        .join()
+        .expect("helper thread")
+    })
 }
 
 fn with_db(url: &str, name: &str) -> String {
@@ -199,7 +208,7 @@ impl TestDb {
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
         let url = with_db(&server, &name);
-        runtime().block_on(async {
+        block_on(async {
             let admin = sqlx::PgPool::connect(&server)
                 .await
                 .expect("connect to the test server");
@@ -226,7 +235,7 @@ impl TestDb {
     pub fn exec(&self, sql: &str) {
         let url = self.url.clone();
         let sql = sql.to_string();
-        runtime().block_on(async move {
+        block_on(async move {
             let pool = sqlx::PgPool::connect(&url).await.expect("connect");
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                 .execute(&pool)
@@ -240,7 +249,7 @@ impl TestDb {
     pub fn scalar(&self, sql: &str) -> String {
         let url = self.url.clone();
         let sql = format!("SELECT ({sql})::text");
-        runtime().block_on(async move {
+        block_on(async move {
             let pool = sqlx::PgPool::connect(&url).await.expect("connect");
             let v: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .fetch_one(&pool)
@@ -256,7 +265,7 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         let server = self.server.clone();
         let name = self.name.clone();
-        runtime().block_on(async move {
+        block_on(async move {
             if let Ok(admin) = sqlx::PgPool::connect(&server).await {
                 let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
