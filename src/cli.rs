@@ -161,16 +161,28 @@ fn run(cli: Cli) -> Result<u8, Error> {
         yes: cli.yes,
     };
     let mut host = Host::new(Target::new(settings, bridge, flags), cli.json);
+    let status = dispatch(&mut host, cli);
+    // Clients close their connections on drop, which needs the runtime.
+    {
+        let _context = runtime.enter();
+        drop(host);
+    }
+    // Blocking tasks (a dropped query's connection) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    status
+}
 
+fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
     if cli.eval.is_some() && cli.command.is_some() {
         return Err(Error::Usage {
             message: "-e runs code on its own; drop the command or -e".into(),
         });
     }
-    let status = match cli.command {
+    let json = cli.json;
+    match cli.command {
         None => match cli.eval {
-            Some(code) => output::outcome(host.eval(&code)?, cli.json),
-            None => crate::repl::run(&mut host),
+            Some(code) => Ok(output::outcome(host.eval(&code)?, json)),
+            None => Ok(crate::repl::run(host)),
         },
         Some(Command::Run { script, args }) => {
             let args = parse_args(&args)?;
@@ -179,19 +191,14 @@ fn run(cli: Cli) -> Result<u8, Error> {
             } else {
                 host.catalog().find(&script)?
             };
-            output::outcome(host.run_script(&script, args)?, cli.json)
+            Ok(output::outcome(host.run_script(&script, args)?, json))
         }
-        Some(Command::Scripts) => output::scripts(&host.catalog().list(), cli.json),
-        Some(Command::Migrate) => output::outcome(host.eval("db::migrate()")?, cli.json),
-        Some(other) => {
-            return Err(Error::Usage {
-                message: format!("unexpected command {other:?}"),
-            });
-        }
-    };
-    // Blocking tasks (a dropped query's connection) must not hold the exit.
-    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
-    Ok(status)
+        Some(Command::Scripts) => Ok(output::scripts(&host.catalog().list(), json)),
+        Some(Command::Migrate) => Ok(output::outcome(host.eval("db::migrate()")?, json)),
+        Some(other) => Err(Error::Usage {
+            message: format!("unexpected command {other:?}"),
+        }),
+    }
 }
 
 /// `key=value` words into the ARGS map.

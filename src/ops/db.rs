@@ -18,26 +18,33 @@ use crate::ops::support::{OpError, Opts, RhaiResult, block, func, to_rhai};
 /// The managed schema's migrations, embedded.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-fn pg_err(target: &Target) -> impl Fn(sqlx::Error) -> OpError + '_ {
+/// A PostgreSQL error as an operation error naming the server, in the server's own words
+/// (without sqlx's wrapping), plus its detail and hint, and for the mistakes a script author
+/// makes, how to fix them.
+pub fn pg_err(target: &Target) -> impl Fn(sqlx::Error) -> OpError + '_ {
     move |e| OpError::backend("postgres", target.pg_address(), describe_db_error(&e))
 }
 
-/// sqlx's words plus, for the errors a script author makes, how to fix them.
 fn describe_db_error(e: &sqlx::Error) -> String {
-    let base = e.to_string();
-    let Some(code) = e
-        .as_database_error()
-        .and_then(|d| d.code().map(|c| c.to_string()))
-    else {
-        return base;
+    let Some(db) = e.as_database_error() else {
+        return e.to_string();
     };
-    match code.as_str() {
+    let mut text = db.message().to_string();
+    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        if let Some(detail) = pg.detail() {
+            text.push_str(&format!("; {detail}"));
+        }
+        if let Some(hint) = pg.hint() {
+            text.push_str(&format!("; hint: {hint}"));
+        }
+    }
+    match db.code().as_deref() {
         // undefined_function (operator does not exist), datatype_mismatch, invalid text
-        "42883" | "42804" | "22P02" => format!(
-            "{base} (parameters are bound as int8, float8, text, bool or arrays of them; cast in SQL, e.g. $1::timestamp)"
+        Some("42883" | "42804" | "22P02") => format!(
+            "{text} (parameters are bound as int8, float8, text, bool or arrays of them; cast in SQL, e.g. $1::timestamp)"
         ),
-        "25006" => format!("{base} (db::query runs in a read-only transaction)"),
-        _ => base,
+        Some("25006") => format!("{text} (db::query runs in a read-only transaction)"),
+        _ => text,
     }
 }
 

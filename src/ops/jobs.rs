@@ -15,7 +15,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use crate::ops::Target;
-use crate::ops::db::fmt_ts;
+use crate::ops::db::{fmt_ts, pg_err};
 use crate::ops::support::{OpError, Opts, RhaiResult, at, block, func, op_error, to_rhai};
 
 pub const STATUSES: [&str; 4] = ["pending", "processing", "completed", "failed"];
@@ -28,10 +28,6 @@ const LAST_ACTIVITY: &str = "COALESCE(GREATEST(started_at, updated_at, completed
 const JOB_COLUMNS: &str = "id, job_type, content_id, status, priority, retry_count, error_message, \
      created_at, started_at, completed_at, updated_at, \
      EXTRACT(EPOCH FROM (LOCALTIMESTAMP - COALESCE(GREATEST(started_at, updated_at, completed_at), created_at)))::float8 AS age";
-
-fn pg_err(target: &Target) -> impl Fn(sqlx::Error) -> OpError + '_ {
-    move |e| OpError::backend("postgres", target.pg_address(), e)
-}
 
 #[derive(Debug, Serialize)]
 pub struct Counts {
