@@ -166,23 +166,14 @@ pub struct Reset {
 }
 
 impl Reset {
-    fn from_rows(dry_run: bool, rows: &[(i32, String)]) -> Reset {
-        let mut r = Reset {
+    fn new(dry_run: bool, ids: Vec<i64>, failed_ids: Vec<i64>) -> Reset {
+        Reset {
             dry_run,
-            ..Reset::default()
-        };
-        for (id, status) in rows {
-            if status == "failed" {
-                r.failed += 1;
-                r.failed_ids.push(i64::from(*id));
-            } else {
-                r.reset += 1;
-                r.ids.push(i64::from(*id));
-            }
+            reset: ids.len() as i64,
+            failed: failed_ids.len() as i64,
+            ids,
+            failed_ids,
         }
-        r.ids.sort_unstable();
-        r.failed_ids.sort_unstable();
-        r
     }
 }
 
@@ -195,34 +186,63 @@ pub struct ResetStuck {
 
 /// Puts stuck jobs back to 'pending' (or 'failed' once they reached max_retries) in one UPDATE.
 pub async fn reset_stuck(target: &Target, req: &ResetStuck) -> Result<Reset, OpError> {
-    let pool = target.pg().await?;
     let predicate = format!(
         "status = 'processing'
            AND {LAST_ACTIVITY} < LOCALTIMESTAMP - make_interval(secs => $1)
            AND ($4::text[] IS NULL OR job_type = ANY($4))"
     );
     let new_status = "CASE WHEN retry_count >= $2 THEN 'failed' ELSE 'pending' END";
-    let sql = if target.flags.dry_run {
-        format!("SELECT id, {new_status}::text, $3::text FROM processing_jobs WHERE {predicate}")
+    let changed = if target.flags.dry_run {
+        format!(
+            "SELECT id, {new_status}::text AS status, $3::text AS reason FROM processing_jobs WHERE {predicate}"
+        )
     } else {
         format!(
             "UPDATE processing_jobs
              SET status = {new_status}, started_at = NULL, retry_count = retry_count + 1,
                  error_message = $3, updated_at = LOCALTIMESTAMP
              WHERE {predicate}
-             RETURNING id, status::text, error_message"
+             RETURNING id, status"
         )
     };
-    let rows: Vec<(i32, String, Option<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(req.older_than.as_secs_f64())
-        .bind(i32::try_from(req.max_retries).unwrap_or(i32::MAX))
-        .bind(&req.reason)
-        .bind(&req.job_types)
-        .fetch_all(pool)
+    let (ids, failed_ids) = split_ids(target, &changed, |q| {
+        q.bind(req.older_than.as_secs_f64())
+            .bind(i32::try_from(req.max_retries).unwrap_or(i32::MAX))
+            .bind(&req.reason)
+            .bind(&req.job_types)
+    })
+    .await?;
+    Ok(Reset::new(target.flags.dry_run, ids, failed_ids))
+}
+
+type PgQueryAs<'q> =
+    sqlx::query::QueryAs<'q, sqlx::Postgres, (Vec<i32>, Vec<i32>), sqlx::postgres::PgArguments>;
+
+/// Runs a statement yielding (id, status) rows and returns the ids split into those not failed
+/// and those failed. The split happens in the server and comes back as one row of two arrays:
+/// 100,000 single-row results would cost more than the UPDATE itself.
+async fn split_ids<'q>(
+    target: &Target,
+    changed: &str,
+    bind: impl FnOnce(PgQueryAs<'q>) -> PgQueryAs<'q>,
+) -> Result<(Vec<i64>, Vec<i64>), OpError> {
+    let pool = target.pg().await?;
+    let sql = format!(
+        "WITH changed AS ({changed})
+         SELECT COALESCE(array_agg(id) FILTER (WHERE status <> 'failed'), '{{}}'),
+                COALESCE(array_agg(id) FILTER (WHERE status = 'failed'), '{{}}')
+         FROM changed"
+    );
+    let (ids, failed): (Vec<i32>, Vec<i32>) = bind(sqlx::query_as(sqlx::AssertSqlSafe(sql)))
+        .fetch_one(pool)
         .await
         .map_err(pg_err(target))?;
-    let rows: Vec<(i32, String)> = rows.into_iter().map(|(id, s, _)| (id, s)).collect();
-    Ok(Reset::from_rows(target.flags.dry_run, &rows))
+    let sorted = |v: Vec<i32>| {
+        let mut v: Vec<i64> = v.into_iter().map(i64::from).collect();
+        v.sort_unstable();
+        v
+    };
+    Ok((sorted(ids), sorted(failed)))
 }
 
 /// safe-stop: every 'processing' job back to 'pending'. A deliberate stop is not the job's
@@ -232,23 +252,17 @@ pub async fn reset_processing(
     reason: &str,
     job_types: Option<Vec<String>>,
 ) -> Result<Reset, OpError> {
-    let pool = target.pg().await?;
-    let sql = if target.flags.dry_run {
-        "SELECT id, 'pending'::text FROM processing_jobs
-         WHERE status = 'processing' AND ($2::text[] IS NULL OR job_type = ANY($2)) AND $1::text IS NOT NULL"
+    let changed = if target.flags.dry_run {
+        "SELECT id, 'pending'::text AS status, $1::text AS reason FROM processing_jobs
+         WHERE status = 'processing' AND ($2::text[] IS NULL OR job_type = ANY($2))"
     } else {
         "UPDATE processing_jobs
          SET status = 'pending', started_at = NULL, error_message = $1, updated_at = LOCALTIMESTAMP
          WHERE status = 'processing' AND ($2::text[] IS NULL OR job_type = ANY($2))
-         RETURNING id, status::text"
+         RETURNING id, status"
     };
-    let rows: Vec<(i32, String)> = sqlx::query_as(sql)
-        .bind(reason)
-        .bind(&job_types)
-        .fetch_all(pool)
-        .await
-        .map_err(pg_err(target))?;
-    Ok(Reset::from_rows(target.flags.dry_run, &rows))
+    let (ids, failed_ids) = split_ids(target, changed, |q| q.bind(reason).bind(&job_types)).await?;
+    Ok(Reset::new(target.flags.dry_run, ids, failed_ids))
 }
 
 #[derive(Debug, Serialize)]
