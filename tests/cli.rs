@@ -96,6 +96,27 @@ fn no_colour_when_not_a_terminal_or_no_color_is_set() {
     assert!(!no_color.stdout.contains('\x1b'));
 }
 
+/// Runs opsh on a pseudo-terminal (util-linux `script`), as an operator at a shell would.
+fn on_a_terminal(code: &str, no_color: bool) -> String {
+    let mut cmd = std::process::Command::new("script");
+    let line = format!("{} -e '{}'", support::BIN, code.replace('\'', "'\\''"));
+    cmd.args(["-qec", &line, "/dev/null"])
+        .env_remove("NO_COLOR");
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    }
+    String::from_utf8(cmd.output().expect("run script(1)").stdout).unwrap()
+}
+
+#[test]
+fn colour_on_a_terminal_unless_no_color_is_set() {
+    let code = r#"let r = report::new("T"); r.ok("a", "b"); r"#;
+    let coloured = on_a_terminal(code, false);
+    assert!(coloured.contains("\x1b[32mhealthy"), "{coloured:?}");
+    let plain = on_a_terminal(code, true);
+    assert_eq!(plain, "T\r\n✅ a: b\r\nStatus: ✅ healthy\r\n");
+}
+
 #[test]
 fn exit_sets_the_code() {
     Opsh::new().args(["-e", "exit(2)"]).run().expect(2, "", "");
