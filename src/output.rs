@@ -7,7 +7,7 @@ use rhai::Dynamic;
 use crate::config::Settings;
 use crate::error::code;
 use crate::host::Outcome;
-use crate::host::catalog::Listed;
+use crate::host::catalog::{Listed, Origin};
 use crate::report::Report;
 
 /// Prints a script's outcome and returns the exit code it decides.
@@ -66,26 +66,13 @@ pub fn scripts(listed: &[Listed], json: bool) -> u8 {
     }
     let width = listed.iter().map(|l| l.name.len()).max().unwrap_or(0);
     for l in listed {
-        let origin = match &l.path {
-            Some(path) => format!("site {path}"),
-            None => "bundled".to_string(),
+        let origin = match l.origin {
+            Origin::Bundled => "bundled",
+            Origin::Site | Origin::File => "site",
         };
-        println!(
-            "{:width$}  {:8}  {}",
-            l.name,
-            origin_word(&origin),
-            l.description
-        );
+        println!("{:width$}  {origin:8}  {}", l.name, l.description);
     }
     code::OK
-}
-
-fn origin_word(origin: &str) -> &str {
-    if origin.starts_with("site") {
-        "site"
-    } else {
-        "bundled"
-    }
 }
 
 pub fn config(settings: &Settings, json: bool) -> u8 {

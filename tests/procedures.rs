@@ -217,6 +217,14 @@ fn db_shell_passes_the_password_in_the_environment_never_on_the_command_line() {
 }
 
 #[test]
+fn exit_in_the_repl_ends_it_with_that_code() {
+    Opsh::new()
+        .stdin("1 + 1\nexit(2)\n\"never\"\n")
+        .run()
+        .expect(2, "2\n", "");
+}
+
+#[test]
 fn the_repl_keeps_variables_and_functions_and_survives_errors() {
     Opsh::new()
         .stdin("let x = 2;\nfn twice(n) { n * 2 }\ntwice(x) * 10 + 2\nno_such_variable\n\"still here\"\n:quit\nnever\n")

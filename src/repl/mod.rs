@@ -32,7 +32,7 @@ pub fn run(host: &mut Host) -> u8 {
                         crate::output::outcome(Outcome::Value(value), false);
                     }
                     Ok(Outcome::Value(_)) => {}
-                    Ok(Outcome::Exit(_)) => break,
+                    Ok(exit @ Outcome::Exit(_)) => return crate::output::outcome(exit, false),
                     Err(e) => {
                         let text = e.to_string();
                         if text.starts_with("error:") {
