@@ -5,7 +5,7 @@
 //! and trips it, every ops function blocks on it.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +25,8 @@ struct CancelState {
     token: Mutex<CancellationToken>,
     /// 0 none, 1 interrupt, 2 timeout.
     reason: AtomicU8,
+    /// An interactive child (psql) has the terminal: Ctrl-C is its to handle.
+    child_in_foreground: AtomicBool,
 }
 
 #[derive(Clone)]
@@ -121,12 +123,28 @@ impl Bridge {
         let bridge = self.clone();
         self.handle.spawn(async move {
             while tokio::signal::ctrl_c().await.is_ok() {
+                if bridge.state.child_in_foreground.load(Ordering::SeqCst) {
+                    continue;
+                }
                 if !bridge.cancel(Stop::Interrupt) {
                     eprintln!("opsh: interrupted twice, exiting");
                     std::process::exit(crate::error::code::INTERRUPTED.into());
                 }
             }
         });
+    }
+}
+
+impl Bridge {
+    /// Runs an interactive child process (e.g. psql) that owns the terminal: a Ctrl-C pressed
+    /// meanwhile is the child's (psql cancels its query) and does not end the script.
+    pub fn foreground<T>(&self, run: impl FnOnce() -> T) -> T {
+        self.state.child_in_foreground.store(true, Ordering::SeqCst);
+        let result = run();
+        self.state
+            .child_in_foreground
+            .store(false, Ordering::SeqCst);
+        result
     }
 }
 

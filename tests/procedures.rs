@@ -235,3 +235,30 @@ fn the_repl_keeps_variables_and_functions_and_survives_errors() {
             "error: syntax error: Undefined variable: no_such_variable\n  --> <repl>:1:1\n   |\n 1 | no_such_variable\n   | ^\n",
         );
 }
+
+#[test]
+fn ctrl_c_inside_db_shell_belongs_to_psql_not_to_the_script() {
+    use std::io::{BufRead, BufReader, Read};
+    // A stand-in psql that takes a moment; Ctrl-C while it runs must not end opsh's script.
+    let opsh = Opsh::new()
+        .file("bin/psql", "#!/bin/sh\necho started\nsleep 1\necho done\n")
+        .env("DATABASE_URL", "postgres://u:p@127.0.0.1:1/db");
+    let bin = opsh.path().join("bin");
+    std::fs::set_permissions(bin.join("psql"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let opsh = opsh.env("PATH", &path).args(["db-shell"]);
+    let mut child = opsh.spawn();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "started\n");
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "done\n");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

@@ -529,7 +529,7 @@ pub fn shell(target: &Target) -> Result<i64, OpError> {
         let decoded = percent_decode(password);
         cmd.env("PGPASSWORD", decoded);
     }
-    let status = cmd.status().map_err(|e| {
+    let status = target.bridge.foreground(|| cmd.status()).map_err(|e| {
         OpError::backend(
             "postgres",
             target.pg_address(),
