@@ -435,7 +435,7 @@ fn flatten(
             flatten(path, text, &dotted, inner, out)?;
             continue;
         }
-        let line = find_key_line(text, name);
+        let line = find_key_line(text, prefix, name);
         let Some(key) = KEYS.iter().find(|k| k.name == dotted) else {
             let suggestion = crate::suggest::closest(&dotted, KEYS.iter().map(|k| k.name))
                 .map(|s| format!(" (did you mean `{s}`?)"))
@@ -514,15 +514,26 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-fn find_key_line(text: &str, name: &str) -> usize {
+/// The line of `name = …` inside the `[table]` section (or at the top for a top-level key), so
+/// that `url` in `[redis]` is not mistaken for `url` in `[postgres]`.
+fn find_key_line(text: &str, table: &str, name: &str) -> usize {
+    let header = format!("[{table}]");
+    let start = if table.is_empty() {
+        0
+    } else {
+        text.lines()
+            .position(|l| l.trim() == header)
+            .map_or(0, |i| i + 1)
+    };
     text.lines()
-        .position(|l| {
-            let l = l.trim_start();
-            l.strip_prefix(name)
+        .enumerate()
+        .skip(start)
+        .find(|(_, l)| {
+            l.trim_start()
+                .strip_prefix(name)
                 .is_some_and(|rest| rest.trim_start().starts_with('='))
         })
-        .map(|i| i + 1)
-        .unwrap_or(0)
+        .map_or(0, |(i, _)| i + 1)
 }
 
 fn expand_home(path: &str) -> PathBuf {
@@ -565,6 +576,15 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "opsh.toml:2: key `postgres.url` must be a string, not integer"
+        );
+        let err = parse_toml(
+            Path::new("opsh.toml"),
+            "[postgres]\nurl = \"x\"\n[redis]\nurl = 6\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "opsh.toml:4: key `redis.url` must be a string, not integer"
         );
         let err = parse_toml(Path::new("opsh.toml"), "[postgres]\nurll = \"x\"\n").unwrap_err();
         assert_eq!(
