@@ -2,8 +2,6 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
-
 use support::{Opsh, TestDb, seed_jobs};
 
 #[test]
@@ -198,18 +196,15 @@ fn db_shell_runs_psql_on_the_configured_database() {
 fn db_shell_passes_the_password_in_the_environment_never_on_the_command_line() {
     // A stand-in psql records how it was called.
     let opsh = Opsh::new()
-        .file(
-            "bin/psql",
+        .stand_in(
+            "psql",
             "#!/bin/sh\necho \"args: $*\"\necho \"PGPASSWORD=$PGPASSWORD\"\nexit 0\n",
         )
         .env(
             "DATABASE_URL",
             "postgres://youtube_user:p%40ss@db.example:5433/youtube_agent",
         );
-    let bin = opsh.path().join("bin");
-    std::fs::set_permissions(bin.join("psql"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    opsh.env("PATH", &path).args(["db-shell"]).run().expect(
+    opsh.args(["db-shell"]).run().expect(
         0,
         "args: --host db.example --port 5433 --username youtube_user --dbname youtube_agent\nPGPASSWORD=p@ss\n",
         "",
@@ -241,12 +236,9 @@ fn ctrl_c_inside_db_shell_belongs_to_psql_not_to_the_script() {
     use std::io::{BufRead, BufReader, Read};
     // A stand-in psql that takes a moment; Ctrl-C while it runs must not end opsh's script.
     let opsh = Opsh::new()
-        .file("bin/psql", "#!/bin/sh\necho started\nsleep 1\necho done\n")
-        .env("DATABASE_URL", "postgres://u:p@127.0.0.1:1/db");
-    let bin = opsh.path().join("bin");
-    std::fs::set_permissions(bin.join("psql"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let opsh = opsh.env("PATH", &path).args(["db-shell"]);
+        .stand_in("psql", "#!/bin/sh\necho started\nsleep 1\necho done\n")
+        .env("DATABASE_URL", "postgres://u:p@127.0.0.1:1/db")
+        .args(["db-shell"]);
     let mut child = opsh.spawn();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();

@@ -64,6 +64,21 @@ impl Opsh {
         self
     }
 
+    /// Puts an executable shell script named `name` first on PATH (a stand-in for a tool
+    /// such as psql that records how it was called).
+    pub fn stand_in(self, name: &str, script: &str) -> Opsh {
+        let bin = self.dir.path().join("bin");
+        let file = bin.join(name);
+        write_file(&file, script);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        self.env("PATH", &path)
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
