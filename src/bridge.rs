@@ -19,6 +19,16 @@ pub enum Stop {
     Timeout,
 }
 
+/// The one place a stop reason becomes text: the engine's termination token and messages.
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stop::Interrupt => "interrupted",
+            Stop::Timeout => "timeout",
+        })
+    }
+}
+
 /// The cancellation state shared by the signal handler, the timer and the engine.
 #[derive(Default)]
 struct CancelState {

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use rhai::Map;
 
 use crate::bridge::Bridge;
 use crate::config::{Overrides, Settings};
@@ -75,6 +74,17 @@ pub enum Command {
     Config,
     /// Apply the managed schema's migrations (with --dry-run: list what would run)
     Migrate,
+    /// The registered Rhai functions: signature, options, examples (one function or module in full)
+    Api {
+        /// A function (`jobs::reset_stuck`) or a module (`jobs`)
+        name: Option<String>,
+        /// The README's API section, as Markdown
+        #[arg(long, hide = true)]
+        markdown: bool,
+    },
+    /// Show a procedure's description and declared arguments
+    #[command(hide = true)]
+    Describe { script: String },
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -125,6 +135,16 @@ fn parse(args: &[String]) -> Result<Cli, clap::Error> {
     let Some(Command::Procedure(words)) = &cli.command else {
         return Ok(cli);
     };
+    // `opsh <procedure> --help` describes the procedure, not `run`.
+    if words[1..].iter().any(|w| w == "--help" || w == "-h") {
+        let mut rewritten: Vec<String> = args
+            .iter()
+            .take_while(|a| *a != &words[0])
+            .cloned()
+            .collect();
+        rewritten.extend(["describe".to_string(), words[0].clone()]);
+        return Cli::try_parse_from(rewritten);
+    }
     let mut rewritten: Vec<String> = args
         .iter()
         .take_while(|a| *a != &words[0])
@@ -185,13 +205,24 @@ fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
             None => Ok(crate::repl::run(host)),
         },
         Some(Command::Run { script, args }) => {
-            let args = parse_args(&args)?;
-            let script = if script.ends_with(".rhai") || script.contains('/') {
-                host.catalog().file(std::path::Path::new(&script))?
-            } else {
-                host.catalog().find(&script)?
-            };
+            let script = find_script(host, &script)?;
+            let declared = crate::host::params::declared(&script.display, &script.source)?;
+            let args = crate::host::params::apply(
+                &script.name,
+                &declared,
+                parse_args(&args)?,
+                host.settings(),
+            )?;
             Ok(output::outcome(host.run_script(&script, args)?, json))
+        }
+        Some(Command::Describe { script }) => {
+            let script = find_script(host, &script)?;
+            let declared = crate::host::params::declared(&script.display, &script.source)?;
+            Ok(output::describe(&script, &declared, json))
+        }
+        Some(Command::Api { name, markdown }) => {
+            let specs = crate::api::select(host.specs(), name.as_deref())?;
+            Ok(output::api(&specs, name.is_some(), markdown, json))
         }
         Some(Command::Scripts) => Ok(output::scripts(&host.catalog().list(), json)),
         Some(Command::Migrate) => Ok(output::outcome(host.eval("db::migrate()")?, json)),
@@ -201,9 +232,17 @@ fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
     }
 }
 
-/// `key=value` words into the ARGS map.
-fn parse_args(words: &[String]) -> Result<Map, Error> {
-    let mut args = Map::new();
+fn find_script(host: &Host, script: &str) -> Result<crate::host::catalog::Script, Error> {
+    if script.ends_with(".rhai") || script.contains('/') {
+        host.catalog().file(std::path::Path::new(script))
+    } else {
+        host.catalog().find(script)
+    }
+}
+
+/// `key=value` words, in order.
+fn parse_args(words: &[String]) -> Result<Vec<(String, String)>, Error> {
+    let mut args = Vec::new();
     for word in words {
         let Some((key, value)) = word.split_once('=') else {
             return Err(Error::Usage {
@@ -215,7 +254,7 @@ fn parse_args(words: &[String]) -> Result<Map, Error> {
                 message: format!("argument `{word}` has no key"),
             });
         }
-        args.insert(key.into(), value.into());
+        args.push((key.to_string(), value.to_string()));
     }
     Ok(args)
 }

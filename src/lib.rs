@@ -1,6 +1,7 @@
 //! opsh: the operations shell of the youtube_agent stack. A Rust core registers typed
 //! operations into an embedded Rhai engine; procedures are bundled scripts.
 
+pub mod api;
 pub mod bridge;
 pub mod cli;
 pub mod config;

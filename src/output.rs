@@ -87,3 +87,51 @@ pub fn config(settings: &Settings, json: bool) -> u8 {
     }
     code::OK
 }
+
+/// `opsh api`: a listing, or in full when a name was given; JSON or the README's Markdown.
+pub fn api(specs: &[&crate::ops::spec::Spec], named: bool, markdown: bool, json: bool) -> u8 {
+    if json {
+        println!("{}", serde_json::to_string(specs).unwrap_or_default());
+    } else if markdown {
+        print!("{}", crate::api::markdown(specs));
+    } else if named {
+        let texts: Vec<String> = specs.iter().map(|s| crate::api::full(s)).collect();
+        print!("{}", texts.join("\n"));
+    } else {
+        print!("{}", crate::api::listing(specs));
+    }
+    code::OK
+}
+
+/// `opsh <procedure> --help`: the description (the header's leading comment) and arguments.
+pub fn describe(
+    script: &crate::host::catalog::Script,
+    declared: &[crate::host::params::Declared],
+    json: bool,
+) -> u8 {
+    let description = crate::host::catalog::describe(&script.source);
+    if json {
+        let doc = serde_json::json!({
+            "name": script.name,
+            "origin": script.origin,
+            "description": description,
+            "arguments": declared,
+        });
+        println!("{doc}");
+        return code::OK;
+    }
+    println!("{}: {description}\n", script.name);
+    println!(
+        "Usage: opsh {} [key=value]… [--dry-run] [--yes] [--json]",
+        script.name
+    );
+    if declared.is_empty() {
+        println!("\nArguments: none declared");
+    } else {
+        println!("\nArguments:");
+        for d in declared {
+            println!("  {}", d.line());
+        }
+    }
+    code::OK
+}

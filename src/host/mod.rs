@@ -3,6 +3,7 @@
 
 pub mod catalog;
 mod globals;
+pub mod params;
 pub mod render;
 mod report_api;
 mod resolver;
@@ -15,7 +16,7 @@ use rhai::{AST, Dynamic, Engine, EvalAltResult, Map, Scope};
 
 use crate::bridge::{Bridge, Stop};
 use crate::error::Error;
-use crate::ops::support::Refusal;
+use crate::ops::spec::{Spec, is_declined};
 use crate::ops::{self, Target};
 use catalog::{Catalog, Script};
 use render::Sources;
@@ -39,6 +40,8 @@ pub struct Host {
     /// Functions defined so far in the REPL, kept for later lines.
     repl_functions: AST,
     exit: globals::ExitRequest,
+    /// Every registered function's spec, in registration order.
+    specs: Vec<&'static Spec>,
 }
 
 /// Engine limits, set explicitly: Rhai's defaults differ between debug and release builds.
@@ -63,7 +66,7 @@ impl Host {
         allow_new_as_name(&mut engine);
 
         let bridge = target.bridge.clone();
-        engine.on_progress(move |_| bridge.stopped().map(|stop| Dynamic::from(stop_name(stop))));
+        engine.on_progress(move |_| bridge.stopped().map(|stop| Dynamic::from(stop.to_string())));
         engine.on_print(move |text| {
             // With --json stdout holds exactly one JSON document, so prints go to stderr.
             if json {
@@ -79,9 +82,10 @@ impl Host {
         engine.set_module_resolver(resolver::Resolver::new(catalog.clone(), sources.clone()));
 
         let exit = globals::ExitRequest::default();
-        globals::register(&mut engine, &target, &exit);
-        report_api::register(&mut engine);
-        ops::register_all(&mut engine, &target);
+        let mut specs = Vec::new();
+        globals::register(&mut engine, &target, &exit, &mut specs);
+        report_api::register(&mut engine, &target, &mut specs);
+        ops::register_all(&mut engine, &target, &mut specs);
 
         let timeout = target.settings.duration("run.timeout");
         Host {
@@ -93,11 +97,21 @@ impl Host {
             compiled: HashMap::new(),
             repl_functions: AST::empty(),
             exit,
+            specs,
         }
+    }
+
+    pub fn settings(&self) -> &crate::config::Settings {
+        &self.target.settings
     }
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The registered functions (`opsh api`, the REPL's help and completion).
+    pub fn specs(&self) -> &[&'static Spec] {
+        &self.specs
     }
 
     pub fn engine(&self) -> &Engine {
@@ -187,11 +201,8 @@ impl Host {
     fn classify(&self, err: &EvalAltResult, display: &str) -> Result<Outcome, Error> {
         match innermost(err) {
             EvalAltResult::Exit(value, _) => Ok(Outcome::Exit(value.clone())),
-            EvalAltResult::ErrorRuntime(value, _) if value.is::<Refusal>() => {
-                let message = value
-                    .read_lock::<Refusal>()
-                    .map(|r| r.0.clone())
-                    .unwrap_or_default();
+            EvalAltResult::ErrorRuntime(value, _) if is_declined(value).is_some() => {
+                let message = is_declined(value).unwrap_or_default();
                 Err(Error::Refused { message })
             }
             _ => Err(Error::Script {
@@ -206,13 +217,6 @@ fn innermost(err: &EvalAltResult) -> &EvalAltResult {
         EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
         | EvalAltResult::ErrorInModule(_, inner, _) => innermost(inner),
         other => other,
-    }
-}
-
-fn stop_name(stop: Stop) -> &'static str {
-    match stop {
-        Stop::Interrupt => "interrupted",
-        Stop::Timeout => "timeout",
     }
 }
 

@@ -116,8 +116,8 @@ fn at(pos: Position) -> String {
 pub fn message(err: &EvalAltResult) -> String {
     match err {
         EvalAltResult::ErrorRuntime(value, _) => {
-            if let Some(refusal) = value.read_lock::<crate::ops::support::Refusal>() {
-                return refusal.0.clone();
+            if let Some(failure) = value.read_lock::<crate::ops::error::OpFailure>() {
+                return failure.to_string();
             }
             value.to_string()
         }

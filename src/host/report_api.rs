@@ -1,97 +1,263 @@
 //! `report::` — the Rhai face of crate::report.
 
-use rhai::{Dynamic, Engine, Module};
+use std::rc::Rc;
 
-use crate::ops::support::{OpError, RhaiResult, func, global_func, op_error};
+use rhai::{Dynamic, Engine, NativeCallContext};
+
+use crate::ops::Target;
+use crate::ops::error::OpError;
+use crate::ops::spec::{Example, Failure, Kind, Param, Registrar, Spec};
 use crate::report::{Report, Status};
 
-pub fn register(engine: &mut Engine) {
-    engine.register_type_with_name::<Report>("Report");
-    let mut m = Module::new();
-    func(
-        "new",
-        &["title: &str", "Report"],
-        "A new report; add checks and issues, then end the script with it: its worst status is \
-the exit code (0 ok, 1 warning, 2 critical).\n```rhai\nlet r = report::new(\"Jobs\"); r.ok(\"database\", \"connected\"); r.status == \"ok\"\n```",
-    )
-    .set_into_module(&mut m, |title: &str| Report::new(title));
+static NEW: Spec = Spec {
+    module: "report",
+    name: "new",
+    params: &[Param::new("title", Kind::Str, "what the report is about")],
+    options: &[],
+    returns: "Report",
+    doc: "A new report; add checks and issues, then end the script with it: its worst status is \
+          the exit code (0 ok, 1 warning, 2 critical).",
+    examples: &[Example::new(
+        r#"let r = report::new("Jobs"); r.ok("database", "connected"); r.status"#,
+        r#""ok""#,
+    )],
+};
 
-    for (name, status, verb) in [
-        ("ok", Status::Ok, "passed"),
-        ("warn", Status::Warning, "found a warning"),
-        ("critical", Status::Critical, "found a critical problem"),
-        ("unknown", Status::Unknown, "could not decide"),
-    ] {
-        global_func(
-            name,
-            &["report: Report", "name: &str", "detail: &str", "()"],
-            &format!(
-                "Adds a check that {verb}.\n```rhai\nlet r = report::new(\"t\"); r.{name}(\"database\", \"detail\"); r.checks.len() == 1\n```"
-            ),
-        )
-        .set_into_module(&mut m, move |r: &mut Report, check: &str, detail: &str| {
-            r.check(check, status, detail)
-        });
+const REPORT: Param = Param::new("report", Kind::Report, "the report");
+const NAME: Param = Param::new("name", Kind::Str, "what was checked");
+const DETAIL: Param = Param::new("detail", Kind::Str, "what was found");
+
+const fn method(
+    name: &'static str,
+    params: &'static [Param],
+    returns: &'static str,
+    doc: &'static str,
+    examples: &'static [Example],
+) -> Spec {
+    Spec {
+        module: "",
+        name,
+        params,
+        options: &[],
+        returns,
+        doc,
+        examples,
     }
+}
 
-    global_func(
-        "check",
-        &["report: Report", "name: &str", "status: &str", "detail: &str", "()"],
-        "Adds a check with a status given as text: \"ok\", \"warning\", \"critical\" or \"unknown\".\n```rhai\nlet r = report::new(\"t\"); r.check(\"jobs\", \"warning\", \"3 stuck\"); r.status == \"warning\"\n```",
+static OK: Spec = method(
+    "ok",
+    &[REPORT, NAME, DETAIL],
+    "()",
+    "Adds a check that passed.",
+    &[Example::new(
+        r#"let r = report::new("t"); r.ok("database", "up"); [r.status, r.checks.len()]"#,
+        r#"["ok", 1]"#,
+    )],
+);
+static WARN: Spec = method(
+    "warn",
+    &[REPORT, NAME, DETAIL],
+    "()",
+    "Adds a check that found a warning.",
+    &[Example::new(
+        r#"let r = report::new("t"); r.warn("jobs", "3 stuck"); r.status"#,
+        r#""warning""#,
+    )],
+);
+static CRITICAL: Spec = method(
+    "critical",
+    &[REPORT, NAME, DETAIL],
+    "()",
+    "Adds a check that found a critical problem.",
+    &[Example::new(
+        r#"let r = report::new("t"); r.critical("qdrant", "down"); r.warn("jobs", "3"); r.status"#,
+        r#""critical""#,
+    )],
+);
+static UNKNOWN: Spec = method(
+    "unknown",
+    &[REPORT, NAME, DETAIL],
+    "()",
+    "Adds a check that could not decide.",
+    &[Example::new(
+        r#"let r = report::new("t"); r.unknown("disk", "no answer"); r.status"#,
+        r#""unknown""#,
+    )],
+);
+static CHECK: Spec = method(
+    "check",
+    &[
+        REPORT,
+        NAME,
+        Param::new("status", Kind::Str, "ok, warning, critical or unknown"),
+        DETAIL,
+    ],
+    "()",
+    "Adds a check with a status given as text.",
+    &[Example::new(
+        r#"let r = report::new("t"); r.check("jobs", "warning", "3 stuck"); r.checks[0]"#,
+        r#"{"detail": "3 stuck", "name": "jobs", "status": "warning"}"#,
+    )],
+);
+static ISSUE: Spec = method(
+    "issue",
+    &[
+        REPORT,
+        Param::new(
+            "text",
+            Kind::Str,
+            "the problem, in words an operator can act on",
+        ),
+    ],
+    "()",
+    "Records a problem found.",
+    &[Example::new(
+        r#"let r = report::new("t"); r.issue("3 jobs stuck for more than 1h"); r.issues"#,
+        r#"["3 jobs stuck for more than 1h"]"#,
+    )],
+);
+static DATA: Spec = method(
+    "data",
+    &[
+        REPORT,
+        Param::new("key", Kind::Str, "the field name"),
+        Param::new("value", Kind::Any, "any value"),
+    ],
+    "()",
+    "Attaches a machine-readable value (shown in --json output).",
+    &[Example::new(
+        r#"let r = report::new("t"); r.data("stuck", 3); r.status"#,
+        r#""ok""#,
+    )],
+);
+static STATUS: Spec = method(
+    "status",
+    &[REPORT],
+    "String",
+    "The worst status so far (a property: r.status).",
+    &[Example::new(r#"report::new("t").status"#, r#""ok""#)],
+);
+static CHECKS: Spec = method(
+    "checks",
+    &[REPORT],
+    "Array",
+    "The checks so far, as maps with name, status and detail (a property).",
+    &[Example::new(r#"report::new("t").checks"#, "[]")],
+);
+static ISSUES: Spec = method(
+    "issues",
+    &[REPORT],
+    "Array",
+    "The issues recorded so far (a property).",
+    &[Example::new(r#"report::new("t").issues"#, "[]")],
+);
+static TO_STRING: Spec = method(
+    "to_string",
+    &[REPORT],
+    "String",
+    "The report as text.",
+    &[Example::new(
+        r#"report::new("Jobs").to_string().contains("Jobs")"#,
+        "true",
+    )],
+);
+
+pub fn register(engine: &mut Engine, target: &Rc<Target>, specs: &mut Vec<&'static Spec>) {
+    engine.register_type_with_name::<Report>("Report");
+    let mut reg = Registrar::new(target, specs);
+    reg.add(&NEW, |c| Ok(Dynamic::from(Report::new(&c.str("title")?))));
+    let check_params = &["report: Report", "name: &str", "detail: &str", "()"];
+    for (spec, status) in [
+        (&OK, Status::Ok),
+        (&WARN, Status::Warning),
+        (&CRITICAL, Status::Critical),
+        (&UNKNOWN, Status::Unknown),
+    ] {
+        reg.typed(spec, check_params).set_into_module(
+            reg.module(),
+            move |r: &mut Report, check: &str, detail: Dynamic| {
+                r.check(check, status, &text_of(&detail))
+            },
+        );
+    }
+    reg.typed(
+        &CHECK,
+        &[
+            "report: Report",
+            "name: &str",
+            "status: &str",
+            "detail: &str",
+            "()",
+        ],
     )
-    .set_into_module(&mut m, |r: &mut Report, check: &str, status: &str, detail: &str| -> RhaiResult<()> {
-        let status = Status::parse(status).ok_or_else(|| {
-            op_error(
-                "report.check",
-                OpError::Invalid(format!("status `{status}` is not one of ok, warning, critical, unknown")),
-            )
-        })?;
-        r.check(check, status, detail);
-        Ok(())
-    });
-
-    global_func(
-        "issue",
-        &["report: Report", "text: &str", "()"],
-        "Records a problem found, in words an operator can act on.\n```rhai\nlet r = report::new(\"t\"); r.issue(\"3 jobs stuck for more than 1h\"); r.issues.len() == 1\n```",
-    )
-    .set_into_module(&mut m, |r: &mut Report, text: &str| r.issue(text));
-
-    global_func(
-        "data",
-        &["report: Report", "key: &str", "value: Dynamic", "()"],
-        "Attaches a machine-readable value (shown in --json output).\n```rhai\nlet r = report::new(\"t\"); r.data(\"stuck\", 3); r.status == \"ok\"\n```",
-    )
-    .set_into_module(&mut m, |r: &mut Report, key: &str, value: Dynamic| -> RhaiResult<()> {
-        let json = serde_json::to_value(&value)
-            .map_err(|e| op_error("report.data", OpError::Invalid(e.to_string())))?;
-        r.set_data(key, json);
-        Ok(())
-    });
-
-    global_func("get$status", &["report: Report", "String"], "The worst status so far: \"ok\", \"warning\", \"critical\" or \"unknown\".\n```rhai\nreport::new(\"t\").status == \"ok\"\n```")
-        .set_into_module(&mut m, |r: &mut Report| -> String {
-            serde_json::to_value(r.status()).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    .set_into_module(
+        reg.module(),
+        |ctx: NativeCallContext,
+         r: &mut Report,
+         check: &str,
+         status: &str,
+         detail: Dynamic|
+         -> Result<(), Box<rhai::EvalAltResult>> {
+            let status = Status::parse(status).ok_or_else(|| {
+                Failure::Op(OpError::invalid(format!(
+                    "status `{status}` is not one of ok, warning, critical, unknown"
+                )))
+                .into_eval(&ctx, &CHECK)
+            })?;
+            r.check(check, status, &text_of(&detail));
+            Ok(())
+        },
+    );
+    reg.typed(&ISSUE, &["report: Report", "text: &str", "()"])
+        .set_into_module(reg.module(), |r: &mut Report, text: Dynamic| {
+            r.issue(&text_of(&text))
         });
-    global_func("get$checks", &["report: Report", "Array"], "The checks so far, as maps with name, status and detail.\n```rhai\nreport::new(\"t\").checks.len() == 0\n```")
-        .set_into_module(&mut m, |r: &mut Report| -> Dynamic {
+    reg.typed(
+        &DATA,
+        &["report: Report", "key: &str", "value: Dynamic", "()"],
+    )
+    .set_into_module(
+        reg.module(),
+        |ctx: NativeCallContext,
+         r: &mut Report,
+         key: &str,
+         value: Dynamic|
+         -> Result<(), Box<rhai::EvalAltResult>> {
+            let json = serde_json::to_value(&value)
+                .map_err(|e| Failure::Op(OpError::invalid(e.to_string())).into_eval(&ctx, &DATA))?;
+            r.set_data(key, json);
+            Ok(())
+        },
+    );
+    reg.typed_as(&STATUS, "get$status", &["report: Report", "String"])
+        .set_into_module(reg.module(), |r: &mut Report| -> String {
+            serde_json::to_value(r.status())
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        });
+    reg.typed_as(&CHECKS, "get$checks", &["report: Report", "Array"])
+        .set_into_module(reg.module(), |r: &mut Report| -> Dynamic {
             rhai::serde::to_dynamic(&r.snapshot().checks).unwrap_or_default()
         });
-    global_func(
-        "get$issues",
-        &["report: Report", "Array"],
-        "The issues recorded so far.\n```rhai\nreport::new(\"t\").issues.len() == 0\n```",
-    )
-    .set_into_module(&mut m, |r: &mut Report| -> Dynamic {
-        rhai::serde::to_dynamic(&r.snapshot().issues).unwrap_or_default()
-    });
-    global_func(
-        "to_string",
-        &["report: Report", "String"],
-        "The report as text.\n```rhai\nreport::new(\"Jobs\").to_string().contains(\"Jobs\")\n```",
-    )
-    .set_into_module(&mut m, |r: &mut Report| -> String {
-        anstream::adapter::strip_str(&r.to_text()).to_string()
-    });
-    engine.register_static_module("report", m.into());
+    reg.typed_as(&ISSUES, "get$issues", &["report: Report", "Array"])
+        .set_into_module(reg.module(), |r: &mut Report| -> Dynamic {
+            rhai::serde::to_dynamic(&r.snapshot().issues).unwrap_or_default()
+        });
+    reg.typed(&TO_STRING, &["report: Report", "String"])
+        .set_into_module(reg.module(), |r: &mut Report| -> String {
+            anstream::adapter::strip_str(&r.to_text()).to_string()
+        });
+    // report::new lives in the module; the methods are global so `r.ok(…)` finds them.
+    let module = reg.finish();
+    engine.register_static_module("report", module.into());
+}
+
+/// A detail as text: an operation error caught in the script reads as its message.
+fn text_of(value: &Dynamic) -> String {
+    if let Some(failure) = value.read_lock::<crate::ops::error::OpFailure>() {
+        return failure.to_string();
+    }
+    value.to_string()
 }

@@ -6,47 +6,19 @@ use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 use std::time::Instant;
 
-use rhai::{Array, Dynamic, Map, Module, NativeCallContext};
+use rhai::{Array, Dynamic, Map};
 use serde::Serialize;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{AssertSqlSafe, Column, Postgres, Row, TypeInfo, ValueRef};
 
 use crate::ops::Target;
-use crate::ops::support::{OpError, Opts, RhaiResult, block, func, to_rhai};
+use crate::ops::clients::postgres::fmt_ts;
+use crate::ops::error::{ErrorKind, OpError};
+use crate::ops::spec::{Default, Example, Kind, Opt, Param, Registrar, Spec};
 
 /// The managed schema's migrations, embedded.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// A PostgreSQL error as an operation error naming the server, in the server's own words
-/// (without sqlx's wrapping), plus its detail and hint, and for the mistakes a script author
-/// makes, how to fix them.
-pub fn pg_err(target: &Target) -> impl Fn(sqlx::Error) -> OpError + '_ {
-    move |e| OpError::backend("postgres", target.pg_address(), describe_db_error(&e))
-}
-
-fn describe_db_error(e: &sqlx::Error) -> String {
-    let Some(db) = e.as_database_error() else {
-        return e.to_string();
-    };
-    let mut text = db.message().to_string();
-    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-        if let Some(detail) = pg.detail() {
-            text.push_str(&format!("; {detail}"));
-        }
-        if let Some(hint) = pg.hint() {
-            text.push_str(&format!("; hint: {hint}"));
-        }
-    }
-    match db.code().as_deref() {
-        // undefined_function (operator does not exist), datatype_mismatch, invalid text
-        Some("42883" | "42804" | "22P02") => format!(
-            "{text} (parameters are bound as int8, float8, text, bool or arrays of them; cast in SQL, e.g. $1::timestamp)"
-        ),
-        Some("25006") => format!("{text} (db::query runs in a read-only transaction)"),
-        _ => text,
-    }
-}
 
 #[derive(Debug, Serialize)]
 pub struct Ping {
@@ -61,9 +33,9 @@ pub async fn ping(target: &Target) -> Result<Ping, OpError> {
     let version: String = sqlx::query_scalar("SELECT current_setting('server_version')")
         .fetch_one(pool)
         .await
-        .map_err(pg_err(target))?;
+        .map_err(target.pg_err())?;
     Ok(Ping {
-        address: target.pg_address(),
+        address: target.pg_backend().address.clone(),
         server_version: version,
         latency_ms: started.elapsed().as_secs_f64() * 1000.0,
     })
@@ -91,7 +63,7 @@ pub async fn tables(target: &Target, exact: bool) -> Result<Vec<Table>, OpError>
     )
     .fetch_all(pool)
     .await
-    .map_err(pg_err(target))?;
+    .map_err(target.pg_err())?;
     let mut tables = Vec::with_capacity(rows.len());
     for row in rows {
         let name: String = row.get(0);
@@ -102,7 +74,7 @@ pub async fn tables(target: &Target, exact: bool) -> Result<Vec<Table>, OpError>
                 sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
                     .fetch_one(pool)
                     .await
-                    .map_err(pg_err(target))?,
+                    .map_err(target.pg_err())?,
             )
         } else {
             None
@@ -133,7 +105,7 @@ pub async fn size(target: &Target) -> Result<Size, OpError> {
     )
     .fetch_one(pool)
     .await
-    .map_err(pg_err(target))?;
+    .map_err(target.pg_err())?;
     Ok(Size {
         database,
         bytes,
@@ -189,13 +161,13 @@ pub async fn schema_check(target: &Target) -> Result<SchemaCheck, OpError> {
     )
     .fetch_all(pool)
     .await
-    .map_err(pg_err(target))?;
+    .map_err(target.pg_err())?;
     let indexes: Vec<String> = sqlx::query_scalar(
         "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema()",
     )
     .fetch_all(pool)
     .await
-    .map_err(pg_err(target))?;
+    .map_err(target.pg_err())?;
     let present: BTreeSet<(&str, &str)> = columns
         .iter()
         .map(|(t, c)| (t.as_str(), c.as_str()))
@@ -257,12 +229,12 @@ pub async fn migrate(target: &Target) -> Result<Migrated, OpError> {
         sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
             .fetch_one(pool)
             .await
-            .map_err(pg_err(target))?;
+            .map_err(target.pg_err())?;
     let done: Vec<i64> = if table_exists {
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
             .fetch_all(pool)
             .await
-            .map_err(pg_err(target))?
+            .map_err(target.pg_err())?
     } else {
         Vec::new()
     };
@@ -278,7 +250,7 @@ pub async fn migrate(target: &Target) -> Result<Migrated, OpError> {
         MIGRATOR
             .run(pool)
             .await
-            .map_err(|e| OpError::backend("postgres", target.pg_address(), e))?;
+            .map_err(|e| OpError::backend(target.pg_backend(), ErrorKind::Failed, e))?;
     }
     Ok(Migrated {
         dry_run: target.flags.dry_run,
@@ -290,21 +262,21 @@ pub async fn migrate(target: &Target) -> Result<Migrated, OpError> {
 /// Runs a query in a read-only transaction with bound parameters; rows become maps.
 pub async fn query(target: &Target, sql: &str, params: Array) -> Result<Vec<Map>, OpError> {
     let pool = target.pg().await?;
-    let mut tx = pool.begin().await.map_err(pg_err(target))?;
+    let mut tx = pool.begin().await.map_err(target.pg_err())?;
     sqlx::query("SET TRANSACTION READ ONLY")
         .execute(&mut *tx)
         .await
-        .map_err(pg_err(target))?;
+        .map_err(target.pg_err())?;
     let mut q = sqlx::query(AssertSqlSafe(sql.to_string()));
     for (i, p) in params.into_iter().enumerate() {
-        q = bind(q, p).map_err(|why| OpError::Invalid(format!("parameter ${}: {why}", i + 1)))?;
+        q = bind(q, p).map_err(|why| OpError::invalid(format!("parameter ${}: {why}", i + 1)))?;
     }
-    let rows = q.fetch_all(&mut *tx).await.map_err(pg_err(target))?;
+    let rows = q.fetch_all(&mut *tx).await.map_err(target.pg_err())?;
     let _ = tx.rollback().await;
     rows.iter()
         .map(row_to_map)
         .collect::<Result<_, _>>()
-        .map_err(OpError::Invalid)
+        .map_err(OpError::invalid)
 }
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
@@ -468,11 +440,6 @@ fn array<T>(items: Vec<Option<T>>, f: impl Fn(T) -> Dynamic) -> Dynamic {
     )
 }
 
-/// Timestamps without time zone as ISO 8601 text, e.g. "2026-11-26T02:00:00".
-pub fn fmt_ts(ts: chrono::NaiveDateTime) -> String {
-    ts.format("%Y-%m-%dT%H:%M:%S").to_string()
-}
-
 /// Session-level advisory locks, each held on a connection of its own until released or the
 /// process ends, so two unattended runs of one procedure never overlap.
 #[derive(Default)]
@@ -482,12 +449,17 @@ pub async fn try_lock(target: &Target, locks: &Locks, name: &str) -> Result<bool
     if locks.0.borrow().contains_key(name) {
         return Ok(true);
     }
-    let mut conn = target.pg().await?.acquire().await.map_err(pg_err(target))?;
+    let mut conn = target
+        .pg()
+        .await?
+        .acquire()
+        .await
+        .map_err(target.pg_err())?;
     let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
         .bind(name)
         .fetch_one(&mut *conn)
         .await
-        .map_err(pg_err(target))?;
+        .map_err(target.pg_err())?;
     if got {
         locks.0.borrow_mut().insert(name.to_string(), conn);
     }
@@ -502,14 +474,14 @@ pub async fn unlock(target: &Target, locks: &Locks, name: &str) -> Result<bool, 
         .bind(name)
         .fetch_one(&mut *conn)
         .await
-        .map_err(pg_err(target))
+        .map_err(target.pg_err())
 }
 
 /// Runs psql on the configured database with the terminal attached and returns its exit code.
 /// The password travels in PGPASSWORD, never on the command line where `ps` would show it.
 pub fn shell(target: &Target) -> Result<i64, OpError> {
     let url = url::Url::parse(target.settings.get("postgres.url"))
-        .map_err(|e| OpError::backend("postgres", target.pg_address(), e))?;
+        .map_err(|e| OpError::backend(target.pg_backend(), ErrorKind::Invalid, e))?;
     let mut cmd = std::process::Command::new("psql");
     cmd.env_remove("PGPASSWORD");
     if let Some(host) = url.host_str() {
@@ -531,8 +503,8 @@ pub fn shell(target: &Target) -> Result<i64, OpError> {
     }
     let status = target.bridge.foreground(|| cmd.status()).map_err(|e| {
         OpError::backend(
-            "postgres",
-            target.pg_address(),
+            target.pg_backend(),
+            ErrorKind::Failed,
             format!("cannot run psql: {e} (install the postgresql-client package)"),
         )
     })?;
@@ -548,164 +520,166 @@ fn percent_decode(text: &str) -> String {
         .unwrap_or_else(|| text.to_string())
 }
 
-pub fn module(target: &Rc<Target>) -> Module {
-    let mut m = Module::new();
+static PING: Spec = Spec {
+    module: "db",
+    name: "ping",
+    params: &[],
+    options: &[],
+    returns: "Map",
+    doc: "Connects to PostgreSQL and reports address (password masked), server_version and \
+          latency_ms. Fails with the address and the cause when the server is unreachable.",
+    examples: &[Example::new(
+        "let p = db::ping(); [p.address.contains(\"youtube_user\"), p.server_version.len() > 1]",
+        "[true, true]",
+    )],
+};
 
-    let t = target.clone();
-    func(
-        "ping",
-        &["Map"],
-        "Connects to PostgreSQL and reports the server version and the round-trip time.\n\
-Fails with the address (password redacted) and the cause when the server is unreachable.\n\
-```rhai\nlet p = db::ping(); p.server_version.len() > 0 && p.latency_ms >= 0.0\n```",
-    )
-    .set_into_module(
-        &mut m,
-        move |ctx: NativeCallContext| -> RhaiResult<Dynamic> {
-            to_rhai("db::ping", &block(&ctx, &t, "db::ping", ping(&t))?)
-        },
-    );
+static TABLES: Spec = Spec {
+    module: "db",
+    name: "tables",
+    params: &[],
+    options: &[Opt::new(
+        "exact",
+        Kind::Bool,
+        Default::Value("false"),
+        "also count each table's rows exactly (exact_rows)",
+    )],
+    returns: "Array",
+    doc: "The tables of the current schema, largest first: name, estimated_rows (the planner's \
+          estimate, () before the first ANALYZE), exact_rows, total_bytes, total_size.",
+    examples: &[Example::new(
+        r#"db::tables(#{exact: true}).filter(|t| t.name == "processing_jobs").map(|t| t.exact_rows)"#,
+        "[8]",
+    )],
+};
 
-    let t = target.clone();
-    func(
-        "tables",
-        &["Array"],
-        "The tables of the current schema, largest first: name, estimated_rows, total_bytes, total_size.\n\
-```rhai\ndb::tables().some(|t| t.name == \"processing_jobs\")\n```",
-    )
-    .set_into_module(&mut m, move |ctx: NativeCallContext| -> RhaiResult<Dynamic> {
-        to_rhai("db::tables", &block(&ctx, &t, "db::tables", tables(&t, false))?)
+static SIZE: Spec = Spec {
+    module: "db",
+    name: "size",
+    params: &[],
+    options: &[],
+    returns: "Map",
+    doc: "The database's size on disk: database, bytes, pretty (as pg_size_pretty).",
+    examples: &[Example::new(
+        "let s = db::size(); [s.database.starts_with(\"opsh_test_\"), s.bytes > 1000000]",
+        "[true, true]",
+    )],
+};
+
+static SCHEMA_CHECK: Spec = Spec {
+    module: "db",
+    name: "schema_check",
+    params: &[],
+    options: &[],
+    returns: "Map",
+    doc: "What the procedures need from the schema and is missing (tables, columns, indexes), each \
+          with its fix. `ok` is true when nothing is missing.",
+    examples: &[Example::new(
+        "let c = db::schema_check(); [c.ok, c.missing]",
+        "[true, []]",
+    )],
+};
+
+static MIGRATE: Spec = Spec {
+    module: "db",
+    name: "migrate",
+    params: &[],
+    options: &[],
+    returns: "Map",
+    doc: "Applies opsh's additions to the deployment's schema (safe on an existing deployment). \
+          With --dry-run it lists them and changes nothing.",
+    examples: &[Example::new("db::migrate().applied", "[]")],
+};
+
+static QUERY: Spec = Spec {
+    module: "db",
+    name: "query",
+    params: &[
+        Param::new(
+            "sql",
+            Kind::Str,
+            "one SQL statement; $1, $2, … for parameters",
+        ),
+        Param::optional(
+            "params",
+            Kind::Array,
+            "values bound to $1, $2, … (never spliced into the SQL)",
+        ),
+    ],
+    options: &[],
+    returns: "Array",
+    doc: "Runs a read-only query; each row is a map of column name to value (NULL is ()).",
+    examples: &[
+        Example::new(
+            "db::query(\"SELECT 1 AS one, 'x' AS t, NULL AS n\")",
+            r#"[{"n": null, "one": 1, "t": "x"}]"#,
+        ),
+        Example::new(
+            r#"db::query("SELECT count(*) AS n FROM processing_jobs WHERE status = $1", ["pending"])[0].n"#,
+            "2",
+        ),
+    ],
+};
+
+static SHELL: Spec = Spec {
+    module: "db",
+    name: "shell",
+    params: &[],
+    options: &[],
+    returns: "i64",
+    doc: "Opens psql on the configured database (password passed in the environment, never on \
+          the command line) and returns psql's exit code. Reads commands from stdin when it is \
+          not a terminal (the examples test gives it an empty one).",
+    examples: &[Example::new("db::shell()", "0")],
+};
+
+static TRY_LOCK: Spec = Spec {
+    module: "db",
+    name: "try_lock",
+    params: &[Param::new("name", Kind::Str, "the lock's name")],
+    options: &[],
+    returns: "bool",
+    doc: "Takes a PostgreSQL advisory lock by name without waiting; false when another run holds \
+          it. Held until db::unlock or the end of the process: guards unattended runs against \
+          overlap.",
+    examples: &[Example::new(
+        r#"[db::try_lock("example-lock"), db::unlock("example-lock")]"#,
+        "[true, true]",
+    )],
+};
+
+static UNLOCK: Spec = Spec {
+    module: "db",
+    name: "unlock",
+    params: &[Param::new("name", Kind::Str, "the lock's name")],
+    options: &[],
+    returns: "bool",
+    doc: "Releases an advisory lock taken by db::try_lock; false when this run did not hold it.",
+    examples: &[Example::new(r#"db::unlock("never-taken")"#, "false")],
+};
+
+pub fn register(reg: &mut Registrar) {
+    reg.add(&PING, |c| c.block(ping(c.target)));
+    reg.add(&TABLES, |c| c.block(tables(c.target, c.bool("exact")?)));
+    reg.add(&SIZE, |c| c.block(size(c.target)));
+    reg.add(&SCHEMA_CHECK, |c| c.block(schema_check(c.target)));
+    reg.add(&MIGRATE, |c| c.block(migrate(c.target)));
+    reg.add(&QUERY, |c| {
+        let sql = c.str("sql")?;
+        let params = c
+            .value("params")
+            .and_then(|p| p.try_cast::<Array>())
+            .unwrap_or_default();
+        let rows = c.block(query(c.target, &sql, params))?;
+        Ok(rows.into_iter().map(Dynamic::from_map).collect::<Array>())
     });
-
-    let t = target.clone();
-    func(
-        "tables",
-        &["options: Map", "Array"],
-        "The same; `#{exact: true}` also counts each table's rows exactly (exact_rows).\n\
-```rhai\ndb::tables(#{exact: true}).all(|t| t.exact_rows >= 0)\n```",
-    )
-    .set_into_module(
-        &mut m,
-        move |ctx: NativeCallContext, opts: Map| -> RhaiResult<Dynamic> {
-            let mut opts = Opts::new(&ctx, "db::tables", opts);
-            let exact = opts.bool("exact")?.unwrap_or(false);
-            opts.finish(&["exact"])?;
-            to_rhai(
-                "db::tables",
-                &block(&ctx, &t, "db::tables", tables(&t, exact))?,
-            )
-        },
-    );
-
-    let t = target.clone();
-    func(
-        "size",
-        &["Map"],
-        "The database's size on disk: database, bytes, pretty (as pg_size_pretty).\n\
-```rhai\ndb::size().bytes > 0\n```",
-    )
-    .set_into_module(
-        &mut m,
-        move |ctx: NativeCallContext| -> RhaiResult<Dynamic> {
-            to_rhai("db::size", &block(&ctx, &t, "db::size", size(&t))?)
-        },
-    );
-
-    let t = target.clone();
-    func(
-        "schema_check",
-        &["Map"],
-        "What the procedures need from the schema and is missing (tables, columns, indexes), each\n\
-with its fix. `ok` is true when nothing is missing.\n\
-```rhai\nlet c = db::schema_check(); c.ok && c.missing.len() == 0\n```",
-    )
-    .set_into_module(
-        &mut m,
-        move |ctx: NativeCallContext| -> RhaiResult<Dynamic> {
-            to_rhai(
-                "db::schema_check",
-                &block(&ctx, &t, "db::schema_check", schema_check(&t))?,
-            )
-        },
-    );
-
-    let t = target.clone();
-    func(
-        "migrate",
-        &["Map"],
-        "Applies the managed schema's pending migrations (safe on an existing deployment: every\n\
-statement is IF NOT EXISTS). With --dry-run it lists them and changes nothing.\n\
-```rhai\nlet m = db::migrate(); m.applied.len() == 0 && m.already_applied >= 3\n```",
-    )
-    .set_into_module(
-        &mut m,
-        move |ctx: NativeCallContext| -> RhaiResult<Dynamic> {
-            to_rhai("db::migrate", &block(&ctx, &t, "db::migrate", migrate(&t))?)
-        },
-    );
-
-    let t = target.clone();
-    func(
-        "query",
-        &["sql: &str", "Array"],
-        "Runs a read-only query; each row is a map of column name to value (NULL is ()).\n\
-```rhai\nlet rows = db::query(\"SELECT 1 AS one, 'x' AS t, NULL AS n\"); rows[0].one == 1 && rows[0].t == \"x\" && rows[0].n == ()\n```",
-    )
-    .set_into_module(&mut m, move |ctx: NativeCallContext, sql: &str| -> RhaiResult<Dynamic> {
-        let rows = block(&ctx, &t, "db::query", query(&t, sql, Array::new()))?;
-        Ok(rows.into_iter().map(Dynamic::from_map).collect::<Array>().into())
-    });
-
-    let t = target.clone();
-    func(
-        "query",
-        &["sql: &str", "params: Array", "Array"],
-        "Runs a read-only query with parameters bound to $1, $2, … (never spliced into the SQL).\n\
-```rhai\nlet rows = db::query(\"SELECT $1::int + 1 AS n, $2 AS s\", [41, \"hi\"]); rows[0].n == 42 && rows[0].s == \"hi\"\n```",
-    )
-    .set_into_module(&mut m, move |ctx: NativeCallContext, sql: &str, params: Array| -> RhaiResult<Dynamic> {
-        let rows = block(&ctx, &t, "db::query", query(&t, sql, params))?;
-        Ok(rows.into_iter().map(Dynamic::from_map).collect::<Array>().into())
-    });
-
-    let t = target.clone();
-    func(
-        "shell",
-        &["i64"],
-        "Opens psql on the configured database (password passed in the environment, never on\n\
-the command line) and returns psql's exit code. Reads commands from stdin when it is not a terminal.\n\
-```rhai\ndb::shell() == 0   // the examples test gives psql an empty stdin, so it exits at once\n```",
-    )
-    .set_into_module(&mut m, move |ctx: NativeCallContext| -> RhaiResult<i64> {
-        shell(&t).map_err(|e| crate::ops::support::at(&ctx, crate::ops::support::op_error("db::shell", e)))
-    });
-
+    reg.add(&SHELL, |c| Ok(shell(c.target)?));
     let locks = Rc::new(Locks::default());
-    let (t, l) = (target.clone(), locks.clone());
-    func(
-        "try_lock",
-        &["name: &str", "bool"],
-        "Takes a PostgreSQL advisory lock by name without waiting; false when another run holds it.\n\
-Held until db::unlock or the end of the process: guards unattended runs against overlap.\n\
-```rhai\ndb::try_lock(\"example-lock\") && db::unlock(\"example-lock\")\n```",
-    )
-    .set_into_module(&mut m, move |ctx: NativeCallContext, name: &str| -> RhaiResult<bool> {
-        block(&ctx, &t, "db::try_lock", try_lock(&t, &l, name))
+    let l = locks.clone();
+    reg.add(&TRY_LOCK, move |c| {
+        c.block(try_lock(c.target, &l, &c.str("name")?))
     });
-
-    let (t, l) = (target.clone(), locks);
-    func(
-        "unlock",
-        &["name: &str", "bool"],
-        "Releases an advisory lock taken by db::try_lock; false when this run did not hold it.\n\
-```rhai\ndb::unlock(\"never-taken\") == false\n```",
-    )
-    .set_into_module(
-        &mut m,
-        move |ctx: NativeCallContext, name: &str| -> RhaiResult<bool> {
-            block(&ctx, &t, "db::unlock", unlock(&t, &l, name))
-        },
-    );
-
-    m
+    reg.add(&UNLOCK, move |c| {
+        c.block(unlock(c.target, &locks, &c.str("name")?))
+    });
 }

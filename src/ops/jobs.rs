@@ -6,17 +6,17 @@
 //! writer, so a job that finished meanwhile, or that another reset already took, is left alone.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use rhai::{Dynamic, Map, Module, NativeCallContext};
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use crate::ops::Target;
-use crate::ops::db::{fmt_ts, pg_err};
-use crate::ops::support::{OpError, Opts, RhaiResult, at, block, func, op_error, to_rhai};
+use crate::ops::clients::postgres::fmt_ts;
+use crate::ops::destructive::{Change, Confirm, done, proceed};
+use crate::ops::error::OpError;
+use crate::ops::spec::{Default, Example, Kind, Opt, Param, Registrar, Spec};
 
 pub const STATUSES: [&str; 4] = ["pending", "processing", "completed", "failed"];
 
@@ -44,7 +44,7 @@ pub async fn counts(target: &Target) -> Result<Counts, OpError> {
     )
     .fetch_all(pool)
     .await
-    .map_err(pg_err(target))?;
+    .map_err(target.pg_err())?;
     let zero = || {
         STATUSES
             .iter()
@@ -134,7 +134,7 @@ pub async fn list(target: &Target, filter: &Filter) -> Result<Vec<Job>, OpError>
         .bind(filter.limit)
         .fetch_all(pool)
         .await
-        .map_err(pg_err(target))?;
+        .map_err(target.pg_err())?;
     Ok(rows.iter().map(job).collect())
 }
 
@@ -192,7 +192,17 @@ pub async fn reset_stuck(target: &Target, req: &ResetStuck) -> Result<Reset, OpE
            AND ($4::text[] IS NULL OR job_type = ANY($4))"
     );
     let new_status = "CASE WHEN retry_count >= $2 THEN 'failed' ELSE 'pending' END";
-    let changed = if target.flags.dry_run {
+    let mut change = Change {
+        op: "jobs::reset_stuck",
+        summary: format!(
+            "reset jobs processing for more than {}",
+            crate::duration::format(req.older_than)
+        ),
+        count: 0,
+        confirm: Confirm::Never,
+    };
+    let go = proceed(target, &change)?;
+    let changed = if !go {
         format!(
             "SELECT id, {new_status}::text AS status, $3::text AS reason FROM processing_jobs WHERE {predicate}"
         )
@@ -212,7 +222,16 @@ pub async fn reset_stuck(target: &Target, req: &ResetStuck) -> Result<Reset, OpE
             .bind(&req.job_types)
     })
     .await?;
-    Ok(Reset::new(target.flags.dry_run, ids, failed_ids))
+    let reset = Reset::new(!go, ids, failed_ids);
+    if go {
+        change.count = reset.reset + reset.failed;
+        done(
+            target,
+            &change,
+            &format!("{} pending again, {} failed", reset.reset, reset.failed),
+        );
+    }
+    Ok(reset)
 }
 
 type PgQueryAs<'q> =
@@ -236,7 +255,7 @@ async fn split_ids<'q>(
     let (ids, failed): (Vec<i32>, Vec<i32>) = bind(sqlx::query_as(sqlx::AssertSqlSafe(sql)))
         .fetch_one(pool)
         .await
-        .map_err(pg_err(target))?;
+        .map_err(target.pg_err())?;
     let sorted = |v: Vec<i32>| {
         let mut v: Vec<i64> = v.into_iter().map(i64::from).collect();
         v.sort_unstable();
@@ -252,17 +271,28 @@ pub async fn reset_processing(
     reason: &str,
     job_types: Option<Vec<String>>,
 ) -> Result<Reset, OpError> {
-    let changed = if target.flags.dry_run {
+    const PROCESSING: &str =
         "SELECT id, 'pending'::text AS status, $1::text AS reason FROM processing_jobs
-         WHERE status = 'processing' AND ($2::text[] IS NULL OR job_type = ANY($2))"
-    } else {
+         WHERE status = 'processing' AND ($2::text[] IS NULL OR job_type = ANY($2))";
+    let (planned, _) = split_ids(target, PROCESSING, |q| q.bind(reason).bind(&job_types)).await?;
+    let change = Change {
+        op: "jobs::reset_processing",
+        summary: format!("reset {} processing jobs to pending", planned.len()),
+        count: planned.len() as i64,
+        confirm: Confirm::Yes,
+    };
+    if !proceed(target, &change)? {
+        return Ok(Reset::new(true, planned, Vec::new()));
+    }
+    let changed = {
         "UPDATE processing_jobs
          SET status = 'pending', started_at = NULL, error_message = $1, updated_at = LOCALTIMESTAMP
          WHERE status = 'processing' AND ($2::text[] IS NULL OR job_type = ANY($2))
          RETURNING id, status"
     };
     let (ids, failed_ids) = split_ids(target, changed, |q| q.bind(reason).bind(&job_types)).await?;
-    Ok(Reset::new(target.flags.dry_run, ids, failed_ids))
+    done(target, &change, &format!("{} pending again", ids.len()));
+    Ok(Reset::new(false, ids, failed_ids))
 }
 
 #[derive(Debug, Serialize)]
@@ -318,29 +348,40 @@ pub async fn retry_failed(target: &Target, filter: &Filter) -> Result<Retried, O
            AND ($2::float8 IS NULL OR {LAST_ACTIVITY} < LOCALTIMESTAMP - make_interval(secs => $2))
          ORDER BY {LAST_ACTIVITY}, id LIMIT $3"
     );
-    let sql = if target.flags.dry_run {
-        select
-    } else {
-        format!(
-            "UPDATE processing_jobs
-             SET status = 'pending', started_at = NULL, completed_at = NULL, updated_at = LOCALTIMESTAMP
-             WHERE status = 'failed' AND id IN ({select} FOR UPDATE SKIP LOCKED)
-             RETURNING id"
-        )
+    let update = format!(
+        "UPDATE processing_jobs
+         SET status = 'pending', started_at = NULL, completed_at = NULL, updated_at = LOCALTIMESTAMP
+         WHERE status = 'failed' AND id IN ({select} FOR UPDATE SKIP LOCKED)
+         RETURNING id"
+    );
+    let run = |sql: String| async move {
+        let mut ids: Vec<i64> = sqlx::query_scalar::<_, i32>(sqlx::AssertSqlSafe(sql))
+            .bind(&filter.job_types)
+            .bind(filter.older_than.map(|d| d.as_secs_f64()))
+            .bind(filter.limit)
+            .fetch_all(pool)
+            .await
+            .map_err(target.pg_err())?
+            .into_iter()
+            .map(i64::from)
+            .collect();
+        ids.sort_unstable();
+        Ok::<_, OpError>(ids)
     };
-    let mut ids: Vec<i64> = sqlx::query_scalar::<_, i32>(sqlx::AssertSqlSafe(sql))
-        .bind(&filter.job_types)
-        .bind(filter.older_than.map(|d| d.as_secs_f64()))
-        .bind(filter.limit)
-        .fetch_all(pool)
-        .await
-        .map_err(pg_err(target))?
-        .into_iter()
-        .map(i64::from)
-        .collect();
-    ids.sort_unstable();
+    let planned = run(select).await?;
+    let change = Change {
+        op: "jobs::retry_failed",
+        summary: format!("put {} failed jobs back to pending", planned.len()),
+        count: planned.len() as i64,
+        confirm: Confirm::Yes,
+    };
+    let go = proceed(target, &change)?;
+    let ids = if go { run(update).await? } else { planned };
+    if go {
+        done(target, &change, &format!("{} pending again", ids.len()));
+    }
     Ok(Retried {
-        dry_run: target.flags.dry_run,
+        dry_run: !go,
         retried: ids.len() as i64,
         ids,
     })
@@ -351,176 +392,308 @@ fn stuck_after(target: &Target, name: &str) -> Result<String, OpError> {
     let key = format!("jobs.stuck_after.{name}");
     let value = target.settings.get(&key);
     if value.is_empty() {
-        return Err(OpError::Invalid(format!(
+        return Err(OpError::invalid(format!(
             "no setting `{key}`; known: check_data, safe_start, reset_stuck_jobs, check_jobs"
         )));
     }
     Ok(value.to_string())
 }
 
-fn default_threshold(target: &Target) -> Duration {
-    target
-        .settings
-        .duration("jobs.stuck_after.reset_stuck_jobs")
-        .unwrap_or(Duration::from_secs(3600))
-}
+const JOB_TYPE: Opt = Opt::new(
+    "job_type",
+    Kind::Strings,
+    Default::None,
+    "only these job types (one or an array)",
+);
+const STUCK_AFTER: Default = Default::Setting("jobs.stuck_after.reset_stuck_jobs");
 
-pub fn module(target: &Rc<Target>) -> Module {
-    let mut m = Module::new();
+static COUNTS: Spec = Spec {
+    module: "jobs",
+    name: "counts",
+    params: &[],
+    options: &[],
+    returns: "Map",
+    doc: "Job counts: total, by_status (pending, processing, completed, failed, always present) and \
+          by_type (job_type → status → count).",
+    examples: &[Example::new(
+        "jobs::counts().by_status",
+        r#"{"completed": 2, "failed": 1, "pending": 2, "processing": 3}"#,
+    )],
+};
 
-    let t = target.clone();
-    func(
-        "counts",
-        &["Map"],
-        "Job counts: total, by_status (pending, processing, completed, failed, always present) and\n\
-by_type (job_type → status → count).\n\
-```rhai\nlet c = jobs::counts(); c.total >= 0 && c.by_status.processing >= 0\n```",
-    )
-    .set_into_module(&mut m, move |ctx: NativeCallContext| -> RhaiResult<Dynamic> {
-        to_rhai("jobs::counts", &block(&ctx, &t, "jobs::counts", counts(&t))?)
-    });
+static LIST: Spec = Spec {
+    module: "jobs",
+    name: "list",
+    params: &[],
+    options: &[
+        Opt::new(
+            "status",
+            Kind::Str,
+            Default::None,
+            "only jobs in this status",
+        ),
+        JOB_TYPE,
+        Opt::new(
+            "older_than",
+            Kind::Duration,
+            Default::None,
+            "last activity at least this long ago",
+        ),
+        Opt::new(
+            "limit",
+            Kind::Int,
+            Default::Value("100"),
+            "at most this many jobs",
+        ),
+    ],
+    returns: "Array",
+    doc: "Jobs, oldest activity first. Each job: id, job_type, content_id, status, priority, \
+          retry_count, error_message, created_at, started_at, completed_at, updated_at, age_seconds.",
+    examples: &[Example::new(
+        r#"jobs::list(#{status: "pending"}).map(|j| j.id)"#,
+        "[4, 5]",
+    )],
+};
 
-    let t = target.clone();
-    func(
-        "list",
-        &["options: Map", "Array"],
-        "Jobs, oldest activity first. Options: status, job_type (text or array), older_than (by last\n\
-activity), limit (default 100). Each job: id, job_type, content_id, status, retry_count,\n\
-error_message, created_at, started_at, completed_at, updated_at, age_seconds.\n\
-```rhai\njobs::list(#{status: \"failed\", limit: 5}).len() <= 5\n```",
-    )
-    .set_into_module(&mut m, move |ctx: NativeCallContext, opts: Map| -> RhaiResult<Dynamic> {
-        let op = "jobs::list";
-        let mut o = Opts::new(&ctx, op, opts);
+static STUCK: Spec = Spec {
+    module: "jobs",
+    name: "stuck",
+    params: &[],
+    options: &[
+        Opt::new(
+            "older_than",
+            Kind::Duration,
+            STUCK_AFTER,
+            "processing with no sign of life for this long",
+        ),
+        JOB_TYPE,
+        Opt::new(
+            "limit",
+            Kind::Int,
+            Default::Value("10000"),
+            "at most this many jobs",
+        ),
+    ],
+    returns: "Array",
+    doc: "Jobs in 'processing' whose started_at (or a newer updated_at) is older than older_than, \
+          oldest first.",
+    examples: &[Example::new(
+        r#"jobs::stuck(#{older_than: "1h"}).map(|j| j.id)"#,
+        "[2, 1]",
+    )],
+};
+
+static RESET_STUCK: Spec = Spec {
+    module: "jobs",
+    name: "reset_stuck",
+    params: &[],
+    options: &[
+        Opt::new(
+            "older_than",
+            Kind::Duration,
+            STUCK_AFTER,
+            "processing with no sign of life for this long",
+        ),
+        Opt::new(
+            "max_retries",
+            Kind::Int,
+            Default::Setting("jobs.max_retries"),
+            "jobs already retried this often go to 'failed'",
+        ),
+        Opt::new(
+            "reason",
+            Kind::Str,
+            Default::None,
+            "the error_message written (default names the threshold)",
+        ),
+        JOB_TYPE,
+    ],
+    returns: "Map",
+    doc: "Resets stuck jobs in one UPDATE that re-checks its own predicate: status back to \
+          'pending', started_at cleared, retry_count + 1, error_message = reason. Jobs whose \
+          retry_count reached max_retries go to 'failed' instead, so a poison job stops looping. \
+          Returns reset, failed, ids, failed_ids, dry_run; with --dry-run nothing changes and the \
+          same fields say what would.",
+    examples: &[
+        Example::new(
+            r#"let r = jobs::reset_stuck(#{older_than: "1h"}); [r.reset, r.failed, r.ids, r.failed_ids]"#,
+            "[1, 1, [1], [2]]",
+        ),
+        Example::new(
+            r#"jobs::reset_stuck(#{older_than: "1h", max_retries: 10}).ids"#,
+            "[1, 2]",
+        ),
+    ],
+};
+
+static RESET_PROCESSING: Spec = Spec {
+    module: "jobs",
+    name: "reset_processing",
+    params: &[],
+    options: &[
+        Opt::new(
+            "reason",
+            Kind::Str,
+            Default::Value("Service stopped during processing"),
+            "the error_message written",
+        ),
+        JOB_TYPE,
+    ],
+    returns: "Map",
+    doc: "safe-stop's step: every 'processing' job back to 'pending' (retry_count unchanged; a \
+          deliberate stop is not the job's fault). Asks for confirmation (--yes answers it); with \
+          --dry-run nothing changes.",
+    examples: &[Example::new(
+        "let r = jobs::reset_processing(); [r.reset, r.ids]",
+        "[3, [1, 2, 3]]",
+    )],
+};
+
+static WAIT_IDLE: Spec = Spec {
+    module: "jobs",
+    name: "wait_idle",
+    params: &[],
+    options: &[
+        Opt::new(
+            "timeout",
+            Kind::Duration,
+            Default::Value("30s"),
+            "give up after this long",
+        ),
+        Opt::new(
+            "poll",
+            Kind::Duration,
+            Default::Value("2s"),
+            "how often to look",
+        ),
+        JOB_TYPE,
+    ],
+    returns: "Map",
+    doc: "Waits until no job is processing (of job_type, when given) or timeout passes. Returns \
+          idle, waited_seconds and still_running (the jobs).",
+    examples: &[
+        Example::new(
+            r#"jobs::wait_idle(#{timeout: "1s", poll: "100ms", job_type: "no-such-type"}).idle"#,
+            "true",
+        ),
+        Example::new(
+            r#"let w = jobs::wait_idle(#{timeout: "200ms", poll: "50ms"}); [w.idle, w.still_running.len()]"#,
+            "[false, 3]",
+        ),
+    ],
+};
+
+static RETRY_FAILED: Spec = Spec {
+    module: "jobs",
+    name: "retry_failed",
+    params: &[],
+    options: &[
+        JOB_TYPE,
+        Opt::new(
+            "older_than",
+            Kind::Duration,
+            Default::None,
+            "failed at least this long ago",
+        ),
+        Opt::new(
+            "limit",
+            Kind::Int,
+            Default::Value("100"),
+            "at most this many jobs",
+        ),
+    ],
+    returns: "Map",
+    doc: "Puts failed jobs back to 'pending', oldest failures first. Asks for confirmation (--yes \
+          answers it). Returns retried, ids, dry_run; with --dry-run nothing changes.",
+    examples: &[Example::new("jobs::retry_failed().ids", "[8]")],
+};
+
+static STUCK_AFTER_SPEC: Spec = Spec {
+    module: "jobs",
+    name: "stuck_after",
+    params: &[Param::new(
+        "procedure",
+        Kind::Str,
+        "check_data, safe_start, reset_stuck_jobs or check_jobs",
+    )],
+    options: &[],
+    returns: "String",
+    doc: "The configured stuck threshold of a procedure, from the setting jobs.stuck_after.<procedure>.",
+    examples: &[Example::new(
+        r#"jobs::stuck_after("check_data")"#,
+        r#""1d""#,
+    )],
+};
+
+pub fn register(reg: &mut Registrar) {
+    reg.add(&COUNTS, |c| c.block(counts(c.target)));
+    reg.add(&LIST, |c| {
         let filter = Filter {
-            status: o.string("status")?,
-            job_types: o.strings("job_type")?,
-            older_than: o.duration("older_than")?,
-            limit: o.int("limit")?.unwrap_or(100),
+            status: c.opt_str("status")?,
+            job_types: c.opt_strings("job_type")?,
+            older_than: c.opt_duration("older_than")?,
+            limit: c.int("limit")?,
         };
-        o.finish(&["status", "job_type", "older_than", "limit"])?;
-        to_rhai(op, &block(&ctx, &t, op, list(&t, &filter))?)
+        c.block(list(c.target, &filter))
     });
-
-    let t = target.clone();
-    func(
-        "stuck",
-        &["options: Map", "Array"],
-        "Jobs in 'processing' whose started_at (or a newer updated_at) is older than older_than\n\
-(default: the setting jobs.stuck_after.reset_stuck_jobs, 1h). Options: older_than, job_type, limit.\n\
-```rhai\njobs::stuck(#{older_than: \"1h\"}).all(|j| j.status == \"processing\" && j.age_seconds >= 3600)\n```",
-    )
-    .set_into_module(&mut m, move |ctx: NativeCallContext, opts: Map| -> RhaiResult<Dynamic> {
-        let op = "jobs::stuck";
-        let mut o = Opts::new(&ctx, op, opts);
-        let older_than = o.duration("older_than")?.unwrap_or_else(|| default_threshold(&t));
-        let job_types = o.strings("job_type")?;
-        let limit = o.int("limit")?.unwrap_or(10_000);
-        o.finish(&["older_than", "job_type", "limit"])?;
-        to_rhai(op, &block(&ctx, &t, op, stuck(&t, older_than, job_types, limit))?)
+    reg.add(&STUCK, |c| {
+        let (older_than, job_types) = (c.duration("older_than")?, c.opt_strings("job_type")?);
+        c.block(stuck(c.target, older_than, job_types, c.int("limit")?))
     });
-
-    let t = target.clone();
-    func(
-        "reset_stuck",
-        &["options: Map", "Map"],
-        "Resets stuck jobs in one UPDATE that re-checks its own predicate: status back to\n\
-'pending', started_at cleared, retry_count + 1, error_message = reason. Jobs whose\n\
-retry_count reached max_retries (default: the setting jobs.max_retries, 3) go to 'failed'\n\
-instead, so a poison job stops looping. Options: older_than, max_retries, reason, job_type.\n\
-Returns reset, failed, ids, failed_ids, dry_run; with --dry-run nothing changes.\n\
-```rhai\nlet r = jobs::reset_stuck(#{older_than: \"1h\", reason: \"stuck for over an hour\"}); r.reset >= 0 && r.failed >= 0\n```",
-    )
-    .set_into_module(&mut m, move |ctx: NativeCallContext, opts: Map| -> RhaiResult<Dynamic> {
-        let op = "jobs::reset_stuck";
-        let mut o = Opts::new(&ctx, op, opts);
-        let older_than = o.duration("older_than")?.unwrap_or_else(|| default_threshold(&t));
+    reg.add(&RESET_STUCK, |c| {
+        let older_than = c.duration("older_than")?;
+        let max_retries = c.int("max_retries")?;
+        if max_retries < 0 {
+            return Err(OpError::invalid(format!(
+                "option `max_retries`: {max_retries} is negative"
+            ))
+            .into());
+        }
         let req = ResetStuck {
             older_than,
-            max_retries: o.int("max_retries")?.unwrap_or_else(|| t.settings.int("jobs.max_retries")),
-            reason: o.string("reason")?.unwrap_or_else(|| {
-                format!("reset by opsh: processing for more than {}", crate::duration::format(older_than))
+            max_retries,
+            reason: c.opt_str("reason")?.unwrap_or_else(|| {
+                format!(
+                    "reset by opsh: processing for more than {}",
+                    crate::duration::format(older_than)
+                )
             }),
-            job_types: o.strings("job_type")?,
+            job_types: c.opt_strings("job_type")?,
         };
-        o.finish(&["older_than", "max_retries", "reason", "job_type"])?;
-        let result = block(&ctx, &t, op, reset_stuck(&t, &req))?;
+        let result = c.block(reset_stuck(c.target, &req))?;
         if !result.dry_run {
-            tracing::info!("reset {} stuck jobs to pending, {} to failed", result.reset, result.failed);
+            tracing::info!(
+                "reset {} stuck jobs to pending, {} to failed",
+                result.reset,
+                result.failed
+            );
         }
-        to_rhai(op, &result)
+        Ok(result)
     });
-
-    let t = target.clone();
-    func(
-        "reset_processing",
-        &["options: Map", "Map"],
-        "safe-stop's step: every 'processing' job back to 'pending' (retry_count unchanged; a\n\
-deliberate stop is not the job's fault). Options: reason, job_type. With --dry-run nothing changes.\n\
-```rhai\nlet r = jobs::reset_processing(#{reason: \"service stopped during processing\"}); r.failed == 0\n```",
-    )
-    .set_into_module(&mut m, move |ctx: NativeCallContext, opts: Map| -> RhaiResult<Dynamic> {
-        let op = "jobs::reset_processing";
-        let mut o = Opts::new(&ctx, op, opts);
-        let reason = o.string("reason")?.unwrap_or_else(|| "Service stopped during processing".into());
-        let job_types = o.strings("job_type")?;
-        o.finish(&["reason", "job_type"])?;
-        to_rhai(op, &block(&ctx, &t, op, reset_processing(&t, &reason, job_types))?)
+    reg.add(&RESET_PROCESSING, |c| {
+        let (reason, job_types) = (c.str("reason")?, c.opt_strings("job_type")?);
+        c.block(reset_processing(c.target, &reason, job_types))
     });
-
-    let t = target.clone();
-    func(
-        "wait_idle",
-        &["options: Map", "Map"],
-        "Waits until no job is processing (of job_type, when given) or timeout (default 30s) passes,\n\
-polling every poll (default 2s). Returns idle, waited_seconds and still_running (the jobs).\n\
-```rhai\nlet w = jobs::wait_idle(#{timeout: \"1s\", poll: \"100ms\", job_type: \"no-such-type\"}); w.idle\n```",
-    )
-    .set_into_module(&mut m, move |ctx: NativeCallContext, opts: Map| -> RhaiResult<Dynamic> {
-        let op = "jobs::wait_idle";
-        let mut o = Opts::new(&ctx, op, opts);
-        let timeout = o.duration("timeout")?.unwrap_or(Duration::from_secs(30));
-        let poll = o.duration("poll")?.unwrap_or(Duration::from_secs(2)).max(Duration::from_millis(10));
-        let job_types = o.strings("job_type")?;
-        o.finish(&["timeout", "poll", "job_type"])?;
-        to_rhai(op, &block(&ctx, &t, op, wait_idle(&t, timeout, poll, job_types))?)
+    reg.add(&WAIT_IDLE, |c| {
+        let timeout = c.duration("timeout")?;
+        let poll = c.duration("poll")?.max(Duration::from_millis(10));
+        c.block(wait_idle(
+            c.target,
+            timeout,
+            poll,
+            c.opt_strings("job_type")?,
+        ))
     });
-
-    let t = target.clone();
-    func(
-        "retry_failed",
-        &["options: Map", "Map"],
-        "Puts failed jobs back to 'pending', oldest failures first. Options: job_type, older_than,\n\
-limit (default 100). Returns retried, ids, dry_run; with --dry-run nothing changes.\n\
-```rhai\njobs::retry_failed(#{job_type: \"vectorize\", limit: 10}).retried <= 10\n```",
-    )
-    .set_into_module(&mut m, move |ctx: NativeCallContext, opts: Map| -> RhaiResult<Dynamic> {
-        let op = "jobs::retry_failed";
-        let mut o = Opts::new(&ctx, op, opts);
+    reg.add(&RETRY_FAILED, |c| {
         let filter = Filter {
             status: None,
-            job_types: o.strings("job_type")?,
-            older_than: o.duration("older_than")?,
-            limit: o.int("limit")?.unwrap_or(100),
+            job_types: c.opt_strings("job_type")?,
+            older_than: c.opt_duration("older_than")?,
+            limit: c.int("limit")?,
         };
-        o.finish(&["job_type", "older_than", "limit"])?;
-        to_rhai(op, &block(&ctx, &t, op, retry_failed(&t, &filter))?)
+        c.block(retry_failed(c.target, &filter))
     });
-
-    let t = target.clone();
-    func(
-        "stuck_after",
-        &["procedure: &str", "String"],
-        "The configured stuck threshold of a procedure: check_data (1d), safe_start (1h),\n\
-reset_stuck_jobs (1h) or check_jobs (1h), from jobs.stuck_after.<procedure>.\n\
-```rhai\nduration(jobs::stuck_after(\"check_data\")) >= 60\n```",
-    )
-    .set_into_module(
-        &mut m,
-        move |ctx: NativeCallContext, name: &str| -> RhaiResult<String> {
-            stuck_after(&t, name).map_err(|e| at(&ctx, op_error("jobs::stuck_after", e)))
-        },
-    );
-
-    m
+    reg.add(&STUCK_AFTER_SPEC, |c| {
+        Ok(stuck_after(c.target, &c.str("procedure")?)?)
+    });
 }

@@ -1,17 +1,32 @@
 //! The typed operations, a domain per file. Each domain has a plain async Rust API whose results
-//! derive Serialize, and one `register` that exposes it to Rhai as a static module.
+//! derive Serialize, and one `register` that exposes it to Rhai through its function specs.
 
+pub mod clients;
 pub mod db;
+pub mod destructive;
+pub mod error;
 pub mod jobs;
-pub mod support;
+pub mod spec;
 mod target;
 
 pub use target::{Flags, Target};
 
 use std::rc::Rc;
 
-/// Registers every domain's module (`db::`, `jobs::`, …) into the engine.
-pub fn register_all(engine: &mut rhai::Engine, target: &Rc<Target>) {
-    engine.register_static_module("db", db::module(target).into());
-    engine.register_static_module("jobs", jobs::module(target).into());
+use spec::{Registrar, Spec};
+
+/// Registers every domain's module (`db::`, `jobs::`, …) into the engine and returns the specs
+/// of what it registered.
+pub fn register_all(
+    engine: &mut rhai::Engine,
+    target: &Rc<Target>,
+    specs: &mut Vec<&'static Spec>,
+) {
+    error::register(engine);
+    let domains: [(&str, fn(&mut Registrar)); 2] = [("db", db::register), ("jobs", jobs::register)];
+    for (name, register) in domains {
+        let mut reg = Registrar::new(target, specs);
+        register(&mut reg);
+        engine.register_static_module(name, reg.finish().into());
+    }
 }

@@ -1,15 +1,13 @@
-//! One target deployment: its settings and its backend clients, each made on first use and
-//! cached, so a script that never touches a backend never connects to it.
+//! One target deployment: its settings, the run's flags and its backend clients, each made on
+//! first use and cached (see [`clients`](crate::ops::clients)).
 
-use std::time::Duration;
-
-use sqlx::Connection;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use tokio::sync::OnceCell;
+use sqlx::postgres::PgPool;
 
 use crate::bridge::Bridge;
-use crate::config::{Settings, redact_url};
-use crate::ops::support::OpError;
+use crate::config::Settings;
+use crate::ops::clients::{Lazy, postgres::Postgres};
+use crate::ops::destructive::Audit;
+use crate::ops::error::{Backend, OpError};
 
 /// The run's global flags that operations honour.
 #[derive(Debug, Clone, Copy, Default)]
@@ -20,60 +18,37 @@ pub struct Flags {
     pub yes: bool,
 }
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 pub struct Target {
     pub settings: Settings,
     pub bridge: Bridge,
     pub flags: Flags,
-    pg: OnceCell<PgPool>,
+    /// Where destructive operations record what they did.
+    pub audit: Audit,
+    postgres: Lazy<Postgres>,
 }
 
 impl Target {
     pub fn new(settings: Settings, bridge: Bridge, flags: Flags) -> Target {
         Target {
+            postgres: Lazy::new(&settings),
             settings,
             bridge,
             flags,
-            pg: OnceCell::new(),
+            audit: Audit::default(),
         }
     }
 
-    /// The PostgreSQL address with its password redacted, for messages.
-    pub fn pg_address(&self) -> String {
-        redact_url(self.settings.get("postgres.url"))
+    pub fn pg_backend(&self) -> &Backend {
+        self.postgres.backend()
+    }
+
+    /// Turns a sqlx error into an operation error naming this target's PostgreSQL.
+    pub fn pg_err(&self) -> impl Fn(sqlx::Error) -> OpError + '_ {
+        crate::ops::clients::postgres::error(self.pg_backend())
     }
 
     /// The PostgreSQL pool, connected on first use.
     pub async fn pg(&self) -> Result<&PgPool, OpError> {
-        self.pg
-            .get_or_try_init(|| async {
-                let url = self.settings.get("postgres.url");
-                let options: PgConnectOptions = url
-                    .parse()
-                    .map_err(|e| OpError::backend("postgres", self.pg_address(), e))?;
-                let options = options.application_name("opsh");
-                // The pool retries a failing connect until its timeout and then reports only
-                // "timed out"; one direct attempt first gives the operator the real cause.
-                let first =
-                    tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
-                        .await
-                        .map_err(|_| {
-                            OpError::backend(
-                                "postgres",
-                                self.pg_address(),
-                                format!("no answer within {CONNECT_TIMEOUT:?}"),
-                            )
-                        })?
-                        .map_err(|e| OpError::backend("postgres", self.pg_address(), e))?;
-                let _ = first.close().await;
-                PgPoolOptions::new()
-                    .max_connections(4)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(options)
-                    .await
-                    .map_err(|e| OpError::backend("postgres", self.pg_address(), e))
-            })
-            .await
+        Ok(&self.postgres.get(&self.settings).await?.pool)
     }
 }

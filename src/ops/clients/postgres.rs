@@ -1,0 +1,101 @@
+//! The PostgreSQL client: a small pool, and the one place that turns sqlx's errors into
+//! operation errors.
+
+use std::time::Duration;
+
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+
+use super::Connect;
+use crate::config::{Settings, redact_url};
+use crate::ops::error::{Backend, ErrorKind, OpError};
+
+pub struct Postgres {
+    pub pool: PgPool,
+}
+
+impl Connect for Postgres {
+    const NAME: &'static str = "postgres";
+
+    fn address(settings: &Settings) -> String {
+        redact_url(settings.get("postgres.url"))
+    }
+
+    async fn connect(settings: &Settings, backend: &Backend) -> Result<Postgres, OpError> {
+        let options: PgConnectOptions = settings
+            .get("postgres.url")
+            .parse()
+            .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
+        let options = options.application_name("opsh");
+        let first = PgConnection::connect_with(&options)
+            .await
+            .map_err(error(backend))?;
+        let _ = first.close().await;
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(error(backend))?;
+        Ok(Postgres { pool })
+    }
+}
+
+/// A sqlx error as an operation error naming the server, in the server's own words (without
+/// sqlx's wrapping), plus its detail and hint, and for the mistakes a script author makes, how
+/// to fix them.
+pub fn error(backend: &Backend) -> impl Fn(sqlx::Error) -> OpError + '_ {
+    move |e| OpError::backend(backend, kind(&e), describe(&e))
+}
+
+fn kind(e: &sqlx::Error) -> ErrorKind {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => {
+            ErrorKind::Unreachable
+        }
+        sqlx::Error::PoolTimedOut => ErrorKind::Timeout,
+        sqlx::Error::Configuration(_) => ErrorKind::Invalid,
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // invalid_authorization_specification, invalid_password, insufficient_privilege
+            Some("28000" | "28P01" | "42501") => ErrorKind::Refused,
+            // undefined_table, undefined_column
+            Some("42P01" | "42703") => ErrorKind::MissingSchema,
+            // query_canceled (statement_timeout)
+            Some("57014") => ErrorKind::Timeout,
+            // invalid_catalog_name: the database does not exist
+            Some("3D000") => ErrorKind::NotFound,
+            Some(c) if c.starts_with("22") || c.starts_with("42") => ErrorKind::Invalid,
+            _ => ErrorKind::Failed,
+        },
+        _ => ErrorKind::Failed,
+    }
+}
+
+fn describe(e: &sqlx::Error) -> String {
+    let Some(db) = e.as_database_error() else {
+        return e.to_string();
+    };
+    let mut text = db.message().to_string();
+    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        if let Some(detail) = pg.detail() {
+            text.push_str(&format!("; {detail}"));
+        }
+        if let Some(hint) = pg.hint() {
+            text.push_str(&format!("; hint: {hint}"));
+        }
+    }
+    match db.code().as_deref() {
+        // undefined_function (operator does not exist), datatype_mismatch, invalid text
+        Some("42883" | "42804" | "22P02") => format!(
+            "{text} (parameters are bound as int8, float8, text, bool or arrays of them; cast in SQL, e.g. $1::timestamp)"
+        ),
+        Some("25006") => format!("{text} (db::query runs in a read-only transaction)"),
+        Some("42P01" | "42703") => format!("{text} (run `opsh migrate`)"),
+        _ => text,
+    }
+}
+
+/// Timestamps without time zone as ISO 8601 text, e.g. "2026-11-26T02:00:00".
+pub fn fmt_ts(ts: chrono::NaiveDateTime) -> String {
+    ts.format("%Y-%m-%dT%H:%M:%S").to_string()
+}

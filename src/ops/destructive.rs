@@ -1,0 +1,132 @@
+//! The one path every destructive operation takes: --dry-run reports and changes nothing, a
+//! confirmation is asked on the terminal (or given by --yes, or refused without a terminal), and
+//! what was done is handed to the audit hook.
+
+use std::cell::RefCell;
+use std::io::{BufRead, IsTerminal, Write};
+
+use serde::Serialize;
+
+use crate::ops::Target;
+use crate::ops::error::OpError;
+
+/// What an operator must type before the change goes ahead.
+#[derive(Debug, Clone, Copy)]
+pub enum Confirm {
+    /// Nothing: the guide runs it unattended (reset-stuck-jobs from cron).
+    Never,
+    /// `yes`.
+    Yes,
+    /// A phrase, as the guide asks for reset-hard ("DELETE ALL").
+    Phrase(&'static str),
+}
+
+/// A destructive change about to be made.
+pub struct Change<'a> {
+    /// The function or procedure making it (`jobs::reset_processing`).
+    pub op: &'a str,
+    /// In words: "reset 3 processing jobs to pending".
+    pub summary: String,
+    /// How many things it changes; nothing is asked when it is 0.
+    pub count: i64,
+    pub confirm: Confirm,
+}
+
+/// Whether the change goes ahead: `Ok(false)` under --dry-run (the caller reports its plan),
+/// `Ok(true)` once confirmed, `Err` (kind `declined`) when it is not.
+pub fn proceed(target: &Target, change: &Change) -> Result<bool, OpError> {
+    if target.flags.dry_run {
+        target
+            .audit
+            .record(change, true, "dry run: nothing changed");
+        return Ok(false);
+    }
+    if change.count == 0 {
+        return Ok(true);
+    }
+    let expected = match change.confirm {
+        Confirm::Never => return Ok(true),
+        Confirm::Yes => "yes",
+        Confirm::Phrase(p) => p,
+    };
+    ask(
+        target,
+        &format!("{}: {}?", change.op, change.summary),
+        expected,
+    )?;
+    Ok(true)
+}
+
+/// Records a change that was made (called by the operation after it succeeded).
+pub fn done(target: &Target, change: &Change, outcome: &str) {
+    target.audit.record(change, false, outcome);
+}
+
+/// Asks the operator to type `expected`; --yes answers for them; without a terminal it refuses
+/// with what to do instead.
+pub fn ask(target: &Target, prompt: &str, expected: &str) -> Result<(), OpError> {
+    if target.flags.yes {
+        tracing::info!("{prompt} (confirmed by --yes)");
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(OpError::declined(format!(
+            "`{prompt}` needs confirmation and there is no terminal to ask on; pass --yes to confirm unattended, or --dry-run to see what it would change"
+        )));
+    }
+    let mut stderr = std::io::stderr();
+    let _ = write!(stderr, "{prompt}\nType `{expected}` to continue: ");
+    let _ = stderr.flush();
+    let mut answer = String::new();
+    // Reading a line blocks Ctrl-C's cancellation; the second press still exits.
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| OpError::invalid(format!("cannot read the answer: {e}")))?;
+    if answer.trim() == expected {
+        Ok(())
+    } else {
+        Err(OpError::declined(format!(
+            "not confirmed: the answer was not `{expected}`"
+        )))
+    }
+}
+
+/// One destructive action: what, how many, whether it was a dry run, how it ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    pub op: String,
+    pub summary: String,
+    pub count: i64,
+    pub dry_run: bool,
+    pub outcome: String,
+    pub at: String,
+}
+
+/// The audit hook. Today it logs each record (target `opsh::audit`) and keeps them for the run;
+/// the unattended-runs work writes them to the opsh_audit table.
+#[derive(Default)]
+pub struct Audit {
+    records: RefCell<Vec<Record>>,
+}
+
+impl Audit {
+    fn record(&self, change: &Change, dry_run: bool, outcome: &str) {
+        let record = Record {
+            op: change.op.to_string(),
+            summary: change.summary.clone(),
+            count: change.count,
+            dry_run,
+            outcome: outcome.to_string(),
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
+        tracing::info!(target: "opsh::audit", op = %record.op, count = record.count, dry_run, "{}: {}", record.summary, record.outcome);
+        self.records.borrow_mut().push(record);
+    }
+
+    /// The records of this run, oldest first.
+    pub fn records(&self) -> Vec<Record> {
+        self.records.borrow().clone()
+    }
+}
