@@ -351,7 +351,11 @@ class Data:
 
 def run_child(argv, env=None, cwd=None, timeout=None):
     """Runs a child; returns (returncode, stdout, stderr, wall_s, peak RSS in KiB of that child alone)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    # /usr/bin/time is the child's parent: a child forked from this (large) Python process would
+    # report Python's peak RSS as its own, since Linux carries the high-water mark across fork.
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as rss_file:
+        argv = ["/usr/bin/time", "-f", "%M", "-o", rss_file.name, *argv]
         t = time.perf_counter()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -368,8 +372,10 @@ def run_child(argv, env=None, cwd=None, timeout=None):
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
+        rss_lines = rss_file.read().strip().splitlines()
+        rss = int(rss_lines[-1]) if rss_lines and rss_lines[-1].isdigit() else None
         return (proc.returncode, out.read().decode("utf-8", "replace"),
-                err.read().decode("utf-8", "replace"), wall, rusage.ru_maxrss)
+                err.read().decode("utf-8", "replace"), wall, rss)
 
 
 def psql_timed(psql, url, sql):
@@ -688,7 +694,7 @@ def report(args, data, results, elapsed):
     lines.append("")
     lines.append("Times: (a) from the query to the end of the commit, in the Python process; (b), (d) psql's "
                  "`\\timing`; opsh the call's in-process time (`timestamp().elapsed`). Peak RSS: the "
-                 "process's own maximum resident set (wait4 rusage).")
+                 "process's own maximum resident set (/usr/bin/time -f %M, its parent).")
     if "orm" in results and results["orm"]:
         r = results["orm"][0]
         lines.append(f"(a) breakdown, first run: load {fmt_ms(r['load_ms'])}, change {fmt_ms(r['change_ms'])}, "

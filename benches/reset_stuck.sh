@@ -9,6 +9,10 @@ venv="$root/.bench/venv"
 req="$root/benches/requirements.txt"
 stamp="$venv/.requirements-installed"
 python=${PYTHON:-python3}
+# Peak RSS is measured by /usr/bin/time (Debian's `time`), opsh's parent instead of Python.
+if [ ! -x /usr/bin/time ]; then
+    apt-get -q update >/dev/null && apt-get -q -y install time >/dev/null
+fi
 
 if [ ! -x "$venv/bin/python" ]; then
     echo "reset_stuck.sh: creating $venv" >&2

@@ -224,6 +224,26 @@ fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
             let specs = crate::api::select(host.specs(), name.as_deref())?;
             Ok(output::api(&specs, name.is_some(), markdown, json))
         }
+        Some(Command::Scripts) if json => {
+            // With --json each procedure also carries its declared arguments.
+            let listed = host.catalog().list();
+            let docs: Vec<serde_json::Value> = listed
+                .iter()
+                .map(|l| {
+                    let mut doc = serde_json::to_value(l).unwrap_or_default();
+                    let arguments = host
+                        .catalog()
+                        .find(&l.name)
+                        .ok()
+                        .and_then(|s| crate::host::params::declared(&s.display, &s.source).ok())
+                        .unwrap_or_default();
+                    doc["arguments"] = serde_json::to_value(arguments).unwrap_or_default();
+                    doc
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(docs));
+            Ok(code::OK)
+        }
         Some(Command::Scripts) => Ok(output::scripts(&host.catalog().list(), json)),
         Some(Command::Migrate) => Ok(output::outcome(host.eval("db::migrate()")?, json)),
         Some(other) => Err(Error::Usage {

@@ -487,7 +487,7 @@ fn confirm_without_a_terminal_refuses_with_exit_3() {
         .expect(
             3,
             "",
-            "opsh: error: refused: `Delete everything?` needs confirmation and there is no terminal to ask on; pass --yes to confirm unattended\n",
+            "opsh: error: refused: confirm: `Delete everything?` needs confirmation and there is no terminal to ask on; pass --yes to confirm unattended, or --dry-run to see what it would change\n",
         );
 }
 

@@ -1,106 +1,65 @@
-//! Every registered Rhai function carries a doc line, parameter names and an example; this test
-//! runs every example through the real binary against a real (fresh) database. An example must
-//! end in `true` or nothing: `false`, an error or another value fails it.
+//! Every registered function carries a description, named parameters and examples with their
+//! expected values (its spec). This test reads the specs from the binary (`opsh api --json`) and
+//! runs every example through it against a database seeded with tests/fixtures/examples.sql, a
+//! fresh copy per example, comparing the example's value with the expected one.
 
 mod support;
 
-use std::collections::BTreeMap;
-
-use opsh::config::{Overrides, Settings};
+use pretty_assertions::assert_eq;
+use serde_json::Value;
 use support::{Opsh, TestDb};
 
-struct Function {
-    name: String,
-    params: usize,
-    examples: Vec<String>,
-    has_names: bool,
+const FIXTURE: &str = include_str!("fixtures/examples.sql");
+
+fn specs() -> Vec<Value> {
+    let run = Opsh::new().args(["api", "--json"]).run();
+    run.code(0);
+    run.json().as_array().expect("an array of specs").clone()
 }
 
-/// Reads the registered functions (not Rhai's standard library) from the engine's metadata.
-fn registered() -> Vec<Function> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let settings = Settings::load_from(
-        &Overrides::default(),
-        &BTreeMap::new(),
-        std::path::Path::new("/"),
-    )
-    .unwrap();
-    let bridge = opsh::bridge::Bridge::new(runtime.handle().clone());
-    let target = opsh::ops::Target::new(settings, bridge, opsh::ops::Flags::default());
-    let host = opsh::host::Host::new(target, false);
-    let json: serde_json::Value =
-        serde_json::from_str(&host.engine().gen_fn_metadata_to_json(false).unwrap()).unwrap();
-    let mut out = Vec::new();
-    collect(&json, "", &mut out);
-    out
-}
-
-fn collect(module: &serde_json::Value, prefix: &str, out: &mut Vec<Function>) {
-    for f in module["functions"].as_array().into_iter().flatten() {
-        let comments: Vec<String> = f["docComments"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|c| c.as_str().unwrap_or_default().to_string())
-            .collect();
-        let text: String = comments
-            .iter()
-            .flat_map(|c| c.lines())
-            .map(|l| {
-                l.trim_start()
-                    .trim_start_matches("///")
-                    .strip_prefix(' ')
-                    .unwrap_or("")
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let mut examples = Vec::new();
-        let mut rest = text.as_str();
-        while let Some(start) = rest.find("```rhai\n") {
-            let body = &rest[start + 8..];
-            let end = body.find("```").expect("example block is closed");
-            examples.push(body[..end].to_string());
-            rest = &body[end + 3..];
-        }
-        let params = f["params"].as_array().cloned().unwrap_or_default();
-        out.push(Function {
-            name: format!("{prefix}{}", f["name"].as_str().unwrap()),
-            params: f["numParams"].as_u64().unwrap_or(0) as usize,
-            has_names: params.iter().all(|p| {
-                p["name"]
-                    .as_str()
-                    .is_some_and(|n| !n.is_empty() && n != "_")
-            }),
-            examples,
-        });
-    }
-    for (name, inner) in module["modules"].as_object().into_iter().flatten() {
-        collect(inner, &format!("{name}::"), out);
+fn path(spec: &Value) -> String {
+    match spec["module"].as_str().unwrap_or_default() {
+        "" => spec["name"].as_str().unwrap_or_default().to_string(),
+        m => format!("{m}::{}", spec["name"].as_str().unwrap_or_default()),
     }
 }
 
 #[test]
-fn every_registered_function_has_a_doc_parameter_names_and_an_example() {
-    let functions = registered();
-    assert!(
-        functions.len() > 30,
-        "only {} functions found",
-        functions.len()
-    );
+fn every_function_has_a_description_named_parameters_and_examples_with_expected_values() {
+    let specs = specs();
     let mut missing = Vec::new();
-    for f in &functions {
-        if f.examples.is_empty() {
-            missing.push(format!("{} has no ```rhai example", f.name));
+    for s in &specs {
+        let name = path(s);
+        if s["doc"].as_str().is_none_or(|d| d.trim().len() < 10) {
+            missing.push(format!("{name}: no description"));
         }
-        if f.params > 0 && !f.has_names {
-            missing.push(format!("{} lacks parameter names", f.name));
+        let examples = s["examples"].as_array().cloned().unwrap_or_default();
+        if examples.is_empty() {
+            missing.push(format!("{name}: no example"));
+        }
+        for e in &examples {
+            if serde_json::from_str::<Value>(e["expect"].as_str().unwrap_or("")).is_err() {
+                missing.push(format!(
+                    "{name}: expected value {} is not JSON",
+                    e["expect"]
+                ));
+            }
+        }
+        for p in s["params"].as_array().into_iter().flatten() {
+            if p["name"].as_str().is_none_or(str::is_empty)
+                || p["doc"].as_str().is_none_or(str::is_empty)
+            {
+                missing.push(format!("{name}: a parameter lacks a name or doc"));
+            }
+        }
+        for o in s["options"].as_array().into_iter().flatten() {
+            if o["doc"].as_str().is_none_or(str::is_empty) {
+                missing.push(format!("{name}: option {} has no doc", o["name"]));
+            }
         }
     }
     assert!(missing.is_empty(), "{}", missing.join("\n"));
+    let names: Vec<String> = specs.iter().map(path).collect();
     for expected in [
         "jobs::reset_stuck",
         "db::query",
@@ -108,41 +67,73 @@ fn every_registered_function_has_a_doc_parameter_names_and_an_example() {
         "log::info",
         "confirm",
         "sleep",
-        "get$status",
+        "status",
     ] {
         assert!(
-            functions
-                .iter()
-                .any(|f| f.name == expected || f.name.ends_with(expected)),
-            "{expected} is not registered"
+            names.iter().any(|n| n == expected),
+            "{expected} is not in opsh api: {names:?}"
         );
     }
 }
 
 #[test]
-fn every_example_runs_against_the_real_services() {
-    let db = TestDb::new();
+fn every_example_gives_its_expected_value() {
+    let template = TestDb::new();
+    template.exec(FIXTURE);
     let mut failures = Vec::new();
     let mut ran = 0;
-    for f in registered() {
-        for example in &f.examples {
-            let run = Opsh::new().db(&db).args(["--yes", "-e", example]).run();
+    for s in specs() {
+        for e in s["examples"].as_array().into_iter().flatten() {
+            let code = e["code"].as_str().unwrap_or_default();
+            let expect: Value =
+                serde_json::from_str(e["expect"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+            let db = TestDb::copy_of(&template);
+            let run = Opsh::new()
+                .db(&db)
+                .env("EXAMPLES_GREETING", "set by the examples test")
+                .args(["--json", "--yes", "-e", code])
+                .run();
             ran += 1;
-            let ok = run.code == 0 && (run.stdout == "true\n" || run.stdout.is_empty());
-            if !ok {
-                failures.push(format!(
-                    "{}: {example}\n  exit {}, stdout {:?}, stderr {:?}",
-                    f.name, run.code, run.stdout, run.stderr
-                ));
+            let got: Result<Value, _> = serde_json::from_str(&run.stdout);
+            let exit_ok = run.code == 0
+                || expect.get("exit_code").and_then(Value::as_i64) == Some(run.code.into());
+            match got {
+                Ok(got) if got == expect && exit_ok => {}
+                _ => failures.push(format!(
+                    "{}: {code}\n  expected {expect}\n  exit {}, stdout {:?}, stderr {:?}",
+                    path(&s),
+                    run.code,
+                    run.stdout,
+                    run.stderr
+                )),
             }
         }
     }
     eprintln!("{ran} examples ran");
-    assert!(ran > 30, "only {ran} examples ran");
-    assert!(
-        failures.is_empty(),
-        "{} examples failed:\n{}",
-        failures.len(),
-        failures.join("\n")
+    assert!(ran > 40, "only {ran} examples ran");
+    assert_eq!(
+        failures,
+        Vec::<String>::new(),
+        "{} examples failed",
+        failures.len()
+    );
+}
+
+/// The README's API section is `opsh api --markdown`, so the documentation cannot drift from
+/// the binary. Regenerate it with `tools/readme-api`.
+#[test]
+fn readme_api_section_matches_the_binary() {
+    let run = Opsh::new().args(["api", "--markdown"]).run();
+    run.code(0);
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let begin = "<!-- api:begin (generated by tools/readme-api) -->\n";
+    let end = "<!-- api:end -->";
+    let start = readme.find(begin).expect("README has the api:begin marker") + begin.len();
+    let stop = readme.find(end).expect("README has the api:end marker");
+    assert_eq!(
+        &readme[start..stop],
+        run.stdout,
+        "README's API section is stale: run tools/readme-api"
     );
 }

@@ -249,7 +249,13 @@ async fn reset_processing_puts_every_processing_job_back_without_counting_a_retr
             ("vectorize", "completed", 5, 0),
         ],
     );
-    let t = target(&db, Flags::default());
+    let t = target(
+        &db,
+        Flags {
+            yes: true,
+            ..Flags::default()
+        },
+    );
     let only_audio =
         jobs::reset_processing(&t, "stopping audio", Some(vec!["process_audio".into()]))
             .await
@@ -332,7 +338,13 @@ async fn retry_failed_takes_the_oldest_failures_up_to_the_limit() {
             ("vectorize", "failed", 200, 1),
         ],
     );
-    let t = target(&db, Flags::default());
+    let t = target(
+        &db,
+        Flags {
+            yes: true,
+            ..Flags::default()
+        },
+    );
     let r = jobs::retry_failed(
         &t,
         &Filter {

@@ -62,7 +62,8 @@ Issues:\n  - 1 jobs stuck in processing; reset them with: opsh reset-stuck-jobs 
         .run();
     json.code(1);
     let doc = json.json();
-    assert_eq!(doc["data"]["stuck_ids"], serde_json::json!([1, 2]));
+    assert_eq!(doc["data"]["sample_stuck_ids"], serde_json::json!([1, 2]));
+    assert_eq!(doc["data"]["stuck"], 2);
     assert_eq!(doc["data"]["counts"]["by_status"]["processing"], 2);
 }
 
@@ -91,10 +92,23 @@ fn reset_stuck_jobs_dry_run_lists_and_changes_nothing() {
     );
     Opsh::new().db(&db).args(["reset-stuck-jobs", "--dry-run"]).run().expect(
         0,
-        "would reset job 1 (vectorize, retry 1), processing for 2h 5m\nReset stuck jobs\n\
-✅ dry run: 1 jobs processing for more than 1h would be reset; nothing changed\nStatus: ✅ healthy\n",
+        "Reset stuck jobs\n✅ reset: 1 jobs processing for more than 1h would be pending again\n\
+✅ dry run: nothing changed\nStatus: ✅ healthy\n",
         "",
     );
+    // The dry run is reset_stuck's own: a job at max_retries is reported as going to failed,
+    // and max_retries= is honoured.
+    let doc = Opsh::new()
+        .db(&db)
+        .args(["--json", "reset-stuck-jobs", "--dry-run", "max_retries=1"])
+        .run()
+        .code(1)
+        .json();
+    assert_eq!(
+        (doc["data"]["reset"].clone(), doc["data"]["failed"].clone()),
+        (0.into(), 1.into())
+    );
+    assert_eq!(doc["data"]["sample_failed_ids"], serde_json::json!([1]));
     assert_eq!(
         db.scalar("SELECT string_agg(status, ',' ORDER BY id) FROM processing_jobs"),
         "processing,processing"
@@ -115,8 +129,8 @@ fn reset_stuck_jobs_resets_and_fails_poison_jobs() {
     Opsh::new().db(&db).args(["reset-stuck-jobs"]).run().expect(
         1,
         "Reset stuck jobs\n✅ reset: 1 jobs processing for more than 1h are pending again\n\
-⚠️ max retries: 1 jobs reached max_retries and were marked failed\n\
-Issues:\n  - jobs [2] keep getting stuck; look at them with jobs::list(#{status: \"failed\"})\nStatus: ⚠️ warning\n",
+⚠️ max retries: 1 jobs reached max_retries (3) and are marked failed\n\
+Issues:\n  - jobs keep getting stuck (e.g. [2]); look at them with jobs::list(#{status: \"failed\"})\nStatus: ⚠️ warning\n",
         " INFO reset 1 stuck jobs to pending, 1 to failed\n",
     );
     assert_eq!(
@@ -253,4 +267,43 @@ fn ctrl_c_inside_db_shell_belongs_to_psql_not_to_the_script() {
     stdout.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "done\n");
     assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+/// reset_processing and retry_failed change data only when confirmed: without a terminal and
+/// without --yes they refuse (exit 3) and change nothing; --dry-run reports the plan.
+#[test]
+fn unconfirmed_job_changes_are_refused_and_change_nothing() {
+    let db = TestDb::new();
+    seed_jobs(
+        &db,
+        &[
+            ("vectorize", "processing", 5, 0),
+            ("vectorize", "failed", 5, 1),
+        ],
+    );
+    for (code, what) in [
+        (
+            "jobs::reset_processing()",
+            "reset 1 processing jobs to pending",
+        ),
+        ("jobs::retry_failed()", "put 1 failed jobs back to pending"),
+    ] {
+        let op = code.trim_end_matches("()");
+        Opsh::new().db(&db).args(["-e", code]).run().expect(
+            3,
+            "",
+            &format!("opsh: error: refused: {op}: `{op}: {what}?` needs confirmation and there is no terminal to ask on; pass --yes to confirm unattended, or --dry-run to see what it would change\n"),
+        );
+        let plan = Opsh::new()
+            .db(&db)
+            .args(["--json", "--dry-run", "-e", code])
+            .run()
+            .code(0)
+            .json();
+        assert_eq!(plan["dry_run"], true, "{code}");
+    }
+    assert_eq!(
+        db.scalar("SELECT string_agg(status, ',' ORDER BY id) FROM processing_jobs"),
+        "processing,failed"
+    );
 }

@@ -229,7 +229,7 @@ fn wrong_options_are_named() {
     Opsh::new().args(["-e", "jobs::stuck(#{older: \"1h\"})"]).run().expect(
         3,
         "",
-        "error: jobs::stuck: unknown option `older`; options are `older_than`, `job_type`, `limit`\n  --> <-e>:1:7\n   |\n 1 | jobs::stuck(#{older: \"1h\"})\n   |       ^\n",
+        "error: jobs::stuck: unknown option `older`; did you mean `older_than`? options are `older_than`, `job_type`, `limit`\n  --> <-e>:1:7\n   |\n 1 | jobs::stuck(#{older: \"1h\"})\n   |       ^\n",
     );
     Opsh::new().args(["-e", "sleep(\"soon\")"]).run().expect(
         3,

@@ -176,9 +176,18 @@ pub fn register(
     specs: &mut Vec<&'static Spec>,
 ) {
     let mut log = Registrar::new(target, specs);
-    log.add(&LOG_INFO, |c| Ok(tracing::info!("{}", c.str("message")?)));
-    log.add(&LOG_WARN, |c| Ok(tracing::warn!("{}", c.str("message")?)));
-    log.add(&LOG_ERROR, |c| Ok(tracing::error!("{}", c.str("message")?)));
+    log.add(&LOG_INFO, |c| {
+        tracing::info!("{}", c.str("message")?);
+        Ok(())
+    });
+    log.add(&LOG_WARN, |c| {
+        tracing::warn!("{}", c.str("message")?);
+        Ok(())
+    });
+    log.add(&LOG_ERROR, |c| {
+        tracing::error!("{}", c.str("message")?);
+        Ok(())
+    });
     engine.register_static_module("log", log.finish().into());
 
     let mut reg = Registrar::new(target, specs);

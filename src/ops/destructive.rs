@@ -121,7 +121,7 @@ impl Audit {
             outcome: outcome.to_string(),
             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
-        tracing::info!(target: "opsh::audit", op = %record.op, count = record.count, dry_run, "{}: {}", record.summary, record.outcome);
+        tracing::debug!(target: "opsh::audit", op = %record.op, count = record.count, dry_run, "{}: {}", record.summary, record.outcome);
         self.records.borrow_mut().push(record);
     }
 

@@ -15,6 +15,9 @@ use std::rc::Rc;
 
 use spec::{Registrar, Spec};
 
+/// A domain's module name and its registration.
+type Domain = (&'static str, fn(&mut Registrar));
+
 /// Registers every domain's module (`db::`, `jobs::`, …) into the engine and returns the specs
 /// of what it registered.
 pub fn register_all(
@@ -23,7 +26,7 @@ pub fn register_all(
     specs: &mut Vec<&'static Spec>,
 ) {
     error::register(engine);
-    let domains: [(&str, fn(&mut Registrar)); 2] = [("db", db::register), ("jobs", jobs::register)];
+    let domains: [Domain; 2] = [("db", db::register), ("jobs", jobs::register)];
     for (name, register) in domains {
         let mut reg = Registrar::new(target, specs);
         register(&mut reg);

@@ -111,12 +111,41 @@ impl Opsh {
         Run::from(out)
     }
 
-    pub fn spawn(&self) -> Child {
+    /// Starts opsh and keeps its working directory alive until the child is done with.
+    pub fn spawn(self) -> Spawned {
         let mut cmd = self.command();
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        cmd.spawn().expect("spawn opsh")
+        Spawned {
+            child: cmd.spawn().expect("spawn opsh"),
+            _dir: self.dir,
+        }
+    }
+}
+
+/// A running opsh and the temp dir it runs in (dropped after the child).
+pub struct Spawned {
+    pub child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Spawned {
+    pub fn wait_with_output(self) -> std::io::Result<Output> {
+        self.child.wait_with_output()
+    }
+}
+
+impl std::ops::Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.child
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.child
     }
 }
 
@@ -213,6 +242,30 @@ impl TestDb {
     /// A database without the managed schema.
     pub fn empty() -> TestDb {
         Self::create(false)
+    }
+
+    /// A copy of another test database (CREATE DATABASE … TEMPLATE), rows and all.
+    pub fn copy_of(template: &TestDb) -> TestDb {
+        let server = server_url();
+        let name = format!(
+            "opsh_test_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let url = with_db(&server, &name);
+        let sql = format!("CREATE DATABASE {name} TEMPLATE {}", template.name);
+        let admin_url = server.clone();
+        block_on(async move {
+            let admin = sqlx::PgPool::connect(&admin_url)
+                .await
+                .expect("connect to the test server");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&admin)
+                .await
+                .expect("copy test database");
+            admin.close().await;
+        });
+        TestDb { name, url, server }
     }
 
     fn create(migrate: bool) -> TestDb {

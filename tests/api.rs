@@ -1,0 +1,169 @@
+//! `opsh api`, declared procedure arguments, and the errors scripts can inspect: the domain
+//! pattern as a user meets it.
+
+mod support;
+
+use pretty_assertions::assert_eq;
+use support::{Opsh, TestDb};
+
+#[test]
+fn api_shows_one_function_in_full_from_its_spec() {
+    Opsh::new().args(["api", "db::unlock"]).run().expect(
+        0,
+        "db::unlock(name: string) -> bool\n\n  Releases an advisory lock taken by db::try_lock; false when this run did not hold it.\n\nParameters:\n  name: string — the lock's name\n\nExample:\n  db::unlock(\"never-taken\")\n  → false\n",
+        "",
+    );
+}
+
+#[test]
+fn api_lists_options_with_kinds_and_defaults() {
+    let run = Opsh::new().args(["api", "jobs::reset_stuck"]).run();
+    run.code(0);
+    for line in [
+        "  older_than: duration = setting jobs.stuck_after.reset_stuck_jobs — processing with no sign of life for this long",
+        "  max_retries: int = setting jobs.max_retries — jobs already retried this often go to 'failed'",
+        "  job_type: string|array — only these job types (one or an array)",
+    ] {
+        assert!(
+            run.stdout.lines().any(|l| l == line),
+            "missing {line:?} in\n{}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn api_json_lists_every_function_with_options_and_examples() {
+    let doc = Opsh::new().args(["api", "--json"]).run().code(0).json();
+    let specs = doc.as_array().unwrap();
+    let reset = specs
+        .iter()
+        .find(|s| s["module"] == "jobs" && s["name"] == "reset_stuck")
+        .unwrap();
+    let options: Vec<&str> = reset["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(options, ["older_than", "max_retries", "reason", "job_type"]);
+    assert_eq!(
+        reset["options"][1]["default"],
+        serde_json::json!({"from": "setting", "value": "jobs.max_retries"})
+    );
+    assert_eq!(reset["options"][0]["kind"], "duration");
+    assert!(
+        specs
+            .iter()
+            .all(|s| !s["examples"].as_array().unwrap().is_empty())
+    );
+}
+
+#[test]
+fn api_of_an_unknown_name_suggests_one() {
+    Opsh::new().args(["api", "jobs::reset_stuk"]).run().expect(
+        3,
+        "",
+        "opsh: error: no function or module `jobs::reset_stuk`; did you mean `jobs::reset_stuck`? `opsh api` lists them\n",
+    );
+}
+
+#[test]
+fn a_procedure_help_lists_its_declared_arguments() {
+    Opsh::new().args(["reset-stuck-jobs", "--help"]).run().expect(
+        0,
+        "reset-stuck-jobs: Reset jobs stuck in processing back to pending (make reset-stuck-jobs)\n\n\
+Usage: opsh reset-stuck-jobs [key=value]… [--dry-run] [--yes] [--json]\n\n\
+Arguments:\n  \
+older_than: duration = setting jobs.stuck_after.reset_stuck_jobs — processing with no sign of life for this long counts as stuck\n  \
+max_retries: int = setting jobs.max_retries — jobs already retried this often go to failed instead\n",
+        "",
+    );
+}
+
+#[test]
+fn scripts_json_carries_each_procedure_s_arguments() {
+    let doc = Opsh::new().args(["scripts", "--json"]).run().code(0).json();
+    let reset = doc
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "reset-stuck-jobs")
+        .unwrap();
+    let names: Vec<&str> = reset["arguments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["older_than", "max_retries"]);
+}
+
+/// Before, `older_tahn=2d` silently ran with the 1 h default.
+#[test]
+fn an_undeclared_argument_is_refused_with_a_suggestion() {
+    Opsh::new().args(["reset-stuck-jobs", "older_tahn=2d"]).run().expect(
+        3,
+        "",
+        "opsh: error: reset-stuck-jobs has no argument `older_tahn`; did you mean `older_than`? its arguments are `older_than`, `max_retries` (`opsh reset-stuck-jobs --help`)\n",
+    );
+}
+
+#[test]
+fn arguments_are_converted_to_their_declared_kind() {
+    let script = "// show\n// arg n: int = 3 -- a number\n// arg on: bool = false -- a switch\n// arg every: duration = 1h -- a duration\n// arg names: list -- names\n\
+#{n: ARGS.n, n_type: type_of(ARGS.n), on: ARGS.on, every: ARGS.every, names: ARGS.names}";
+    Opsh::new()
+        .file("ops/show.rhai", script)
+        .args(["--json", "show", "n=42", "on=yes", "names=a,b"])
+        .run()
+        .expect(
+            0,
+            "{\"every\":\"1h\",\"n\":42,\"n_type\":\"i64\",\"names\":[\"a\",\"b\"],\"on\":true}\n",
+            "",
+        );
+    Opsh::new()
+        .file("ops/show.rhai", script)
+        .args(["show", "n=many"])
+        .run()
+        .expect(
+            3,
+            "",
+            "opsh: error: show: argument `n=many`: expected an integer, got \"many\"\n",
+        );
+    Opsh::new().file("ops/show.rhai", script).args(["show", "every=soon"]).run().expect(
+        3,
+        "",
+        "opsh: error: show: argument `every=soon`: `soon` is not a duration (expected number at 0); write e.g. \"30s\", \"10m\", \"1h\", \"1d\" or seconds\n",
+    );
+}
+
+#[test]
+fn a_caught_error_tells_the_backend_and_the_kind() {
+    Opsh::new()
+        .env("DATABASE_URL", "postgres://youtube_user:s3cret@127.0.0.1:1/youtube_agent")
+        .args([
+            "--json",
+            "-e",
+            "let e = (); try { db::ping() } catch (err) { e = err }; #{kind: e.kind, backend: e.backend, address: e.address, op: e.op}",
+        ])
+        .run()
+        .expect(
+            0,
+            "{\"address\":\"postgres://youtube_user:***@127.0.0.1:1/youtube_agent\",\"backend\":\"postgres\",\"kind\":\"unreachable\",\"op\":\"db::ping\"}\n",
+            "",
+        );
+}
+
+#[test]
+fn a_missing_table_is_kind_missing_schema() {
+    let db = TestDb::empty();
+    Opsh::new()
+        .db(&db)
+        .args([
+            "-e",
+            "let k = (); try { jobs::counts() } catch (err) { k = err.kind }; k",
+        ])
+        .run()
+        .expect(0, "missing_schema\n", "");
+}
