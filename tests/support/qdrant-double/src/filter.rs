@@ -188,8 +188,8 @@ impl Cond {
             Cond::HasId(ids) => ids.contains(id),
             Cond::Filter(filter) => filter.matches(id, payload),
             Cond::Any(conds) => conds.iter().any(|c| c.check(id, payload)),
-            Cond::Match(key, kind) => values_at(payload, key).iter().any(|v| kind.matches(v)),
-            Cond::Range(key, bounds) => values_at(payload, key).iter().any(|v| {
+            Cond::Match(key, kind) => any_at(payload, key, &|v| kind.matches(v)),
+            Cond::Range(key, bounds) => any_at(payload, key, &|v| {
                 let n = match v.kind {
                     Some(Kind::IntegerValue(i)) => i as f64,
                     Some(Kind::DoubleValue(d)) => d,
@@ -200,8 +200,9 @@ impl Cond {
                     && bounds.lte.is_none_or(|b| n <= b)
                     && bounds.gte.is_none_or(|b| n >= b)
             }),
-            Cond::IsEmpty(key) => values_at(payload, key).iter().all(|v| is_null(v)),
-            Cond::IsNull(key) => values_at(payload, key).iter().any(|v| is_null(v)),
+            // Missing, null, or an empty array.
+            Cond::IsEmpty(key) => !any_at(payload, key, &|v| !is_null(v)),
+            Cond::IsNull(key) => any_at(payload, key, &is_null),
         }
     }
 }
@@ -223,36 +224,35 @@ fn is_null(value: &Value) -> bool {
     matches!(value.kind, None | Some(Kind::NullValue(_)))
 }
 
-/// The values at a payload path, arrays looked through (at every level, as Qdrant does).
-fn values_at<'a>(payload: Option<&'a HashMap<String, Value>>, key: &[String]) -> Vec<&'a Value> {
-    let Some(payload) = payload else {
-        return Vec::new();
-    };
+/// Whether any value at a payload path passes `test`, arrays looked through at every level
+/// (as Qdrant does). Allocates nothing: counts and deletes by filter walk every point.
+fn any_at(
+    payload: Option<&HashMap<String, Value>>,
+    key: &[String],
+    test: &dyn Fn(&Value) -> bool,
+) -> bool {
     let Some((first, rest)) = key.split_first() else {
-        return Vec::new();
+        return false;
     };
-    let mut current: Vec<&Value> = payload.get(first).into_iter().collect();
-    for segment in rest {
-        let mut next = Vec::new();
-        for value in flatten(current) {
-            if let Some(Kind::StructValue(s)) = &value.kind {
-                next.extend(s.fields.get(segment));
-            }
-        }
-        current = next;
-    }
-    flatten(current)
+    payload
+        .and_then(|p| p.get(first))
+        .is_some_and(|value| walk(value, rest, test))
 }
 
-fn flatten(values: Vec<&Value>) -> Vec<&Value> {
-    let mut out = Vec::with_capacity(values.len());
-    for value in values {
-        match &value.kind {
-            Some(Kind::ListValue(list)) => out.extend(list.values.iter()),
-            _ => out.push(value),
-        }
+fn walk(value: &Value, rest: &[String], test: &dyn Fn(&Value) -> bool) -> bool {
+    match (&value.kind, rest.split_first()) {
+        (Some(Kind::ListValue(list)), _) => list.values.iter().any(|v| match &v.kind {
+            // An array inside an array is not looked through again.
+            Some(Kind::ListValue(_)) if rest.is_empty() => test(v),
+            _ => walk(v, rest, test),
+        }),
+        (_, None) => test(value),
+        (Some(Kind::StructValue(s)), Some((segment, rest))) => s
+            .fields
+            .get(segment)
+            .is_some_and(|child| walk(child, rest, test)),
+        (_, Some(_)) => false,
     }
-    out
 }
 
 #[cfg(test)]
@@ -289,6 +289,38 @@ mod tests {
         .unwrap();
         assert!(!wrong_type.matches(&id, Some(&p)));
         assert!(!by_int.matches(&id, None));
+    }
+
+    #[test]
+    fn dotted_paths_look_through_arrays_and_is_empty_covers_missing_null_and_empty() {
+        let meta = Value::from(vec![
+            Value::from(qdrant_client::Payload::from([("lang", Value::from("ko"))])),
+            Value::from(qdrant_client::Payload::from([("lang", Value::from("en"))])),
+        ]);
+        let p = payload(&[
+            ("meta", meta),
+            (
+                "none",
+                Value::from(qdrant_client::qdrant::value::Kind::NullValue(0)),
+            ),
+            ("empty", Value::from(Vec::<i64>::new())),
+            ("one", Value::from(vec![1_i64])),
+        ]);
+        let id = PointKey::Num(1);
+        let check = |c: Condition| {
+            CompiledFilter::compile(&Filter::must([c]))
+                .unwrap()
+                .matches(&id, Some(&p))
+        };
+        assert!(check(Condition::matches("meta[].lang", "en".to_string())));
+        assert!(check(Condition::matches("meta.lang", "ko".to_string())));
+        assert!(!check(Condition::matches("meta.lang", "fr".to_string())));
+        assert!(check(Condition::is_empty("missing")));
+        assert!(check(Condition::is_empty("none")));
+        assert!(check(Condition::is_empty("empty")));
+        assert!(!check(Condition::is_empty("one")));
+        assert!(check(Condition::is_null("none")));
+        assert!(!check(Condition::is_null("empty")));
     }
 
     #[test]

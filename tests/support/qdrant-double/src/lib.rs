@@ -31,13 +31,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub mod errors;
-pub mod filter;
-pub mod grpc;
-pub mod ids;
-pub mod rest;
-pub mod snapshots;
-pub mod store;
+mod errors;
+mod filter;
+mod grpc;
+mod ids;
+mod rest;
+mod snapshots;
+mod store;
 
 /// What the double says it is, first in its log and in its `--help`.
 pub const DISCLAIMER: &str =
@@ -96,7 +96,7 @@ impl Options {
 }
 
 /// State shared by the gRPC and REST servers.
-pub struct Shared {
+pub(crate) struct Shared {
     pub(crate) store: store::Store,
     pub(crate) snapshots: snapshots::Snapshots,
     pub(crate) api_key: Option<String>,

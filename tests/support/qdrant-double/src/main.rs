@@ -34,9 +34,16 @@ struct Args {
     snapshots_dir: Option<PathBuf>,
 }
 
+/// Prints a line of the log on stdout; a reader that went away does not stop the server.
+fn say(line: impl std::fmt::Display) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    println!("{DISCLAIMER}");
+    say(DISCLAIMER);
     let options = Options {
         api_key: args.api_key,
         server_version: args.server_version,
@@ -53,15 +60,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("gRPC: {}", running.grpc_url());
-    println!("REST: {}", running.rest_url());
-    println!(
+    say(format_args!("gRPC: {}", running.grpc_url()));
+    say(format_args!("REST: {}", running.rest_url()));
+    say(format_args!(
         "reports Qdrant version {version}; API key {}; snapshots in {}",
         if api_key { "required" } else { "not required" },
         running.snapshots_dir().display()
-    );
-    println!("running until SIGINT or SIGTERM");
-    let _ = std::io::stdout().flush();
+    ));
+    say("running until SIGINT or SIGTERM");
 
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -75,7 +81,7 @@ fn main() -> ExitCode {
             _ = term.recv() => {}
         }
     });
-    println!("qdrant-double: stopping");
+    say("qdrant-double: stopping");
     running.stop();
     ExitCode::SUCCESS
 }

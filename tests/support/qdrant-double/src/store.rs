@@ -43,7 +43,9 @@ pub struct Collection {
 /// A point's data; payload and vectors are boxed so an id-only point stays small.
 #[derive(Clone, Debug, Default)]
 pub struct StoredPoint {
-    /// The payload; `None` when empty.
+    /// The payload; `None` when empty. Boxed on purpose: 8 bytes a point instead of a
+    /// HashMap's 48 when millions of id-only points are held.
+    #[allow(clippy::box_collection)]
     pub payload: Option<Box<HashMap<String, Value>>>,
     /// The vectors in the form Qdrant answers them; `None` when the point has none.
     pub vectors: Option<Box<VectorsOutput>>,
