@@ -3,7 +3,11 @@
 //! Qdrant keeps an id either as a u64 or as a UUID and orders them with every number before
 //! every UUID, UUIDs by their 128-bit value (its `ExtendedPointId` derives `Ord` that way). A
 //! UUID arrives as text and is read with the `uuid` crate's `Uuid::parse_str`, exactly as Qdrant's
-//! gRPC conversion does, and is always answered in the hyphenated lowercase form.
+//! gRPC conversion (`TryFrom<PointId> for PointIdType` in its `api` crate) does, and is always
+//! answered in the hyphenated lowercase form. `parse_str` takes the hyphenated form in any case,
+//! the 32-hex simple form (so an MD5 hex digest is a UUID), and also the braced `{…}` and
+//! `urn:uuid:…` forms, so real Qdrant takes those too (its documentation lists the urn form);
+//! anything else is refused with Qdrant's "Unable to parse UUID: <text>".
 
 use qdrant_client::qdrant::PointId;
 use qdrant_client::qdrant::point_id::PointIdOptions;

@@ -31,6 +31,8 @@ async fn uuid_ids_in_every_accepted_form_are_stored_and_answered_hyphenated_lowe
             // An MD5 hex digest (md5("hello")): Qdrant reads 32 hex digits as a UUID.
             text("5d41402abc4b2a76b9719d911017c592"),
             text("6F9619FF-8B86-D011-B42D-00C04FC964FF"),
+            // Braced and urn forms: real Qdrant reads point ids with uuid's `Uuid::parse_str`,
+            // which takes them, so they are stored under the same UUID, not refused.
             text("{a1a2a3a4-b1b2-c1c2-d1d2-d3d4d5d6d7d8}"),
             text("urn:uuid:f9168c5e-ceb2-4faa-b6bf-329bf39fa1e4"),
         ],
