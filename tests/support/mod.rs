@@ -297,14 +297,14 @@ impl TestDb {
                 .expect("create test database");
             admin.close().await;
             if migrate {
-                let pool = sqlx::PgPool::connect(&url)
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&url)
                     .await
                     .expect("connect to test database");
-                opsh::ops::db::MIGRATOR
-                    .run(&pool)
+                opsh::ops::db::schema::migrate(&mut conn, false)
                     .await
                     .expect("migrate test database");
-                pool.close().await;
+                let _ = conn.close().await;
             }
         });
         TestDb { name, url, server }
