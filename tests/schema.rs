@@ -1,7 +1,8 @@
 //! `opsh migrate` against the real PostgreSQL on each path a database can take: empty, made by
 //! the deployment's own init.sql (tests/fixtures/deployment_init.sql, written from
 //! deployment-schema.md), and migrated by the first opsh release (its sqlx migrations, kept in
-//! tests/fixtures/opsh-0.1-migrations). Each must end with the same catalog.
+//! tests/fixtures/opsh-0.1-migrations). Each must end with the same catalog. Then the bundled
+//! procedures on a deployment before and after migrate, and on a database without the tables.
 
 mod support;
 
@@ -542,4 +543,206 @@ fn migrate_gives_up_on_a_busy_table_instead_of_stalling_the_workers_and_runs_alo
     );
     drop(other);
     assert_eq!(names(&migrate(&db)["applied"]).len(), 4);
+}
+
+// --- The bundled procedures on a deployment never migrated, after migrate, and without tables.
+
+const NOT_MIGRATED: &str = " WARN processing_jobs has no retry_count and no updated_at (the deployment's init.sql does not create them): read as 0 and NULL; `opsh migrate` adds them\n";
+
+const NO_RETRY_COUNT: &str = "processing_jobs has no column retry_count (the deployment's init.sql does not create it), and resetting stuck jobs counts their retries so that max_retries stops a job that keeps getting stuck; run `opsh migrate` to add it (existing jobs start at 0)";
+
+#[test]
+fn the_procedures_work_on_a_deployment_before_and_after_migrate() {
+    let db = TestDb::deployment();
+    seed(&db, true);
+    let check_jobs = "Job queue\n✅ database: connected\n✅ jobs: 3 in all: pending 1, processing 1, completed 1, failed 0\n\
+✅ extract_transcript: pending 0, processing 0, completed 1, failed 0\n\
+✅ process_audio: pending 1, processing 0, completed 0, failed 0\n\
+✅ vectorize: pending 0, processing 1, completed 0, failed 0\n\
+✅ oldest processing job: job 2 (vectorize) for 2h\n⚠️ stuck jobs: 1 processing for more than 1h\n\
+Issues:\n  - 1 jobs stuck in processing; reset them with: opsh reset-stuck-jobs older_than=1h\nStatus: ⚠️ warning\n";
+
+    // Before: reads work, with one warning that migrate adds what is missing.
+    Opsh::new()
+        .db(&db)
+        .args(["check-jobs"])
+        .run()
+        .expect(1, check_jobs, NOT_MIGRATED);
+    let run = Opsh::new()
+        .db(&db)
+        .args(["--json", "-e", "jobs::list(#{status: \"processing\"})[0]"])
+        .run();
+    run.code(0);
+    assert_eq!(run.json()["retry_count"], 0);
+    assert_eq!(run.json()["updated_at"], serde_json::Value::Null);
+    assert_eq!(run.stderr, NOT_MIGRATED);
+    // A write that needs retry_count says so, also as a dry run; nothing changes.
+    for args in [
+        &["reset-stuck-jobs"][..],
+        &["reset-stuck-jobs", "--dry-run"],
+    ] {
+        let run = Opsh::new().db(&db).args(args).run();
+        run.code(3);
+        let address = db.url.replace("youtube_pass", "***");
+        assert!(
+            run.stderr.starts_with(&format!(
+                "{NOT_MIGRATED}error: jobs::reset_stuck: postgres at {address}: {NO_RETRY_COUNT}\n"
+            )),
+            "{}",
+            run.stderr
+        );
+    }
+    // Scripts can tell this failure from others.
+    Opsh::new()
+        .db(&db)
+        .args([
+            "-e",
+            "let k = (); try { jobs::reset_stuck(#{}) } catch (e) { k = e.kind }; k",
+        ])
+        .run()
+        .expect(0, "missing_schema\n", NOT_MIGRATED);
+    assert_eq!(
+        db.scalar("SELECT status FROM processing_jobs WHERE id = 2"),
+        "processing"
+    );
+    // Writes that only stamp updated_at work without it.
+    Opsh::new()
+        .db(&db)
+        .args([
+            "--yes",
+            "-e",
+            "jobs::retry_failed(#{}).retried + jobs::reset_processing(#{reason: \"test\"}).reset",
+        ])
+        .run()
+        .expect(
+            0,
+            "1\n",
+            &format!("{NOT_MIGRATED} INFO jobs::reset_processing: reset 1 processing jobs to pending? (confirmed by --yes)\n"),
+        );
+    db.exec("UPDATE processing_jobs SET status = 'processing', error_message = NULL, started_at = LOCALTIMESTAMP - interval '2 hours' WHERE id = 2");
+    let stats = Opsh::new().db(&db).args(["db-stats"]).run();
+    stats.code(1);
+    assert!(
+        stats.stdout.contains(
+            "⚠️ missing column: processing_jobs.retry_count: run `opsh migrate`\n\
+⚠️ missing column: processing_jobs.updated_at: run `opsh migrate`\n\
+⚠️ missing index: idx_processing_jobs_stuck: run `opsh migrate`\n\
+⚠️ missing index: idx_vector_mappings_chunk_id: run `opsh migrate`\nStatus: ⚠️ warning\n"
+        ),
+        "{}",
+        stats.stdout
+    );
+    psql_stand_in(&db);
+
+    // After: the same reports without the warning, and the reset works.
+    migrate(&db);
+    Opsh::new()
+        .db(&db)
+        .args(["check-jobs"])
+        .run()
+        .expect(1, check_jobs, "");
+    let run = Opsh::new().db(&db).args(["reset-stuck-jobs"]).run();
+    run.code(0);
+    assert!(
+        run.stdout
+            .contains("✅ reset: 1 jobs processing for more than 1h are pending again\n"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        db.scalar("SELECT status || '/' || retry_count || '/' || (updated_at IS NOT NULL) FROM processing_jobs WHERE id = 2"),
+        "pending/1/true"
+    );
+    let stats = Opsh::new().db(&db).args(["db-stats"]).run();
+    stats.code(0);
+    assert!(!stats.stdout.contains("missing"), "{}", stats.stdout);
+    psql_stand_in(&db);
+}
+
+/// db-shell needs no schema: a stand-in psql shows that it runs.
+fn psql_stand_in(db: &TestDb) {
+    Opsh::new()
+        .db(db)
+        .stand_in("psql", "#!/bin/sh\necho \"psql $*\"\n")
+        .args(["db-shell"])
+        .run()
+        .expect(
+            0,
+            &format!(
+                "psql --host 127.0.0.1 --port {} --username youtube_user --dbname {}\n",
+                port(db),
+                db.name
+            ),
+            "",
+        );
+}
+
+fn port(db: &TestDb) -> u16 {
+    url::Url::parse(&db.url).unwrap().port().unwrap()
+}
+
+#[test]
+fn without_the_tables_every_procedure_says_run_opsh_migrate() {
+    let db = TestDb::empty();
+    let address = db.url.replace("youtube_pass", "***");
+    let missing = format!(
+        "postgres at {address}: database {} has no table processing_jobs: run `opsh migrate` to create the deployment's schema, or point postgres.url at the deployment's database",
+        db.name
+    );
+    Opsh::new().db(&db).args(["check-jobs"]).run().expect(
+        2,
+        &format!("Job queue\n❌ database: jobs::counts: {missing}\nStatus: ❌ critical\n"),
+        "",
+    );
+    for args in [
+        &["reset-stuck-jobs"][..],
+        &["reset-stuck-jobs", "--dry-run"],
+    ] {
+        let run = Opsh::new().db(&db).args(args).run();
+        run.code(3);
+        assert!(
+            run.stderr
+                .contains(&format!("jobs::reset_stuck: {missing}")),
+            "{}",
+            run.stderr
+        );
+    }
+    let stats = Opsh::new().db(&db).args(["db-stats"]).run();
+    stats.code(1);
+    assert!(
+        stats.stdout.ends_with(
+            "⚠️ missing table: channels: run `opsh migrate`\n⚠️ missing table: content: run `opsh migrate`\n\
+⚠️ missing table: transcripts: run `opsh migrate`\n⚠️ missing table: processing_jobs: run `opsh migrate`\n\
+⚠️ missing table: vector_mappings: run `opsh migrate`\nStatus: ⚠️ warning\n"
+        ),
+        "{}",
+        stats.stdout
+    );
+    psql_stand_in(&db);
+    // Nothing was created behind the operator's back.
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"),
+        "0"
+    );
+}
+
+#[test]
+fn after_db_migrate_in_the_same_run_the_jobs_functions_use_the_new_columns() {
+    let db = TestDb::deployment();
+    seed(&db, false);
+    Opsh::new()
+        .db(&db)
+        .args([
+            "-e",
+            "let before = jobs::list(#{}).len(); db::migrate(); before + jobs::reset_stuck(#{older_than: \"1h\"}).reset",
+        ])
+        .run()
+        .code(0)
+        .expect(0, "4\n", &format!("{NOT_MIGRATED}{}", [
+            " INFO migrate: column processing_jobs.retry_count\n",
+            " INFO migrate: column processing_jobs.updated_at\n",
+            " INFO migrate: index idx_processing_jobs_stuck\n",
+            " INFO migrate: index idx_vector_mappings_chunk_id\n",
+            " INFO reset 1 stuck jobs to pending, 0 to failed\n",
+        ].concat()));
 }

@@ -213,6 +213,10 @@ pub async fn migrate(target: &Target) -> Result<schema::Migrated, OpError> {
     let pool = target.pg().await?;
     let mut conn = pool.acquire().await.map_err(target.pg_err())?;
     let result = schema::migrate(&mut conn, target.flags.dry_run).await;
+    if !target.flags.dry_run {
+        // The jobs functions read processing_jobs' columns anew.
+        schema::forget_shape(target.settings.get("postgres.url"));
+    }
     result.map_err(|e| {
         // Whatever state the session is in, it does not go back to the pool.
         conn.close_on_drop();

@@ -31,6 +31,7 @@
 //!   applied and changes nothing.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use serde::Serialize;
 use sqlx::{Acquire, AssertSqlSafe, PgConnection, Row};
@@ -867,6 +868,68 @@ fn ident(name: &str) -> String {
     } else {
         format!("\"{}\"", name.replace('"', "\"\""))
     }
+}
+
+/// Which of processing_jobs' optional columns a database has: the deployment's init.sql makes
+/// neither retry_count nor updated_at. Read from the catalog once per process and database.
+#[derive(Debug, Clone, Copy)]
+pub struct JobShape {
+    pub table: bool,
+    pub retry_count: bool,
+    pub updated_at: bool,
+}
+
+static SHAPES: Mutex<BTreeMap<String, (JobShape, String)>> = Mutex::new(BTreeMap::new());
+
+/// processing_jobs' shape (cached per database URL), and the database's name for messages.
+/// The first time the columns are found missing, one warning says that reads go on without them.
+pub async fn job_shape(url: &str, pool: &sqlx::PgPool) -> Result<(JobShape, String), sqlx::Error> {
+    if let Some(known) = SHAPES.lock().unwrap_or_else(|e| e.into_inner()).get(url) {
+        return Ok(known.clone());
+    }
+    let (table, retry_count, updated_at, database): (bool, bool, bool, String) = sqlx::query_as(
+        "SELECT to_regclass('processing_jobs') IS NOT NULL,
+                EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('processing_jobs')
+                        AND attname = 'retry_count' AND NOT attisdropped),
+                EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('processing_jobs')
+                        AND attname = 'updated_at' AND NOT attisdropped),
+                current_database()::text",
+    )
+    .fetch_one(pool)
+    .await?;
+    let shape = JobShape {
+        table,
+        retry_count,
+        updated_at,
+    };
+    if table && !(retry_count && updated_at) {
+        let missing: Vec<&str> = [("retry_count", retry_count), ("updated_at", updated_at)]
+            .iter()
+            .filter(|(_, has)| !has)
+            .map(|(c, _)| *c)
+            .collect();
+        tracing::warn!(
+            "processing_jobs has no {} (the deployment's init.sql does not create {}): read as {}; `opsh migrate` adds {}",
+            missing.join(" and no "),
+            if missing.len() == 1 { "it" } else { "them" },
+            missing
+                .iter()
+                .map(|c| if *c == "retry_count" { "0" } else { "NULL" })
+                .collect::<Vec<_>>()
+                .join(" and "),
+            if missing.len() == 1 { "it" } else { "them" },
+        );
+    }
+    SHAPES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(url.to_string(), (shape, database.clone()));
+    Ok((shape, database))
+}
+
+/// Forgets the cached shape (after a migrate changed it).
+pub fn forget_shape(url: &str) {
+    SHAPES.lock().unwrap_or_else(|e| e.into_inner()).remove(url);
 }
 
 #[cfg(test)]
