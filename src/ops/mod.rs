@@ -4,6 +4,7 @@
 pub mod clients;
 pub mod db;
 pub mod destructive;
+pub mod docker;
 pub mod error;
 pub mod jobs;
 pub mod spec;
@@ -23,7 +24,11 @@ pub fn register_all(
     specs: &mut Vec<&'static Spec>,
 ) {
     error::register(engine);
-    let domains: [(&str, fn(&mut Registrar)); 2] = [("db", db::register), ("jobs", jobs::register)];
+    let domains: [(&str, fn(&mut Registrar)); 3] = [
+        ("db", db::register),
+        ("docker", docker::register),
+        ("jobs", jobs::register),
+    ];
     for (name, register) in domains {
         let mut reg = Registrar::new(target, specs);
         register(&mut reg);
