@@ -6,6 +6,7 @@ pub mod db;
 pub mod destructive;
 pub mod docker;
 pub mod error;
+pub mod host;
 pub mod jobs;
 pub mod spec;
 mod target;
@@ -24,9 +25,10 @@ pub fn register_all(
     specs: &mut Vec<&'static Spec>,
 ) {
     error::register(engine);
-    let domains: [(&str, fn(&mut Registrar)); 3] = [
+    let domains: [(&str, fn(&mut Registrar)); 4] = [
         ("db", db::register),
         ("docker", docker::register),
+        ("host", host::register),
         ("jobs", jobs::register),
     ];
     for (name, register) in domains {
