@@ -142,6 +142,12 @@ const KEYS: &[Key] = &[
         kind: Kind::Duration,
     },
     Key {
+        name: "safe_stop.stop_last",
+        env: &[],
+        default: "postgres,redis,qdrant",
+        kind: Kind::Text,
+    },
+    Key {
         name: "safe_start.wait",
         env: &[],
         default: "2m",

@@ -815,8 +815,8 @@ pub async fn services(target: &Target) -> Result<BTreeMap<String, i64>, OpError>
 
 const SERVICES: Param = Param::optional(
     "services",
-    Kind::Strings,
-    "a service (or container) name or an array of them; all of the project's when left out",
+    Kind::Any,
+    "a service (or container) name or an array of them; all of the project's when left out or ()",
 );
 const STOP_TIMEOUT: Opt = Opt::new(
     "timeout",
@@ -1029,8 +1029,24 @@ static SERVICES_SPEC: Spec = Spec {
     examples: &[Example::new(r#"docker::services()"#, "{}")],
 };
 
+/// The services argument: a name, an array of names, or () / left out for all.
 fn services_arg(c: &crate::ops::spec::Call) -> Result<Option<Vec<String>>, OpError> {
-    c.opt_strings("services")
+    let Some(v) = c.value("services") else {
+        return Ok(None);
+    };
+    if v.is_unit() {
+        return Ok(None);
+    }
+    match Kind::Strings.convert(v) {
+        Ok(list) => Ok(Some(
+            list.into_array()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| s.to_string())
+                .collect(),
+        )),
+        Err(why) => Err(OpError::invalid(format!("`services`: {why}"))),
+    }
 }
 
 pub fn register(reg: &mut Registrar) {

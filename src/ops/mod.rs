@@ -2,6 +2,7 @@
 //! derive Serialize, and one `register` that exposes it to Rhai through its function specs.
 
 pub mod clients;
+pub mod compose;
 pub mod db;
 pub mod destructive;
 pub mod docker;
@@ -25,7 +26,8 @@ pub fn register_all(
     specs: &mut Vec<&'static Spec>,
 ) {
     error::register(engine);
-    let domains: [(&str, fn(&mut Registrar)); 4] = [
+    let domains: [(&str, fn(&mut Registrar)); 5] = [
+        ("compose", compose::register),
         ("db", db::register),
         ("docker", docker::register),
         ("host", host::register),
