@@ -189,7 +189,7 @@ static UP: Spec = Spec {
           a failure is an error with the CLI's last lines. With --dry-run it only names the \
           command.",
     examples: &[Example::new(
-        r#"try { compose::up() } catch (e) { e.kind }"#,
+        r#"let k = (); try { compose::up() } catch (e) { k = e.kind } k"#,
         r#""invalid""#,
     )],
 };
@@ -209,7 +209,7 @@ static DOWN: Spec = Spec {
           unless volumes is true, which is confirmed with DELETE VOLUMES (--yes answers it). \
           With --dry-run nothing is removed.",
     examples: &[Example::new(
-        r#"try { compose::down() } catch (e) { e.kind }"#,
+        r#"let k = (); try { compose::down() } catch (e) { k = e.kind } k"#,
         r#""invalid""#,
     )],
 };

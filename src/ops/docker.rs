@@ -417,7 +417,7 @@ pub async fn act(
         unchanged: count(|a| !a.changed && a.error.is_none()),
         containers,
     };
-    if go {
+    if go && todo > 0 {
         done(
             target,
             &change,
@@ -983,7 +983,7 @@ static EXEC: Spec = Spec {
     doc: "Runs a command in the service's first running container: container, exit_code, output \
           (stdout and stderr as they came), stdout, stderr.",
     examples: &[Example::new(
-        r#"try { docker::exec("no-such-service", "true") } catch (e) { e.kind }"#,
+        r#"let k = (); try { docker::exec("no-such-service", "true") } catch (e) { k = e.kind } k"#,
         r#""not_found""#,
     )],
 };
@@ -1000,7 +1000,7 @@ static INSPECT: Spec = Spec {
     returns: "Map",
     doc: "The engine's inspect document (docker inspect) of the service's first container.",
     examples: &[Example::new(
-        r#"try { docker::inspect("no-such-service") } catch (e) { e.kind }"#,
+        r#"let k = (); try { docker::inspect("no-such-service") } catch (e) { k = e.kind } k"#,
         r#""not_found""#,
     )],
 };
