@@ -890,3 +890,28 @@ fn host_disk_memory_and_clean_temp() {
     assert_eq!((&r["removed"], &r["dry_run"]), (&json!(2), &json!(false)));
     assert_eq!(std::fs::read_dir(&a).unwrap().count(), 0);
 }
+
+#[test]
+fn a_user_without_access_to_the_socket_is_told_so() {
+    // Root reads any socket; the check needs an unprivileged user (nobody) to run as.
+    let is_root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    if !is_root || Command::new("runuser").arg("--help").output().is_err() {
+        eprintln!("skipped: needs root and runuser");
+        return;
+    }
+    let out = Command::new("runuser")
+        .args(["-u", "nobody", "--", support::BIN, "-e", "docker::ps()"])
+        .current_dir("/")
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "error: docker::ps: docker at unix:///var/run/docker.sock: permission denied on the Docker socket (run as root or a member of the docker group, or set DOCKER_HOST)\n"
+        ),
+        "{stderr}"
+    );
+}
