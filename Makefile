@@ -45,8 +45,9 @@ migrate:               ; $(OPSH) migrate
 test:
 	tools/with-services cargo test --locked --all-targets
 
-# Start-up, REPL and reset_stuck/counts benchmarks (see README, "Speed").
+# Start-up, REPL, reset_stuck/counts and container lifecycle benchmarks (see README, "Speed").
 bench:
 	cargo build --release --locked
 	benches/startup.sh
 	tools/with-services benches/reset_stuck.sh
+	tools/with-services benches/containers.sh

@@ -82,6 +82,24 @@ const KEYS: &[Key] = &[
         kind: Kind::Url,
     },
     Key {
+        name: "docker.tls_verify",
+        env: &["DOCKER_TLS_VERIFY"],
+        default: "",
+        kind: Kind::Text,
+    },
+    Key {
+        name: "docker.cert_path",
+        env: &["DOCKER_CERT_PATH"],
+        default: "",
+        kind: Kind::Text,
+    },
+    Key {
+        name: "docker.stop_timeout",
+        env: &[],
+        default: "10s",
+        kind: Kind::Duration,
+    },
+    Key {
         name: "compose.project",
         env: &["COMPOSE_PROJECT_NAME"],
         default: "youtube_agent",
@@ -92,6 +110,48 @@ const KEYS: &[Key] = &[
         env: &["COMPOSE_FILE"],
         default: "docker-compose.yml",
         kind: Kind::Text,
+    },
+    Key {
+        name: "files.temp_dirs",
+        env: &[],
+        default: "/tmp/shared_audio:/tmp/youtube_downloads:/tmp/whisper_cache:/app/data/temp",
+        kind: Kind::List,
+    },
+    Key {
+        name: "health.urls",
+        env: &[],
+        default: "agent-service=http://localhost:8000/health,whisper-server=http://localhost:8082/health,embedding-server=http://localhost:8083/health",
+        kind: Kind::Text,
+    },
+    Key {
+        name: "health.timeout",
+        env: &[],
+        default: "5s",
+        kind: Kind::Duration,
+    },
+    Key {
+        name: "safe_stop.grace",
+        env: &[],
+        default: "30s",
+        kind: Kind::Duration,
+    },
+    Key {
+        name: "safe_stop.stop_timeout",
+        env: &[],
+        default: "60s",
+        kind: Kind::Duration,
+    },
+    Key {
+        name: "safe_stop.stop_last",
+        env: &[],
+        default: "postgres,redis,qdrant",
+        kind: Kind::Text,
+    },
+    Key {
+        name: "safe_start.wait",
+        env: &[],
+        default: "2m",
+        kind: Kind::Duration,
     },
     Key {
         name: "scripts.dirs",

@@ -2,9 +2,12 @@
 //! derive Serialize, and one `register` that exposes it to Rhai through its function specs.
 
 pub mod clients;
+pub mod compose;
 pub mod db;
 pub mod destructive;
+pub mod docker;
 pub mod error;
+pub mod host;
 pub mod jobs;
 pub mod spec;
 mod target;
@@ -26,8 +29,14 @@ pub fn register_all(
     specs: &mut Vec<&'static Spec>,
 ) {
     error::register(engine);
-    let domains: [Domain; 2] = [("db", db::register), ("jobs", jobs::register)];
-    for (name, register) in domains {
+    let domains: &[Domain] = &[
+        ("compose", compose::register),
+        ("db", db::register),
+        ("docker", docker::register),
+        ("host", host::register),
+        ("jobs", jobs::register),
+    ];
+    for &(name, register) in domains {
         let mut reg = Registrar::new(target, specs);
         register(&mut reg);
         engine.register_static_module(name, reg.finish().into());

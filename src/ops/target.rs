@@ -5,7 +5,7 @@ use sqlx::postgres::PgPool;
 
 use crate::bridge::Bridge;
 use crate::config::Settings;
-use crate::ops::clients::{Lazy, postgres::Postgres};
+use crate::ops::clients::{Lazy, docker::Docker, postgres::Postgres};
 use crate::ops::destructive::Audit;
 use crate::ops::error::{Backend, OpError};
 
@@ -25,12 +25,14 @@ pub struct Target {
     /// Where destructive operations record what they did.
     pub audit: Audit,
     postgres: Lazy<Postgres>,
+    docker: Lazy<Docker>,
 }
 
 impl Target {
     pub fn new(settings: Settings, bridge: Bridge, flags: Flags) -> Target {
         Target {
             postgres: Lazy::new(&settings),
+            docker: Lazy::new(&settings),
             settings,
             bridge,
             flags,
@@ -50,5 +52,19 @@ impl Target {
     /// The PostgreSQL pool, connected on first use.
     pub async fn pg(&self) -> Result<&PgPool, OpError> {
         Ok(&self.postgres.get(&self.settings).await?.pool)
+    }
+
+    pub fn docker_backend(&self) -> &Backend {
+        self.docker.backend()
+    }
+
+    /// Turns a bollard error into an operation error naming this target's Docker Engine.
+    pub fn docker_err(&self) -> impl Fn(bollard::errors::Error) -> OpError + '_ {
+        crate::ops::clients::docker::error(self.docker_backend())
+    }
+
+    /// The Docker Engine client, connected (API version negotiated) on first use.
+    pub async fn docker(&self) -> Result<&Docker, OpError> {
+        self.docker.get(&self.settings).await
     }
 }

@@ -6,6 +6,7 @@
 //!
 //! [`Target`]: crate::ops::Target
 
+pub mod docker;
 pub mod postgres;
 
 use std::time::Duration;

@@ -1,0 +1,184 @@
+//! The Docker Engine client (bollard): the endpoint from DOCKER_HOST as the docker CLI reads it
+//! (the local socket, tcp:// with TLS when DOCKER_TLS_VERIFY is set, https://, ssh://), the API
+//! version negotiated with the engine, and the one place that turns bollard's errors into
+//! operation errors.
+//!
+//! Negotiation matters: bollard speaks a newer API than many deployed engines (Docker 20.10
+//! answers API 1.41 only), and an engine refuses every call made with a newer version.
+
+use std::path::PathBuf;
+
+use bollard::API_DEFAULT_VERSION;
+
+use super::Connect;
+use crate::config::{Settings, redact_url};
+use crate::ops::error::{Backend, ErrorKind, OpError};
+
+/// The socket the docker CLI uses when DOCKER_HOST is unset.
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+/// bollard's per-request timeout, in seconds. Long on purpose: a stop with a 60 s grace period
+/// is one request; the run's --timeout and Ctrl-C end waits earlier.
+const REQUEST_TIMEOUT: u64 = 3600;
+
+pub struct Docker {
+    pub api: bollard::Docker,
+    /// The engine's API version after negotiation (e.g. "1.41").
+    pub api_version: String,
+}
+
+fn host(settings: &Settings) -> String {
+    match settings.get("docker.host").trim() {
+        "" => DEFAULT_HOST.to_string(),
+        h if h.starts_with('/') => format!("unix://{h}"),
+        h => h.to_string(),
+    }
+}
+
+fn tls_verify(settings: &Settings) -> bool {
+    // The docker CLI: any non-empty DOCKER_TLS_VERIFY turns verification on.
+    !settings.get("docker.tls_verify").trim().is_empty()
+}
+
+fn cert_dir(settings: &Settings) -> Option<PathBuf> {
+    match settings.get("docker.cert_path").trim() {
+        "" => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")),
+        p => Some(PathBuf::from(p)),
+    }
+}
+
+impl Connect for Docker {
+    const NAME: &'static str = "docker";
+
+    fn address(settings: &Settings) -> String {
+        redact_url(&host(settings))
+    }
+
+    async fn connect(settings: &Settings, backend: &Backend) -> Result<Docker, OpError> {
+        let host = host(settings);
+        let invalid = |cause: String| OpError::backend(backend, ErrorKind::Invalid, cause);
+        let api = if host.starts_with("unix://") {
+            bollard::Docker::connect_with_unix(&host, REQUEST_TIMEOUT, API_DEFAULT_VERSION)
+        } else if host.starts_with("https://")
+            || ((host.starts_with("tcp://") || host.starts_with("http://")) && tls_verify(settings))
+        {
+            let dir = cert_dir(settings).ok_or_else(|| {
+                invalid("TLS is on (DOCKER_TLS_VERIFY) but neither DOCKER_CERT_PATH nor HOME is set to find ca.pem, cert.pem and key.pem".into())
+            })?;
+            for file in ["ca.pem", "cert.pem", "key.pem"] {
+                if !dir.join(file).is_file() {
+                    return Err(invalid(format!(
+                        "TLS is on (DOCKER_TLS_VERIFY) but {} is missing; set DOCKER_CERT_PATH to the directory holding ca.pem, cert.pem and key.pem",
+                        dir.join(file).display()
+                    )));
+                }
+            }
+            bollard::Docker::connect_with_ssl(
+                &host,
+                &dir.join("key.pem"),
+                &dir.join("cert.pem"),
+                &dir.join("ca.pem"),
+                REQUEST_TIMEOUT,
+                API_DEFAULT_VERSION,
+            )
+        } else if host.starts_with("tcp://") || host.starts_with("http://") {
+            bollard::Docker::connect_with_http(&host, REQUEST_TIMEOUT, API_DEFAULT_VERSION)
+        } else if host.starts_with("ssh://") {
+            // bollard runs the system's ssh client (openssh), as the docker CLI does.
+            bollard::Docker::connect_with_ssh(&host, REQUEST_TIMEOUT, API_DEFAULT_VERSION, None)
+        } else {
+            return Err(invalid(format!(
+                "DOCKER_HOST `{}` has a scheme opsh does not know; use unix://, tcp:// (TLS with DOCKER_TLS_VERIFY), https:// or ssh://",
+                redact_url(&host)
+            )));
+        };
+        let api = api.map_err(error(backend))?;
+        // The one direct attempt: GET /version, then speak the engine's version when older.
+        let api = api.negotiate_version().await.map_err(error(backend))?;
+        let v = api.client_version();
+        Ok(Docker {
+            api,
+            api_version: format!("{}.{}", v.major_version, v.minor_version),
+        })
+    }
+}
+
+/// A bollard error as an operation error naming the engine (its address is DOCKER_HOST's).
+pub fn error(backend: &Backend) -> impl Fn(bollard::errors::Error) -> OpError + '_ {
+    move |e| {
+        let (kind, cause) = describe(&e);
+        OpError::backend(backend, kind, cause)
+    }
+}
+
+fn describe(e: &bollard::errors::Error) -> (ErrorKind, String) {
+    use bollard::errors::Error as B;
+    match e {
+        B::DockerResponseServerError {
+            status_code,
+            message,
+        } => {
+            let kind = match status_code {
+                404 => ErrorKind::NotFound,
+                401 | 403 => ErrorKind::Refused,
+                400 => ErrorKind::Invalid,
+                _ => ErrorKind::Failed,
+            };
+            (kind, format!("{message} (HTTP {status_code})"))
+        }
+        B::SocketNotFoundError(path) => (
+            ErrorKind::Unreachable,
+            format!(
+                "no Docker socket at {path}; is the engine running? (set DOCKER_HOST to its address)"
+            ),
+        ),
+        B::RequestTimeoutError => (
+            ErrorKind::Timeout,
+            "the Docker Engine did not answer in time".to_string(),
+        ),
+        _ => match io_kind(e) {
+            Some(std::io::ErrorKind::PermissionDenied) => (
+                ErrorKind::Refused,
+                "permission denied on the Docker socket (run as root or a member of the docker group, or set DOCKER_HOST)".to_string(),
+            ),
+            Some(
+                std::io::ErrorKind::NotFound
+                | std::io::ErrorKind::ConnectionRefused
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::AddrNotAvailable,
+            ) => (
+                ErrorKind::Unreachable,
+                format!(
+                    "the Docker Engine does not answer ({}); is it running? (DOCKER_HOST names where opsh looks)",
+                    root_cause(e)
+                ),
+            ),
+            _ if matches!(e, B::HyperLegacyError { .. } | B::IOError { .. }) => (
+                ErrorKind::Unreachable,
+                format!("{} (check DOCKER_HOST)", root_cause(e)),
+            ),
+            _ => (ErrorKind::Failed, root_cause(e)),
+        },
+    }
+}
+
+/// The io::Error at the bottom of an error's source chain, if any.
+fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// The innermost message of an error chain, which names the real cause.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur: &(dyn std::error::Error + 'static) = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

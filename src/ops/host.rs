@@ -1,0 +1,408 @@
+//! `host::` — the machine opsh runs on: disk and memory (the guide's `df -h` and `free -h`, via
+//! sysinfo), cleaning the workers' temp dirs, and an HTTP GET for health endpoints.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use serde::Serialize;
+
+use crate::ops::Target;
+use crate::ops::destructive::{Change, Confirm, done, proceed};
+use crate::ops::error::{ErrorKind, OpError};
+use crate::ops::spec::{Default, Example, Kind, Opt, Param, Registrar, Spec};
+
+#[derive(Debug, Serialize)]
+pub struct Disk {
+    /// The path asked about.
+    pub path: String,
+    /// The file system holding it.
+    pub mount_point: String,
+    pub file_system: String,
+    pub total: i64,
+    pub used: i64,
+    pub available: i64,
+    pub use_percent: f64,
+}
+
+/// The file system of each path (`df -h PATH`): the mount with the longest matching prefix.
+pub fn disk(paths: &[String]) -> Result<Vec<Disk>, OpError> {
+    let disks = sysinfo::Disks::new_with_refreshed_list()
+        .map_err(|e| OpError::new(ErrorKind::Failed, None, format!("cannot list disks: {e}")))?;
+    let mut out = Vec::new();
+    for path in paths {
+        let real = std::fs::canonicalize(path)
+            .map_err(|e| OpError::new(ErrorKind::NotFound, None, format!("{path}: {e}")))?;
+        let Some(d) = disks
+            .iter()
+            .filter(|d| real.starts_with(d.mount_point()))
+            .max_by_key(|d| d.mount_point().as_os_str().len())
+        else {
+            return Err(OpError::new(
+                ErrorKind::NotFound,
+                None,
+                format!("{path}: no mounted file system found for it"),
+            ));
+        };
+        let total = d.total_space() as i64;
+        let available = d.available_space() as i64;
+        let used = total - available;
+        out.push(Disk {
+            path: path.clone(),
+            mount_point: d.mount_point().display().to_string(),
+            file_system: d.file_system().to_string_lossy().into_owned(),
+            total,
+            used,
+            available,
+            use_percent: if total > 0 {
+                (used as f64 / total as f64 * 1000.0).round() / 10.0
+            } else {
+                0.0
+            },
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Serialize)]
+pub struct Memory {
+    pub total: i64,
+    pub used: i64,
+    pub free: i64,
+    pub available: i64,
+    pub used_percent: f64,
+    pub swap_total: i64,
+    pub swap_used: i64,
+}
+
+/// Memory and swap in bytes (`free -b`).
+pub fn memory() -> Result<Memory, OpError> {
+    let mut sys = sysinfo::System::new().map_err(|e| {
+        OpError::new(
+            ErrorKind::Failed,
+            None,
+            format!("cannot read memory use: {e}"),
+        )
+    })?;
+    sys.refresh_memory();
+    let total = sys.total_memory() as i64;
+    let used = sys.used_memory() as i64;
+    Ok(Memory {
+        total,
+        used,
+        free: sys.free_memory() as i64,
+        available: sys.available_memory() as i64,
+        used_percent: if total > 0 {
+            (used as f64 / total as f64 * 1000.0).round() / 10.0
+        } else {
+            0.0
+        },
+        swap_total: sys.total_swap() as i64,
+        swap_used: sys.used_swap() as i64,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct Cleaned {
+    pub dir: String,
+    pub exists: bool,
+    /// Entries (files, links, directories) directly inside the dir removed (or, with
+    /// --dry-run, that would be).
+    pub removed: i64,
+    pub bytes: i64,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Clean {
+    pub dry_run: bool,
+    pub removed: i64,
+    pub bytes: i64,
+    pub dirs: Vec<Cleaned>,
+}
+
+/// The bytes under a path, not following links.
+fn size_of(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| size_of(&e.path()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// What is directly inside `dir` and older than `older_than` (by modification time).
+fn entries(dir: &Path, older_than: Option<Duration>) -> std::io::Result<Vec<PathBuf>> {
+    let now = SystemTime::now();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let old_enough = match older_than {
+            None => true,
+            Some(age) => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|d| d >= age),
+        };
+        if old_enough {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Empties the temp dirs (keeping the dirs themselves), safe-stop's and safe-start's step.
+/// A missing dir is reported, not an error; links are removed, never followed.
+pub fn clean_dirs(
+    target: &Target,
+    dirs: &[PathBuf],
+    older_than: Option<Duration>,
+) -> Result<Clean, OpError> {
+    let mut planned = Vec::new();
+    for dir in dirs {
+        let mut c = Cleaned {
+            dir: dir.display().to_string(),
+            exists: dir.is_dir(),
+            removed: 0,
+            bytes: 0,
+            errors: Vec::new(),
+        };
+        let found = if c.exists {
+            entries(dir, older_than).unwrap_or_else(|e| {
+                c.errors.push(format!("{}: {e}", dir.display()));
+                Vec::new()
+            })
+        } else {
+            Vec::new()
+        };
+        planned.push((c, found));
+    }
+    let count: usize = planned.iter().map(|(_, f)| f.len()).sum();
+    let change = Change {
+        op: "host::clean_temp",
+        summary: format!("remove {count} entries from the temp dirs"),
+        count: count as i64,
+        confirm: Confirm::Never,
+    };
+    let go = proceed(target, &change)?;
+    let mut out = Clean {
+        dry_run: !go,
+        removed: 0,
+        bytes: 0,
+        dirs: Vec::new(),
+    };
+    for (mut c, found) in planned {
+        for path in found {
+            let bytes = size_of(&path) as i64;
+            let removed = if !go {
+                Ok(())
+            } else if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Ok(()) => {
+                    c.removed += 1;
+                    c.bytes += bytes;
+                }
+                Err(e) => c.errors.push(format!("{}: {e}", path.display())),
+            }
+        }
+        out.removed += c.removed;
+        out.bytes += c.bytes;
+        out.dirs.push(c);
+    }
+    if go {
+        done(
+            target,
+            &change,
+            &format!("{} entries removed, {} bytes", out.removed, out.bytes),
+        );
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Serialize)]
+pub struct HttpCheck {
+    pub url: String,
+    /// A 2xx answer within the timeout.
+    pub ok: bool,
+    pub status: Option<i64>,
+    pub ms: f64,
+    pub error: Option<String>,
+    /// The start of the body (at most 200 characters).
+    pub body: String,
+}
+
+/// GET a URL once (plain HTTP), within `timeout`. Never fails: a refused connection or a
+/// timeout is reported in `error`.
+pub async fn http_check(url: &str, timeout: Duration) -> HttpCheck {
+    let started = Instant::now();
+    let mut out = HttpCheck {
+        url: url.to_string(),
+        ok: false,
+        status: None,
+        ms: 0.0,
+        error: None,
+        body: String::new(),
+    };
+    let result = tokio::time::timeout(timeout, async {
+        let uri: hyper::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err("only http:// URLs are checked".to_string());
+        }
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Empty<Bytes>>();
+        let res = client.get(uri).await.map_err(|e| {
+            let mut cur: &dyn std::error::Error = &e;
+            while let Some(next) = cur.source() {
+                cur = next;
+            }
+            cur.to_string()
+        })?;
+        let status = res.status().as_u16();
+        let body = res
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Ok((status, body))
+    })
+    .await;
+    out.ms = (started.elapsed().as_secs_f64() * 10000.0).round() / 10.0;
+    match result {
+        Err(_) => {
+            out.error = Some(format!(
+                "no answer within {}",
+                crate::duration::format(timeout)
+            ))
+        }
+        Ok(Err(e)) => out.error = Some(e),
+        Ok(Ok((status, body))) => {
+            out.status = Some(i64::from(status));
+            out.ok = (200..300).contains(&status);
+            out.body = String::from_utf8_lossy(&body).chars().take(200).collect();
+            if !out.ok {
+                out.error = Some(format!("HTTP {status}"));
+            }
+        }
+    }
+    out
+}
+
+static DISK: Spec = Spec {
+    module: "host",
+    name: "disk",
+    params: &[Param::optional(
+        "paths",
+        Kind::Strings,
+        "a path or an array of paths (default \"/\")",
+    )],
+    options: &[],
+    returns: "Array",
+    doc: "Disk use of the file system holding each path (df): path, mount_point, file_system, \
+          total, used, available (bytes), use_percent.",
+    examples: &[Example::new(
+        r#"host::disk("/").map(|d| d.mount_point)"#,
+        r#"["/"]"#,
+    )],
+};
+
+static MEMORY: Spec = Spec {
+    module: "host",
+    name: "memory",
+    params: &[],
+    options: &[],
+    returns: "Map",
+    doc: "Memory and swap of the host (free): total, used, free, available, swap_total, \
+          swap_used (bytes), used_percent.",
+    examples: &[Example::new(
+        "let m = host::memory(); m.total > 0 && m.used <= m.total",
+        "true",
+    )],
+};
+
+static CLEAN_TEMP: Spec = Spec {
+    module: "host",
+    name: "clean_temp",
+    params: &[],
+    options: &[
+        Opt::new(
+            "dirs",
+            Kind::Strings,
+            Default::None,
+            "the dirs to empty (default the setting files.temp_dirs)",
+        ),
+        Opt::new(
+            "older_than",
+            Kind::Duration,
+            Default::None,
+            "only entries not modified for this long",
+        ),
+    ],
+    returns: "Map",
+    doc: "Empties the workers' temp dirs (the dirs stay): dry_run, removed, bytes and dirs (each \
+          dir, exists, removed, bytes, errors). A missing dir is reported, not an error. With \
+          --dry-run nothing is removed.",
+    examples: &[Example::new(
+        r#"host::clean_temp(#{dirs: ["/nonexistent/opsh-temp"]}).dirs[0].exists"#,
+        "false",
+    )],
+};
+
+static HTTP_CHECK: Spec = Spec {
+    module: "host",
+    name: "http_check",
+    params: &[Param::new("url", Kind::Str, "an http:// URL")],
+    options: &[Opt::new(
+        "timeout",
+        Kind::Duration,
+        Default::Setting("health.timeout"),
+        "how long to wait for the answer",
+    )],
+    returns: "Map",
+    doc: "One GET of a health URL: url, ok (a 2xx answer in time), status, ms, error, body (its \
+          first 200 characters). Never fails: a refused connection is ok = false with the cause \
+          in error.",
+    examples: &[Example::new(
+        r#"host::http_check("http://127.0.0.1:9/health", #{timeout: "2s"}).ok"#,
+        "false",
+    )],
+};
+
+pub fn register(reg: &mut Registrar) {
+    reg.add(&DISK, |c| {
+        let paths = c
+            .opt_strings("paths")?
+            .unwrap_or_else(|| vec!["/".to_string()]);
+        Ok(disk(&paths)?)
+    });
+    reg.add(&MEMORY, |_| Ok(memory()?));
+    reg.add(&CLEAN_TEMP, |c| {
+        let dirs = match c.opt_strings("dirs")? {
+            Some(d) => d.into_iter().map(PathBuf::from).collect(),
+            None => c.target.settings.list("files.temp_dirs"),
+        };
+        Ok(clean_dirs(c.target, &dirs, c.opt_duration("older_than")?)?)
+    });
+    reg.add(&HTTP_CHECK, |c| {
+        let url = c.str("url")?;
+        let timeout = c.duration("timeout")?;
+        c.block(async { Ok(http_check(&url, timeout).await) })
+    });
+}
