@@ -222,9 +222,7 @@ impl Settings {
             .collect();
 
         if let Some(path) = config_file(overrides, env, cwd)? {
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::Config {
-                message: format!("cannot read config file {}: {e}", path.display()),
-            })?;
+            let text = read_text(&path, "config file")?;
             for (key, text) in parse_toml(&path, &text)? {
                 values.insert(
                     key,
@@ -305,7 +303,7 @@ impl Settings {
                 let value = match k.kind {
                     Kind::Url => redact_url(&v.text),
                     Kind::Secret if !v.text.is_empty() => "***".to_string(),
-                    _ => v.text.clone(),
+                    _ => crate::redact::text(&v.text),
                 };
                 Shown {
                     key: k.name,
@@ -377,27 +375,41 @@ fn apply_env(
     }
 }
 
+/// Reads `.env`. An error names the file and line but never quotes the line: it may hold a
+/// secret (a .env file usually does).
 fn read_dotenv(path: &Path) -> Result<BTreeMap<String, String>, Error> {
-    let iter = dotenvy::from_path_iter(path).map_err(|e| Error::Config {
-        message: format!("cannot read {}: {e}", path.display()),
-    })?;
+    let text = read_text(path, "file")?;
     let mut pairs = BTreeMap::new();
-    for item in iter {
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
         let (k, v) = item.map_err(|e| Error::Config {
-            message: format!("{}: {}", path.display(), dotenv_error(&e)),
+            message: match &e {
+                dotenvy::Error::LineParse(line, index) => {
+                    let at = text
+                        .find(line.as_str())
+                        .map(|offset| format!(":{}", line_of(&text, offset)))
+                        .unwrap_or_default();
+                    format!(
+                        "{}{at}: cannot parse this line (at character {index}); expected KEY=value (the line is not shown: it may hold a secret)",
+                        path.display()
+                    )
+                }
+                other => format!("{}: {}", path.display(), crate::redact::text(&other.to_string())),
+            },
         })?;
         pairs.insert(k, v);
     }
     Ok(pairs)
 }
 
-fn dotenv_error(e: &dotenvy::Error) -> String {
-    match e {
-        dotenvy::Error::LineParse(line, index) => {
-            format!("cannot parse line `{line}` at character {index}")
-        }
-        other => other.to_string(),
-    }
+/// A configuration file's text: UTF-8 (a leading byte-order mark skipped); bad bytes are
+/// reported by line and column.
+fn read_text(path: &Path, what: &str) -> Result<String, Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Config {
+        message: format!("cannot read {what} {}: {e}", path.display()),
+    })?;
+    crate::text::decode(bytes).map_err(|why| Error::Config {
+        message: format!("{what} {} is {why}", path.display()),
+    })
 }
 
 /// Flattens opsh.toml into dotted keys, rejecting unknown keys and wrong types with the file,
@@ -543,15 +555,9 @@ fn expand_home(path: &str) -> PathBuf {
     }
 }
 
-/// Replaces the password of a URL with `***`; anything that is not a URL is returned as is.
+/// A URL as it may be shown: password masked, or `<unparseable, N chars>` (see [`crate::redact`]).
 pub fn redact_url(text: &str) -> String {
-    match url::Url::parse(text) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
-        }
-        _ => text.to_string(),
-    }
+    crate::redact::url(text)
 }
 
 #[cfg(test)]
