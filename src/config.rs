@@ -27,7 +27,10 @@ enum Kind {
     Duration,
     /// Empty means "none".
     OptionalDuration,
-    Int,
+    /// An integer of at least `min`.
+    Int {
+        min: i64,
+    },
     /// A `:`-separated list (a TOML array in opsh.toml).
     List,
 }
@@ -103,7 +106,8 @@ const KEYS: &[Key] = &[
         name: "limits.max_operations",
         env: &[],
         default: "50000000",
-        kind: Kind::Int,
+        // 0 would let a runaway script run for ever (Rhai reads 0 as "no limit").
+        kind: Kind::Int { min: 1 },
     },
     Key {
         name: "run.timeout",
@@ -115,7 +119,7 @@ const KEYS: &[Key] = &[
         name: "jobs.max_retries",
         env: &[],
         default: "3",
-        kind: Kind::Int,
+        kind: Kind::Int { min: 0 },
     },
     Key {
         name: "jobs.stuck_after.check_data",
@@ -237,8 +241,10 @@ impl Settings {
         let dotenv_path = cwd.join(".env");
         if dotenv_path.is_file() {
             let pairs = read_dotenv(&dotenv_path)?;
+            warn_unknown_vars(&pairs, &dotenv_path.display().to_string());
             apply_env(&mut values, &pairs, |_| Source::DotEnv(dotenv_path.clone()));
         }
+        warn_unknown_vars(env, "the environment");
         apply_env(&mut values, env, |var| Source::Env(var.to_string()));
 
         if let Some(timeout) = &overrides.timeout {
@@ -283,7 +289,7 @@ impl Settings {
 
     /// An integer value (validated at load time).
     pub fn int(&self, key: &str) -> i64 {
-        self.raw(key).parse().unwrap_or_default()
+        self.raw(key).trim().parse().unwrap_or_default()
     }
 
     /// A list value, `~` expanded.
@@ -332,7 +338,15 @@ fn config_file(
         } else {
             cwd.join(path)
         };
-        if !path.is_file() {
+        if path.is_dir() {
+            return Err(Error::Config {
+                message: format!(
+                    "config file {} is a directory; name the opsh.toml inside it",
+                    path.display()
+                ),
+            });
+        }
+        if !path.exists() {
             return Err(Error::Config {
                 message: format!("config file {} does not exist", path.display()),
             });
@@ -347,6 +361,42 @@ fn config_file(
     Ok(user.is_file().then_some(user))
 }
 
+/// `OPSH_` variables that are not settings: opsh's own, and the test tools' (`OPSH_TEST_…`).
+const OTHER_OPSH_VARS: &[&str] = &["OPSH_CONFIG", "OPSH_LOG", "OPSH_KEEP_SERVICES"];
+
+/// The `OPSH_<KEY>` name of a setting.
+fn opsh_var(key: &Key) -> String {
+    format!("OPSH_{}", key.name.replace('.', "_").to_uppercase())
+}
+
+/// A misspelt `OPSH_` variable would be ignored without a word, and the default used instead:
+/// warn, with the closest name.
+fn warn_unknown_vars(vars: &BTreeMap<String, String>, place: &str) {
+    let known: Vec<String> = KEYS
+        .iter()
+        .map(opsh_var)
+        .chain(OTHER_OPSH_VARS.iter().map(|v| v.to_string()))
+        .collect();
+    for (name, value) in vars {
+        // Empty counts as unset, for known names too.
+        if value.is_empty()
+            || !name.starts_with("OPSH_")
+            || name.starts_with("OPSH_TEST_")
+            || known.iter().any(|k| k == name)
+        {
+            continue;
+        }
+        // Compared without the common prefix, which would make every name look alike.
+        let hint = crate::suggest::closest(
+            &name["OPSH_".len()..],
+            known.iter().map(|k| &k["OPSH_".len()..]),
+        )
+        .map(|s| format!(" (did you mean OPSH_{s}?)"))
+        .unwrap_or_default();
+        tracing::warn!("unknown variable {name} in {place} is ignored{hint}");
+    }
+}
+
 /// Applies `VAR=value` pairs: the deployment's names (DATABASE_URL, …) and `OPSH_<KEY>`.
 fn apply_env(
     values: &mut BTreeMap<&'static str, Value>,
@@ -354,7 +404,7 @@ fn apply_env(
     source: impl Fn(&str) -> Source,
 ) {
     for key in KEYS {
-        let opsh_var = format!("OPSH_{}", key.name.replace('.', "_").to_uppercase());
+        let opsh_var = opsh_var(key);
         // OPSH_ names are more specific than the deployment's shared ones, so they win.
         for var in key
             .env
@@ -447,7 +497,23 @@ fn flatten(
             flatten(path, text, &dotted, inner, out)?;
             continue;
         }
-        let line = find_key_line(text, prefix, name);
+        let is_table = matches!(value, toml::Value::Table(_));
+        let line = is_table
+            .then(|| find_table_line(text, &dotted))
+            .flatten()
+            .unwrap_or_else(|| find_key_line(text, prefix, name));
+        if is_table && !KEYS.iter().any(|k| k.name == dotted) {
+            let sections = sections();
+            let suggestion = crate::suggest::closest(&dotted, sections.iter().map(String::as_str))
+                .map(|s| format!(" (did you mean `[{s}]`?)"))
+                .unwrap_or_default();
+            return Err(Error::Config {
+                message: format!(
+                    "{}:{line}: unknown section `[{dotted}]`{suggestion}",
+                    path.display()
+                ),
+            });
+        }
         let Some(key) = KEYS.iter().find(|k| k.name == dotted) else {
             let suggestion = crate::suggest::closest(&dotted, KEYS.iter().map(|k| k.name))
                 .map(|s| format!(" (did you mean `{s}`?)"))
@@ -461,9 +527,10 @@ fn flatten(
         };
         let text_value = match (value, key.kind) {
             (toml::Value::String(s), _) => s.clone(),
-            (toml::Value::Integer(i), Kind::Int | Kind::Duration | Kind::OptionalDuration) => {
-                i.to_string()
-            }
+            (
+                toml::Value::Integer(i),
+                Kind::Int { .. } | Kind::Duration | Kind::OptionalDuration,
+            ) => i.to_string(),
             (toml::Value::Array(items), Kind::List) => {
                 let mut parts = Vec::new();
                 for item in items {
@@ -502,20 +569,30 @@ fn flatten(
 
 fn kind_name(kind: Kind) -> &'static str {
     match kind {
-        Kind::Int => "an integer",
+        Kind::Int { .. } => "an integer",
         Kind::Duration | Kind::OptionalDuration => "a duration such as \"30s\" or \"1h\"",
         Kind::List => "a list of strings",
         _ => "a string",
     }
 }
 
-/// Checks a value against its key's kind; the error says why, the caller says where.
+/// Checks a value against its key's kind; the error says why (quoting the value, with
+/// anything that looks like a secret masked), the caller says where.
 fn validate(key: &Key, text: &str) -> Result<(), String> {
+    check_value(key, text).map_err(|why| crate::redact::text(&why))
+}
+
+fn check_value(key: &Key, text: &str) -> Result<(), String> {
     match key.kind {
-        Kind::Int => text
-            .parse::<i64>()
-            .map(drop)
-            .map_err(|_| format!("`{text}` is not an integer")),
+        Kind::Int { min } => match text.trim().parse::<i64>() {
+            Ok(n) if n >= min => Ok(()),
+            Ok(n) => Err(match min {
+                0 => format!("{n} is negative; it must be 0 or more"),
+                1 => format!("{n} must be 1 or more"),
+                _ => format!("{n} must be {min} or more"),
+            }),
+            Err(_) => Err(format!("`{text}` is not an integer")),
+        },
         Kind::Duration => duration::parse(text).map(drop),
         Kind::OptionalDuration if !text.is_empty() => duration::parse(text).map(drop),
         _ => Ok(()),
@@ -546,6 +623,42 @@ fn find_key_line(text: &str, table: &str, name: &str) -> usize {
                 .is_some_and(|rest| rest.trim_start().starts_with('='))
         })
         .map_or(0, |(i, _)| i + 1)
+}
+
+/// The sections of opsh.toml: every dotted prefix of a key (`postgres`, `jobs.stuck_after`, …).
+fn sections() -> Vec<String> {
+    let mut sections: Vec<String> = KEYS
+        .iter()
+        .flat_map(|k| {
+            k.name
+                .match_indices('.')
+                .map(|(i, _)| k.name[..i].to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    sections.sort();
+    sections.dedup();
+    sections
+}
+
+/// The line of the `[table]` header that opens `dotted` (or a sub-table of it, which opens it
+/// implicitly).
+fn find_table_line(text: &str, dotted: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim();
+            let Some(inner) = l.strip_prefix('[').and_then(|l| l.split(']').next()) else {
+                return false;
+            };
+            let inner: String = inner
+                .trim_start_matches('[')
+                .split('.')
+                .map(|part| part.trim().trim_matches('"'))
+                .collect::<Vec<_>>()
+                .join(".");
+            inner == dotted || inner.starts_with(&format!("{dotted}."))
+        })
+        .map(|i| i + 1)
 }
 
 fn expand_home(path: &str) -> PathBuf {

@@ -159,3 +159,107 @@ fn a_malformed_dotenv_line_is_named_by_file_and_line_without_its_value() {
         );
     }
 }
+
+// --- 10. Configuration validation ---------------------------------------------------------
+
+#[test]
+fn configuration_values_are_validated() {
+    let cases = [
+        (
+            "[limits]\nmax_operations = 0\n",
+            "opsh.toml:2: key `limits.max_operations`: 0 must be 1 or more",
+        ),
+        (
+            "[limits]\nmax_operations = -5\n",
+            "opsh.toml:2: key `limits.max_operations`: -5 must be 1 or more",
+        ),
+        (
+            "[jobs]\nmax_retries = -3\n",
+            "opsh.toml:2: key `jobs.max_retries`: -3 is negative; it must be 0 or more",
+        ),
+        (
+            "[postgres]\nurl = \"x\"\n\n[postgress]\nurl = \"y\"\n",
+            "opsh.toml:4: unknown section `[postgress]` (did you mean `[postgres]`?)",
+        ),
+        (
+            "[jobs]\nmax_retries = 1\n[jobs.stuck_afte]\ncheck_data = \"1h\"\n",
+            "opsh.toml:3: unknown section `[jobs.stuck_afte]` (did you mean `[jobs.stuck_after]`?)",
+        ),
+    ];
+    for (toml, message) in cases {
+        let opsh = Opsh::new().file("opsh.toml", toml).args(["config"]);
+        let dir = opsh.path().display().to_string();
+        opsh.run()
+            .expect(3, "", &format!("opsh: error: {dir}/{message}\n"));
+    }
+    Opsh::new()
+        .env("OPSH_LIMITS_MAX_OPERATIONS", "0")
+        .args(["-e", "1"])
+        .run()
+        .expect(
+            3,
+            "",
+            "opsh: error: key `limits.max_operations` (from env OPSH_LIMITS_MAX_OPERATIONS): 0 must be 1 or more\n",
+        );
+    let opsh = Opsh::new()
+        .file("conf/opsh.toml", "")
+        .args(["--config", "conf", "config"]);
+    let dir = opsh.path().display().to_string();
+    opsh.run().expect(
+        3,
+        "",
+        &format!(
+            "opsh: error: config file {dir}/conf is a directory; name the opsh.toml inside it\n"
+        ),
+    );
+}
+
+#[test]
+fn unknown_opsh_variables_are_warned_about_with_the_closest_name() {
+    let opsh = Opsh::new()
+        .file(".env", "OPSH_JOBS_MAXRETRIES=2\n")
+        .env("OPSH_POSTGRES_ULR", "postgres://x")
+        .env("OPSH_FROBNICATE", "1")
+        .env("OPSH_TEST_ANYTHING", "1")
+        .env("OPSH_LOG", "opsh=info")
+        .args(["-e", "1"]);
+    let dotenv = opsh.path().join(".env").display().to_string();
+    opsh.run().expect(
+        0,
+        "1\n",
+        &format!(
+            " WARN unknown variable OPSH_JOBS_MAXRETRIES in {dotenv} is ignored (did you mean OPSH_JOBS_MAX_RETRIES?)\n WARN unknown variable OPSH_FROBNICATE in the environment is ignored\n WARN unknown variable OPSH_POSTGRES_ULR in the environment is ignored (did you mean OPSH_POSTGRES_URL?)\n"
+        ),
+    );
+}
+
+#[test]
+fn max_retries_below_zero_is_refused_as_an_option_too() {
+    let db = TestDb::new();
+    seed_jobs(&db, &[("vectorize", "processing", 120, 0)]);
+    Opsh::new()
+        .db(&db)
+        .args(["-e", "jobs::reset_stuck(#{older_than: \"1h\", max_retries: -1})"])
+        .run()
+        .expect(
+            3,
+            "",
+            "error: jobs::reset_stuck: option `max_retries`: -1 is negative\n  --> <-e>:1:7\n   |\n 1 | jobs::reset_stuck(#{older_than: \"1h\", max_retries: -1})\n   |       ^\n",
+        );
+    let run = Opsh::new()
+        .db(&db)
+        .args(["reset-stuck-jobs", "max_retries=-1"])
+        .run();
+    run.code(3);
+    assert!(
+        run.stderr
+            .starts_with("error: jobs::reset_stuck: option `max_retries`: -1 is negative\n"),
+        "{}",
+        run.stderr
+    );
+    // Before, every stuck job went to 'failed' (retry_count >= -1).
+    assert_eq!(
+        db.scalar("SELECT status FROM processing_jobs"),
+        "processing"
+    );
+}
