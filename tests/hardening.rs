@@ -263,3 +263,58 @@ fn max_retries_below_zero_is_refused_as_an_option_too() {
         "processing"
     );
 }
+
+// --- 11. Error texts ----------------------------------------------------------------------
+
+#[test]
+fn a_server_that_is_not_postgresql_is_called_so() {
+    let replies: [&[u8]; 3] = [
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+        b"-ERR unknown command 'startup'\r\n",
+        b"",
+    ];
+    for reply in replies {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            // One direct connection attempt: opsh reports its cause at once.
+            if let Ok((mut conn, _)) = listener.accept() {
+                let mut buf = [0u8; 512];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(reply);
+            }
+        });
+        Opsh::new()
+            .env("DATABASE_URL", &format!("postgres://u:pw@127.0.0.1:{port}/db"))
+            .args(["-e", "db::ping()"])
+            .run()
+            .expect(
+                3,
+                "",
+                &format!(
+                    "error: db::ping: postgres at postgres://u:***@127.0.0.1:{port}/db: the server at 127.0.0.1:{port} did not answer as PostgreSQL (is the port right?)\n{PING_FRAME}"
+                ),
+            );
+        server.join().unwrap();
+    }
+}
+
+#[test]
+fn server_errors_do_not_cite_postgresqls_source_lines() {
+    let db = TestDb::new();
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_path(&format!("{}_missing", db.name));
+    let address = shown_address(url.as_str());
+    Opsh::new()
+        .env("DATABASE_URL", url.as_str())
+        .args(["-e", "db::ping()"])
+        .run()
+        .expect(
+            3,
+            "",
+            &format!(
+                "error: db::ping: postgres at {address}: database \"{}_missing\" does not exist\n{PING_FRAME}",
+                db.name
+            ),
+        );
+}
