@@ -43,6 +43,18 @@ const KEYS: &[Key] = &[
         kind: Kind::Url,
     },
     Key {
+        name: "postgres.query_timeout",
+        env: &[],
+        default: "30s",
+        kind: Kind::Duration,
+    },
+    Key {
+        name: "postgres.query_role",
+        env: &[],
+        default: "",
+        kind: Kind::Text,
+    },
+    Key {
         name: "qdrant.url",
         env: &["QDRANT_URL"],
         default: "http://localhost:6334",

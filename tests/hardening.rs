@@ -160,6 +160,163 @@ fn a_malformed_dotenv_line_is_named_by_file_and_line_without_its_value() {
     }
 }
 
+// --- 4. Logging --------------------------------------------------------------------------
+
+#[test]
+fn library_logs_appear_only_at_vv_and_v_shows_what_opsh_does() {
+    let db = TestDb::new();
+    // Over sqlx's 1 s slow-statement threshold: sqlx warned with the statement's text.
+    let code = "db::query(\"SELECT pg_sleep(1.1)\").len()";
+    Opsh::new()
+        .db(&db)
+        .args(["-e", code])
+        .run()
+        .expect(0, "1\n", "");
+
+    let verbose = Opsh::new().db(&db).args(["-v", "-e", code]).run();
+    verbose.code(0);
+    let lines: Vec<&str> = verbose.stderr.lines().collect();
+    let address = shown_address(&db.url);
+    assert_eq!(lines.len(), 4, "{}", verbose.stderr);
+    assert_eq!(
+        lines[0],
+        format!("DEBUG connecting to postgres at {address}")
+    );
+    assert!(
+        lines[1].starts_with(&format!("DEBUG connected to postgres at {address} in ")),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with("DEBUG db::query: 1 rows in "),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[3].starts_with("DEBUG db::query: done in "),
+        "{}",
+        lines[3]
+    );
+
+    let very = Opsh::new().db(&db).args(["-vv", "-e", code]).run();
+    very.code(0);
+    assert!(
+        very.stderr.contains("slow statement") && very.stderr.contains("pg_sleep"),
+        "{}",
+        very.stderr
+    );
+}
+
+// --- 6. db::query side effects -------------------------------------------------------------
+
+#[test]
+fn db_query_leaves_no_lock_or_setting_behind() {
+    let db = TestDb::new();
+    let code = r#"
+        let before = jobs::counts().total;
+        db::query("SELECT pg_advisory_lock(42) IS NULL AS locked");
+        db::query("SELECT set_config('search_path', 'nowhere', false)");
+        let locks = db::query("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = 42")[0].n;
+        let path = db::query("SELECT current_setting('search_path') AS p")[0].p;
+        // sqlx's prepared statements were deallocated with the session: it must know.
+        `${locks} ${path} ${jobs::counts().total - before}`
+    "#;
+    Opsh::new()
+        .db(&db)
+        .args(["-e", code])
+        .run()
+        .expect(0, "0 \"$user\", public 0\n", "");
+}
+
+#[test]
+fn db_query_is_bounded_by_a_statement_timeout() {
+    let db = TestDb::new();
+    let show = "db::query(\"SHOW statement_timeout\")[0].statement_timeout";
+    Opsh::new()
+        .db(&db)
+        .args(["-e", show])
+        .run()
+        .expect(0, "30s\n", "");
+    Opsh::new()
+        .db(&db)
+        .env("OPSH_POSTGRES_QUERY_TIMEOUT", "0")
+        .args(["-e", show])
+        .run()
+        .expect(0, "0\n", "");
+    let address = shown_address(&db.url);
+    Opsh::new()
+        .db(&db)
+        .env("OPSH_POSTGRES_QUERY_TIMEOUT", "1s")
+        .args(["-e", "db::query(\"SELECT pg_sleep(30)\")"])
+        .run()
+        .expect(
+            3,
+            "",
+            &format!(
+                "error: db::query: postgres at {address}: canceling statement due to statement timeout (postgres.query_timeout is 1s)\n  --> <-e>:1:5\n   |\n 1 | db::query(\"SELECT pg_sleep(30)\")\n   |     ^\n"
+            ),
+        );
+}
+
+/// A role of the test's own, dropped at the end (roles belong to the whole server).
+struct Role<'a> {
+    db: &'a TestDb,
+    name: String,
+}
+
+impl Drop for Role<'_> {
+    fn drop(&mut self) {
+        self.db.exec(&format!(
+            "DROP ROLE IF EXISTS \"{}\"",
+            self.name.replace('"', "\"\"")
+        ));
+    }
+}
+
+#[test]
+fn query_role_confines_db_query() {
+    let db = TestDb::new();
+    // A name that needs quoting: the setting is an identifier, never spliced raw.
+    let role = Role {
+        db: &db,
+        name: format!("{}_Read\"er", db.name),
+    };
+    let quoted = role.name.replace('"', "\"\"");
+    db.exec(&format!("CREATE ROLE \"{quoted}\" NOLOGIN"));
+    let address = shown_address(&db.url);
+    Opsh::new()
+        .db(&db)
+        .env("OPSH_POSTGRES_QUERY_ROLE", &role.name)
+        .args(["-e", "db::query(\"SELECT current_user AS u\")[0].u"])
+        .run()
+        .expect(0, &format!("{}\n", role.name), "");
+    for (sql, cause) in [
+        (
+            "SELECT count(*) FROM channels",
+            "permission denied for table channels",
+        ),
+        (
+            "SELECT pg_reload_conf()",
+            "permission denied for function pg_reload_conf",
+        ),
+    ] {
+        let code = format!("db::query({sql:?})");
+        Opsh::new()
+            .db(&db)
+            .env("OPSH_POSTGRES_QUERY_ROLE", &role.name)
+            .args(["-e", &code])
+            .run()
+            .expect(
+                3,
+                "",
+                &format!(
+                    "error: db::query: postgres at {address}: {cause} (db::query runs as role {}, postgres.query_role)\n  --> <-e>:1:5\n   |\n 1 | {code}\n   |     ^\n",
+                    role.name
+                ),
+            );
+    }
+}
+
 // --- 10. Configuration validation ---------------------------------------------------------
 
 #[test]
