@@ -70,7 +70,14 @@ pub fn scripts(listed: &[Listed], json: bool) -> u8 {
             Origin::Bundled => "bundled",
             Origin::Site | Origin::File => "site",
         };
-        println!("{:width$}  {origin:8}  {}", l.name, l.description);
+        let mut description = match &l.problem {
+            Some(problem) => problem.clone(),
+            None => l.description.clone(),
+        };
+        if l.overrides_bundled {
+            description.push_str(" [overrides the bundled procedure]");
+        }
+        println!("{:width$}  {origin:8}  {}", l.name, description.trim_start());
     }
     code::OK
 }

@@ -207,6 +207,229 @@ fn library_logs_appear_only_at_vv_and_v_shows_what_opsh_does() {
     );
 }
 
+// --- 5. Site-script trust ----------------------------------------------------------------
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn chown_nobody(path: &std::path::Path) {
+    std::os::unix::fs::chown(path, Some(65534), None).expect("chown to nobody");
+}
+
+fn chmod(path: &std::path::Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+fn refusal(path: &str, why: &str, fix: &str) -> String {
+    format!("opsh: error: refusing site script {path}: {why}; run `{fix}` to fix it\n")
+}
+
+#[test]
+fn site_scripts_are_trusted_as_ssh_trusts_keys() {
+    if !is_root() {
+        eprintln!("skipped: needs root to give files to nobody");
+        return;
+    }
+    type Setup = fn(&Opsh);
+    type Expected = fn(&Opsh) -> String;
+    let cases: [(&str, &[&str], Setup, Expected); 6] = [
+        (
+            "a script owned by another user",
+            &["check-jobs"],
+            |o| chown_nobody(&o.path().join("ops/check-jobs.rhai")),
+            |_| {
+                refusal(
+                    "./ops/check-jobs.rhai",
+                    "file ./ops/check-jobs.rhai is owned by nobody (uid 65534), not by you (root) or root",
+                    "chown root ./ops/check-jobs.rhai",
+                )
+            },
+        ),
+        (
+            "a script directory owned by another user",
+            &["check-jobs"],
+            |o| chown_nobody(&o.path().join("ops")),
+            |_| {
+                refusal(
+                    "./ops/check-jobs.rhai",
+                    "directory ./ops is owned by nobody (uid 65534), not by you (root) or root",
+                    "chown root ./ops",
+                )
+            },
+        ),
+        (
+            "a group-writable script",
+            &["check-jobs"],
+            |o| chmod(&o.path().join("ops/check-jobs.rhai"), 0o664),
+            |_| {
+                refusal(
+                    "./ops/check-jobs.rhai",
+                    "file ./ops/check-jobs.rhai is writable by its group (mode 664)",
+                    "chmod go-w ./ops/check-jobs.rhai",
+                )
+            },
+        ),
+        (
+            "a world-writable parent of ./ops",
+            &["check-jobs"],
+            |o| chmod(o.path(), 0o777),
+            |o| {
+                let dir = o.path().display().to_string();
+                refusal(
+                    "./ops/check-jobs.rhai",
+                    &format!("directory {dir} is writable by its group and others (mode 777)"),
+                    &format!("chmod go-w {dir}"),
+                )
+            },
+        ),
+        (
+            "a symlink into a world-writable directory",
+            &["linked"],
+            |o| {
+                let open = o.path().join("open");
+                support::write_file(&open.join("x.rhai"), "// linked\n\"ran\"\n");
+                chmod(&open, 0o777);
+                std::os::unix::fs::symlink(open.join("x.rhai"), o.path().join("ops/linked.rhai"))
+                    .expect("symlink");
+            },
+            |o| {
+                let open = o.path().join("open").display().to_string();
+                refusal(
+                    "./ops/linked.rhai",
+                    &format!("directory {open} is writable by its group and others (mode 777)"),
+                    &format!("chmod go-w {open}"),
+                )
+            },
+        ),
+        (
+            "opsh run on a world-writable file",
+            &["run", "elsewhere/x.rhai"],
+            |o| {
+                support::write_file(&o.path().join("elsewhere/x.rhai"), "\"ran\"\n");
+                chmod(&o.path().join("elsewhere/x.rhai"), 0o666);
+            },
+            |_| {
+                refusal(
+                    "elsewhere/x.rhai",
+                    "file elsewhere/x.rhai is writable by its group and others (mode 666)",
+                    "chmod go-w elsewhere/x.rhai",
+                )
+            },
+        ),
+    ];
+    for (what, args, setup, expected) in cases {
+        let opsh = Opsh::new().file("ops/check-jobs.rhai", "// site check-jobs\n\"ran\"\n");
+        setup(&opsh);
+        let expected = expected(&opsh);
+        let run = opsh.args(args).run();
+        assert_eq!(
+            (run.code, run.stdout.as_str(), run.stderr.as_str()),
+            (3, "", expected.as_str()),
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn trusted_site_scripts_and_symlinks_to_them_run() {
+    let opsh = Opsh::new()
+        .file("ops/check-jobs.rhai", "// site check-jobs\n\"site ran\"\n")
+        .file("real/x.rhai", "// linked\n\"linked ran\"\n");
+    std::os::unix::fs::symlink(
+        opsh.path().join("real/x.rhai"),
+        opsh.path().join("ops/linked.rhai"),
+    )
+    .expect("symlink");
+    let linked = opsh.args(["linked"]);
+    linked.run().expect(0, "linked ran\n", "");
+    Opsh::new()
+        .file("ops/check-jobs.rhai", "// site check-jobs\n\"site ran\"\n")
+        .args(["check-jobs"])
+        .run()
+        .expect(0, "site ran\n", "");
+    Opsh::new()
+        .file("real/y.rhai", "\"file ran\"\n")
+        .args(["run", "real/y.rhai"])
+        .run()
+        .expect(0, "file ran\n", "");
+}
+
+#[test]
+fn scripts_lists_overrides_and_problems_and_hides_modules() {
+    let opsh = Opsh::new()
+        .file("ops/check-jobs.rhai", "// our check-jobs\n1\n")
+        .file("ops/risky.rhai", "// risky\n1\n")
+        .file("ops/_helpers.rhai", "// helpers\nfn one() { 1 }\n")
+        .file("ops/lib/util.rhai", "// util\nfn two() { 2 }\n")
+        .file(
+            "ops/uses.rhai",
+            "// uses both kinds of module\nimport \"util\" as u;\nimport \"_helpers\" as h;\nu::two() + h::one()\n",
+        );
+    let dir = opsh.path().to_path_buf();
+    std::fs::write(dir.join("ops/binary.rhai"), b"// x\n\xff\xfe\n").unwrap();
+    chmod(&dir.join("ops/risky.rhai"), 0o666);
+    std::os::unix::fs::symlink(dir.join("nowhere.rhai"), dir.join("ops/gone.rhai")).unwrap();
+
+    let run = opsh.args(["scripts"]).run();
+    run.code(0);
+    let site: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("site"))
+        .collect();
+    assert_eq!(
+        site,
+        [
+            "binary            site      unreadable: not UTF-8 text: byte 0xFF at line 2, column 1",
+            "check-jobs        site      our check-jobs [overrides the bundled procedure]",
+            "gone              site      unreadable: No such file or directory (os error 2)",
+            "risky             site      refused: file ./ops/risky.rhai is writable by its group and others (mode 666); run `chmod go-w ./ops/risky.rhai`",
+            "uses              site      uses both kinds of module",
+        ]
+    );
+
+    let json = Opsh::new()
+        .file("ops/check-jobs.rhai", "// our check-jobs\n1\n")
+        .args(["--json", "scripts"])
+        .run()
+        .json();
+    let entry = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "check-jobs")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        entry,
+        serde_json::json!({
+            "name": "check-jobs", "origin": "site", "description": "our check-jobs",
+            "path": "./ops/check-jobs.rhai", "overrides_bundled": true, "problem": null,
+            "arguments": []
+        })
+    );
+
+    let uses = Opsh::new()
+        .file("ops/_helpers.rhai", "// helpers\nfn one() { 1 }\n")
+        .file("ops/lib/util.rhai", "// util\nfn two() { 2 }\n")
+        .file(
+            "ops/uses.rhai",
+            "// uses\nimport \"util\" as u;\nimport \"_helpers\" as h;\nu::two() + h::one()\n",
+        );
+    uses.args(["uses"]).run().expect(0, "3\n", "");
+    Opsh::new()
+        .file("ops/_helpers.rhai", "// helpers\n1\n")
+        .args(["_helpers"])
+        .run()
+        .expect(
+            3,
+            "",
+            "opsh: error: unknown procedure `_helpers`; `opsh scripts` lists the procedures\n",
+        );
+}
+
 // --- 6. db::query side effects -------------------------------------------------------------
 
 #[test]
