@@ -213,7 +213,7 @@ pub struct Shown {
 impl Settings {
     /// Loads the settings from the standard places, as the CLI does.
     pub fn load(overrides: &Overrides) -> Result<Settings, Error> {
-        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let env = environment()?;
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         Self::load_from(overrides, &env, &cwd)
     }
@@ -331,6 +331,31 @@ impl Settings {
             })
             .collect()
     }
+}
+
+/// The environment as text. std::env::vars() panics on a value that is not UTF-8; a variable
+/// opsh reads must be UTF-8 (an error names it), any other is none of opsh's business.
+fn environment() -> Result<BTreeMap<String, String>, Error> {
+    let mut env = BTreeMap::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let read_by_opsh = name.starts_with("OPSH_") || KEYS.iter().any(|k| k.env.contains(&name));
+        match value.to_str() {
+            Some(value) => {
+                env.insert(name.to_string(), value.to_string());
+            }
+            None if read_by_opsh => {
+                return Err(Error::Config {
+                    message: format!(
+                        "environment variable {name} is not valid UTF-8 ({} bytes; the value is not shown)",
+                        value.len()
+                    ),
+                });
+            }
+            None => {}
+        }
+    }
+    Ok(env)
 }
 
 fn config_file(

@@ -176,7 +176,8 @@ fn migrate_is_safe_on_an_existing_deployment_and_dry_run_lists_what_would_run() 
     dry.code(0);
     let json = dry.json();
     assert_eq!(json["dry_run"], true);
-    assert_eq!(json["applied"].as_array().unwrap().len(), 3);
+    assert_eq!(json["pending"].as_array().unwrap().len(), 3);
+    assert_eq!(json["applied"], serde_json::json!([]));
     assert_eq!(
         db.scalar("SELECT to_regclass('_sqlx_migrations') IS NULL"),
         "true",

@@ -540,6 +540,287 @@ fn query_role_confines_db_query() {
     }
 }
 
+// --- 7. A closed stdout --------------------------------------------------------------------
+
+#[test]
+fn a_closed_stdout_ends_opsh_quietly() {
+    let report = r#"let r = report::new("T"); r.ok("a", "b"); r"#;
+    let cases: &[&[&str]] = &[
+        &["scripts"],
+        &["--json", "scripts"],
+        &["completions", "bash"],
+        &["-e", "for i in 0..100000 { print(i) }"],
+        &["-e", "1 + 1"],
+        &["--json", "-e", "[1, 2, 3]"],
+        &["-e", report],
+        &["--json", "-e", report],
+        &["config"],
+        &["--json", "config"],
+        &["--json", "-e", "exit(2)"],
+        &["api"],
+        &["--json", "api"],
+        &["api", "db::query"],
+        &["check-jobs", "--help"],
+        &["--json", "nope"],
+    ];
+    for args in cases {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        // Nobody will ever read: every write to stdout fails with EPIPE.
+        drop(reader);
+        let opsh = Opsh::new().args(*args);
+        let mut cmd = opsh.command();
+        cmd.stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn opsh");
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        let status = child.wait().unwrap();
+        let expected_stderr = if args.contains(&"nope") {
+            "opsh: error: unknown procedure `nope`; `opsh scripts` lists the procedures\n"
+        } else {
+            ""
+        };
+        assert_eq!(
+            (status.code(), stderr.as_str()),
+            (Some(141), expected_stderr),
+            "opsh {args:?}"
+        );
+    }
+}
+
+#[test]
+fn output_cut_short_by_head_is_not_an_error() {
+    let mut child = Opsh::new()
+        .args(["-e", "for i in 0..100000 { print(i) }"])
+        .spawn();
+    let mut first = [0u8; 2];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(&first, b"0\n");
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).as_ref()
+        ),
+        (Some(141), "")
+    );
+}
+
+// --- 8. Bad bytes -------------------------------------------------------------------------
+
+#[test]
+fn bad_bytes_are_an_error_that_says_where() {
+    let bad = || OsString::from_vec(b"k=\xff\xfe".to_vec());
+
+    let opsh = Opsh::new();
+    let mut cmd = opsh.command();
+    cmd.arg("args").arg(bad());
+    run(cmd).expect(
+        3,
+        "",
+        "opsh: error: argument 2 is not valid UTF-8: \"k=\\xFF\\xFE\"\n",
+    );
+
+    let mut cmd = opsh.command();
+    cmd.args(["--json", "run", "x"]).arg(bad());
+    let json = run(cmd);
+    json.code(3);
+    assert_eq!(
+        json.json(),
+        serde_json::json!({"error": {"kind": "usage", "message": "argument 4 is not valid UTF-8: \"k=\\xFF\\xFE\""}, "exit_code": 3})
+    );
+
+    for var in ["DATABASE_URL", "OPSH_JOBS_MAX_RETRIES"] {
+        let opsh = Opsh::new().args(["-e", "1"]);
+        let mut cmd = opsh.command();
+        cmd.env(var, bad());
+        run(cmd).expect(
+            3,
+            "",
+            &format!(
+                "opsh: error: environment variable {var} is not valid UTF-8 (4 bytes; the value is not shown)\n"
+            ),
+        );
+    }
+    // A variable opsh does not read is none of its business.
+    let opsh = Opsh::new().args(["-e", "1"]);
+    let mut cmd = opsh.command();
+    cmd.env("SOMETHING_ELSE", bad());
+    run(cmd).expect(0, "1\n", "");
+    let opsh = Opsh::new().args(["-e", "env(\"SOMETHING_ELSE\")"]);
+    let mut cmd = opsh.command();
+    cmd.env("SOMETHING_ELSE", bad());
+    run(cmd).expect(
+        3,
+        "",
+        "error: env: variable SOMETHING_ELSE is not valid UTF-8\n  --> <-e>:1:1\n   |\n 1 | env(\"SOMETHING_ELSE\")\n   | ^\n",
+    );
+
+    let opsh = Opsh::new();
+    support::write_file(&opsh.path().join("ops/x.rhai"), "");
+    std::fs::write(opsh.path().join("ops/x.rhai"), b"// x\nlet a = \"\xe9\";\n").unwrap();
+    opsh.args(["x"]).run().expect(
+        3,
+        "",
+        "opsh: error: cannot read script ./ops/x.rhai: not UTF-8 text: byte 0xE9 at line 2, column 10\n",
+    );
+
+    let opsh = Opsh::new().file(".env", "");
+    std::fs::write(opsh.path().join(".env"), b"A=1\nB=\xff\n").unwrap();
+    let file = opsh.path().join(".env");
+    opsh.args(["config"]).run().expect(
+        3,
+        "",
+        &format!(
+            "opsh: error: file {} is not UTF-8 text: byte 0xFF at line 2, column 3\n",
+            file.display()
+        ),
+    );
+}
+
+#[test]
+fn a_byte_order_mark_at_the_start_of_a_script_is_skipped() {
+    let opsh = Opsh::new().file("ops/bom.rhai", "");
+    std::fs::write(
+        opsh.path().join("ops/bom.rhai"),
+        "\u{FEFF}// with a BOM\n40 + 2\n",
+    )
+    .unwrap();
+    opsh.args(["bom"]).run().expect(0, "42\n", "");
+    let opsh = Opsh::new().file("ops/bom.rhai", "");
+    std::fs::write(
+        opsh.path().join("ops/bom.rhai"),
+        "\u{FEFF}// with a BOM\n40 + 2\n",
+    )
+    .unwrap();
+    let run = opsh.args(["scripts"]).run();
+    assert!(
+        run.stdout
+            .contains("bom               site      with a BOM\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+// --- 9. The --json contract -----------------------------------------------------------------
+
+#[test]
+fn json_means_one_document_on_every_path() {
+    let cases: &[(&[&str], i32, serde_json::Value)] = &[
+        (
+            &["--json", "--bogusflag"],
+            3,
+            serde_json::json!({"error": {"kind": "usage", "message": "unexpected argument '--bogusflag' found"}, "exit_code": 3}),
+        ),
+        (
+            &["run", "--json"],
+            3,
+            serde_json::json!({"error": {"kind": "usage", "message": "the following required arguments were not provided: <SCRIPT>"}, "exit_code": 3}),
+        ),
+        (
+            &["--json", "--version"],
+            0,
+            serde_json::json!({"version": env!("CARGO_PKG_VERSION")}),
+        ),
+        (
+            &["--json", "-e", "1", "scripts"],
+            3,
+            serde_json::json!({"error": {"kind": "usage", "message": "-e runs code on its own; drop the command or -e"}, "exit_code": 3}),
+        ),
+        (
+            &["--json", "db-shell"],
+            3,
+            serde_json::json!({"error": {"kind": "refused", "message": "refused: db::shell: psql is interactive and prints tables, which cannot be one JSON document; run it without --json"}, "exit_code": 3}),
+        ),
+    ];
+    for (args, code, doc) in cases {
+        // A psql that prints a table, as the real one would, if it were ever started.
+        let run = Opsh::new()
+            .stand_in("psql", "#!/bin/sh\necho ' ?column? '\necho '----------'\n")
+            .env("DATABASE_URL", "postgres://u:pw@127.0.0.1:1/db")
+            .args(*args)
+            .run();
+        assert_eq!(
+            (run.code, run.json()),
+            (*code, doc.clone()),
+            "opsh {args:?}"
+        );
+    }
+    let help = Opsh::new().args(["--json", "--help"]).run();
+    help.code(0);
+    assert!(
+        help.json()["help"]
+            .as_str()
+            .unwrap()
+            .contains("Usage: opsh")
+    );
+}
+
+#[test]
+fn migrate_prints_text_for_people_and_json_with_json() {
+    let db = TestDb::empty();
+    let all: Vec<(i64, String)> = opsh::ops::db::MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| (m.version, m.description.to_string()))
+        .collect();
+    let n = all.len();
+    let listing: String = all.iter().map(|(v, d)| format!("  {v}  {d}\n")).collect();
+
+    Opsh::new()
+        .db(&db)
+        .args(["--dry-run", "migrate"])
+        .run()
+        .expect(
+            0,
+            &format!(
+                "{n} migrations pending (--dry-run: nothing applied):\n{listing}0 migrations applied earlier.\n"
+            ),
+            "",
+        );
+    let dry = Opsh::new()
+        .db(&db)
+        .args(["--dry-run", "--json", "migrate"])
+        .run();
+    dry.code(0);
+    let pending: Vec<serde_json::Value> = all
+        .iter()
+        .map(|(v, d)| serde_json::json!({"version": v, "description": d}))
+        .collect();
+    assert_eq!(
+        dry.json(),
+        serde_json::json!({"dry_run": true, "applied": [], "pending": pending, "already_applied": 0})
+    );
+
+    Opsh::new().db(&db).args(["migrate"]).run().expect(
+        0,
+        &format!("Applied {n} migrations:\n{listing}0 migrations applied earlier.\n"),
+        "",
+    );
+    Opsh::new().db(&db).args(["migrate"]).run().expect(
+        0,
+        &format!("Nothing to apply: the schema is up to date.\n{n} migrations applied earlier.\n"),
+        "",
+    );
+    let again = Opsh::new().db(&db).args(["--json", "migrate"]).run();
+    assert_eq!(
+        again.json(),
+        serde_json::json!({"dry_run": false, "applied": [], "pending": [], "already_applied": n})
+    );
+}
+
 // --- 10. Configuration validation ---------------------------------------------------------
 
 #[test]

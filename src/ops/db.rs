@@ -13,7 +13,7 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{AssertSqlSafe, Column, Connection, Postgres, Row, TypeInfo, ValueRef};
 
 use crate::ops::Target;
-use crate::ops::clients::postgres::fmt_ts;
+use crate::ops::clients::postgres::{describe_migrate, fmt_ts};
 use crate::ops::error::{ErrorKind, OpError};
 use crate::ops::spec::{Default, Example, Kind, Opt, Param, Registrar, Spec};
 
@@ -218,8 +218,10 @@ pub struct Migration {
 #[derive(Debug, Serialize)]
 pub struct Migrated {
     pub dry_run: bool,
-    /// Applied by this call (with --dry-run: what would be applied).
+    /// Applied by this call (none with --dry-run).
     pub applied: Vec<Migration>,
+    /// Still to apply after this call: with --dry-run, what a real run would apply.
+    pub pending: Vec<Migration>,
     pub already_applied: usize,
 }
 
@@ -247,14 +249,19 @@ pub async fn migrate(target: &Target) -> Result<Migrated, OpError> {
         })
         .collect();
     if !target.flags.dry_run {
-        MIGRATOR
-            .run(pool)
-            .await
-            .map_err(|e| OpError::backend(target.pg_backend(), ErrorKind::Failed, e))?;
+        MIGRATOR.run(pool).await.map_err(|e| {
+            OpError::backend(target.pg_backend(), ErrorKind::Failed, describe_migrate(&e))
+        })?;
     }
+    let (applied, pending) = if target.flags.dry_run {
+        (Vec::new(), pending)
+    } else {
+        (pending, Vec::new())
+    };
     Ok(Migrated {
         dry_run: target.flags.dry_run,
-        applied: pending,
+        applied,
+        pending,
         already_applied: done.len(),
     })
 }
@@ -566,6 +573,11 @@ pub async fn unlock(target: &Target, locks: &Locks, name: &str) -> Result<bool, 
 /// Runs psql on the configured database with the terminal attached and returns its exit code.
 /// The password travels in PGPASSWORD, never on the command line where `ps` would show it.
 pub fn shell(target: &Target) -> Result<i64, OpError> {
+    if target.flags.json {
+        return Err(OpError::declined(
+            "psql is interactive and prints tables, which cannot be one JSON document; run it without --json",
+        ));
+    }
     let url = url::Url::parse(target.settings.get("postgres.url"))
         .map_err(|e| OpError::backend(target.pg_backend(), ErrorKind::Invalid, e))?;
     let mut cmd = std::process::Command::new("psql");
