@@ -72,7 +72,7 @@ pub enum Command {
     Scripts,
     /// Show the effective configuration and where each value came from (secrets redacted)
     Config,
-    /// Apply the managed schema's migrations (with --dry-run: list what would run)
+    /// Add what the schema lacks (with --dry-run: list the changes)
     Migrate,
     /// The registered Rhai functions: signature, options, examples (one function or module in full)
     Api {

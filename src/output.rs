@@ -162,54 +162,67 @@ pub fn describe(
     code::OK
 }
 
-/// `opsh migrate`: what was applied (with --dry-run: what is pending), as text for a person or
-/// the result map as one JSON document.
+/// `opsh migrate`: the changes made (with --dry-run: the plan, each change with its reason and
+/// SQL) as text for a person, or the result map as one JSON document.
 pub fn migrated(outcome: Outcome, json: bool) -> u8 {
     let value = match outcome {
         Outcome::Value(value) if !json && value.is_map() => value,
         other => return self::outcome(other, json),
     };
     let map = value.cast::<rhai::Map>();
-    let list = |key: &str| -> Vec<String> {
+    let items = |key: &str| -> Vec<rhai::Dynamic> {
         map.get(key)
             .and_then(|v| v.clone().try_cast::<rhai::Array>())
             .unwrap_or_default()
+    };
+    let changes = |key: &str, with_sql: bool| -> Vec<String> {
+        items(key)
             .into_iter()
-            .filter_map(|m| m.try_cast::<rhai::Map>())
-            .map(|m| {
-                let field = |k: &str| m.get(k).map(|v| v.to_string()).unwrap_or_default();
-                format!("  {}  {}\n", field("version"), field("description"))
+            .filter_map(|c| c.try_cast::<rhai::Map>())
+            .map(|c| {
+                let field = |k: &str| c.get(k).map(|v| v.to_string()).unwrap_or_default();
+                let mut text = format!(
+                    "  {} {}: {}\n",
+                    field("kind"),
+                    field("name"),
+                    field("reason")
+                );
+                let statements = c
+                    .get("statements")
+                    .and_then(|v| v.clone().try_cast::<rhai::Array>())
+                    .unwrap_or_default();
+                for sql in statements.iter().filter(|_| with_sql) {
+                    for line in sql.to_string().lines() {
+                        text.push_str(&format!("      {line}\n"));
+                    }
+                }
+                text
             })
             .collect()
     };
-    let before = map
-        .get("already_applied")
-        .and_then(|v| v.as_int().ok())
-        .unwrap_or(0);
-    let plural = |n: usize| if n == 1 { "migration" } else { "migrations" };
-    let (pending, applied) = (list("pending"), list("applied"));
-    let mut text = String::new();
-    if !pending.is_empty() {
-        text.push_str(&format!(
-            "{} {} pending (--dry-run: nothing applied):\n{}",
+    let plural = |n: usize| if n == 1 { "change" } else { "changes" };
+    // The plan shows each change's SQL; what was made, only what and why (-v logs each step).
+    let (pending, applied) = (changes("pending", true), changes("applied", false));
+    let mut text = if !pending.is_empty() {
+        format!(
+            "{} {} to make (--dry-run: nothing changed):\n{}",
             pending.len(),
             plural(pending.len()),
             pending.concat()
-        ));
+        )
     } else if !applied.is_empty() {
-        text.push_str(&format!(
-            "Applied {} {}:\n{}",
+        format!(
+            "Made {} {}:\n{}",
             applied.len(),
             plural(applied.len()),
             applied.concat()
-        ));
+        )
     } else {
-        text.push_str("Nothing to apply: the schema is up to date.\n");
+        "Nothing to change: the schema has what opsh needs.\n".to_string()
+    };
+    for warning in items("warnings") {
+        text.push_str(&format!("warning: {warning}\n"));
     }
-    text.push_str(&format!(
-        "{before} {} applied earlier.\n",
-        plural(before as usize)
-    ));
     out(&text);
     code::OK
 }

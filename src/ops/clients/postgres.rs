@@ -89,7 +89,7 @@ fn connect_error(backend: &Backend, options: &PgConnectOptions, e: sqlx::Error) 
 
 /// A failed migration in the server's words (sqlx's own text would end in "at line 948", a
 /// line of PostgreSQL's C source that reads like a line of the script).
-pub fn describe_migrate(e: &sqlx::migrate::MigrateError) -> String {
+fn describe_migrate(e: &sqlx::migrate::MigrateError) -> String {
     use sqlx::migrate::MigrateError;
     match e {
         MigrateError::Execute(inner) => describe(inner),
