@@ -716,6 +716,9 @@ fn a_byte_order_mark_at_the_start_of_a_script_is_skipped() {
 
 // --- 9. The --json contract -----------------------------------------------------------------
 
+/// A stand-in psql that prints a table on stdout, as the real one does.
+const PSQL_TABLE: &str = "#!/bin/sh\necho ' ?column? '\necho '----------'\n";
+
 #[test]
 fn json_means_one_document_on_every_path() {
     let cases: &[(&[&str], i32, serde_json::Value)] = &[
@@ -739,16 +742,17 @@ fn json_means_one_document_on_every_path() {
             3,
             serde_json::json!({"error": {"kind": "usage", "message": "-e runs code on its own; drop the command or -e"}, "exit_code": 3}),
         ),
+        // psql fed from a pipe: its table goes to stderr.
         (
             &["--json", "db-shell"],
-            3,
-            serde_json::json!({"error": {"kind": "refused", "message": "refused: db::shell: psql is interactive and prints tables, which cannot be one JSON document; run it without --json"}, "exit_code": 3}),
+            0,
+            serde_json::json!({"exit_code": 0}),
         ),
     ];
     for (args, code, doc) in cases {
-        // A psql that prints a table, as the real one would, if it were ever started.
+        // A psql that prints a table, as the real one would.
         let run = Opsh::new()
-            .stand_in("psql", "#!/bin/sh\necho ' ?column? '\necho '----------'\n")
+            .stand_in("psql", PSQL_TABLE)
             .env("DATABASE_URL", "postgres://u:pw@127.0.0.1:1/db")
             .args(*args)
             .run();
@@ -758,6 +762,13 @@ fn json_means_one_document_on_every_path() {
             "opsh {args:?}"
         );
     }
+    let piped = Opsh::new()
+        .stand_in("psql", PSQL_TABLE)
+        .env("DATABASE_URL", "postgres://u:pw@127.0.0.1:1/db")
+        .args(["--json", "db-shell"])
+        .run();
+    assert_eq!(piped.stderr, " ?column? \n----------\n");
+
     let help = Opsh::new().args(["--json", "--help"]).run();
     help.code(0);
     assert!(
@@ -765,6 +776,35 @@ fn json_means_one_document_on_every_path() {
             .as_str()
             .unwrap()
             .contains("Usage: opsh")
+    );
+}
+
+#[test]
+fn json_db_shell_on_a_terminal_refuses() {
+    // util-linux script(1) gives opsh a terminal; stdout and stderr both arrive through it.
+    let opsh = Opsh::new().stand_in("psql", PSQL_TABLE);
+    let path = opsh
+        .command()
+        .get_envs()
+        .find(|(k, _)| *k == "PATH")
+        .and_then(|(_, v)| v.map(|v| v.to_os_string()))
+        .unwrap();
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} --json db-shell", support::BIN),
+            "/dev/null",
+        ])
+        .current_dir(opsh.path())
+        .env("PATH", path)
+        .env("DATABASE_URL", "postgres://u:pw@127.0.0.1:1/db")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script(1)");
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    assert_eq!(
+        text,
+        "opsh: error: refused: db::shell: psql is interactive and prints tables, which cannot be one JSON document; run it without --json\n{\"error\":{\"kind\":\"refused\",\"message\":\"refused: db::shell: psql is interactive and prints tables, which cannot be one JSON document; run it without --json\"},\"exit_code\":3}\n"
     );
 }
 

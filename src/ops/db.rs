@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
+use std::io::IsTerminal;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -547,7 +548,10 @@ pub async fn unlock(target: &Target, locks: &Locks, name: &str) -> Result<bool, 
 /// Runs psql on the configured database with the terminal attached and returns its exit code.
 /// The password travels in PGPASSWORD, never on the command line where `ps` would show it.
 pub fn shell(target: &Target) -> Result<i64, OpError> {
-    if target.flags.json {
+    // --json promises one JSON document on stdout. An interactive psql cannot keep it: refuse.
+    // psql reading commands from a pipe can: its tables go to stderr.
+    let tables_to_stderr = target.flags.json;
+    if tables_to_stderr && std::io::stdin().is_terminal() {
         return Err(OpError::declined(
             "psql is interactive and prints tables, which cannot be one JSON document; run it without --json",
         ));
@@ -572,6 +576,9 @@ pub fn shell(target: &Target) -> Result<i64, OpError> {
     if let Some(password) = url.password() {
         let decoded = percent_decode(password);
         cmd.env("PGPASSWORD", decoded);
+    }
+    if tables_to_stderr {
+        cmd.stdout(std::io::stderr());
     }
     let status = target.bridge.foreground(|| cmd.status()).map_err(|e| {
         OpError::backend(
