@@ -104,24 +104,28 @@ pub enum Command {
 pub fn main() -> std::process::ExitCode {
     // A bug must still end in one clear line, never a backtrace.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!(
-            "opsh: internal error: {info}; please report this with the command that caused it"
-        );
+        output::err(&format!(
+            "opsh: internal error: {info}; please report this with the command that caused it\n"
+        ));
     }));
-    let args: Vec<String> = std::env::args().collect();
-    let cli = match parse(&args) {
-        Ok(cli) => cli,
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Known before parsing, so that even a usage error honours --json.
+    let json = raw
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json");
+    let args = match utf8_args(&raw) {
+        Ok(args) => args,
         Err(e) => {
-            let status = if e.use_stderr() {
-                code::UNKNOWN
-            } else {
-                code::OK
-            };
-            let _ = e.print();
-            return status.into();
+            report_error(&e, json);
+            return e.exit_code().into();
         }
     };
-    let json = cli.json;
+    let cli = match parse(&args) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e, json).into(),
+    };
     crate::logging::init(cli.quiet, cli.verbose);
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(status)) => status.into(),
@@ -132,6 +136,58 @@ pub fn main() -> std::process::ExitCode {
         // The hook has printed the message; a bug is an unknown outcome, not a crash code.
         Err(_) => code::UNKNOWN.into(),
     }
+}
+
+/// The arguments as UTF-8, or an error naming the first that is not (clap would panic).
+fn utf8_args(raw: &[std::ffi::OsString]) -> Result<Vec<String>, Error> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, arg)| {
+            crate::text::os_str(arg, &format!("argument {i}"))
+                .map(str::to_string)
+                .map_err(|message| Error::Usage { message })
+        })
+        .collect()
+}
+
+/// A command-line error from clap (or --help, --version): clap's text, or with --json one JSON
+/// document on stdout (the text still goes to stderr for a person reading along).
+fn usage_error(e: &clap::Error, json: bool) -> u8 {
+    let status = if e.use_stderr() {
+        code::UNKNOWN
+    } else {
+        code::OK
+    };
+    if !json {
+        // A closed stdout while printing --help is as quiet as any other output.
+        let _ = e.print();
+        return status;
+    }
+    let text = e.render().to_string();
+    let doc = match e.kind() {
+        clap::error::ErrorKind::DisplayVersion => {
+            serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })
+        }
+        _ if !e.use_stderr() => serde_json::json!({ "help": text }),
+        _ => {
+            // clap's message without its usage lines and indentation, on one line.
+            let message = text
+                .split("\n\n")
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            output::err(&text);
+            serde_json::json!({
+                "error": { "kind": "usage", "message": message },
+                "exit_code": status,
+            })
+        }
+    };
+    output::out(&format!("{doc}\n"));
+    status
 }
 
 /// `opsh <procedure> args… --flag` is `opsh --flag run <procedure> args…`: flags may follow the
@@ -163,8 +219,10 @@ fn parse(args: &[String]) -> Result<Cli, clap::Error> {
 
 fn run(cli: Cli) -> Result<u8, Error> {
     if let Some(Command::Completions { shell }) = &cli.command {
-        clap_complete::generate(*shell, &mut Cli::command(), "opsh", &mut std::io::stdout());
-        print!("{}", crate::complete::hook(*shell));
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut Cli::command(), "opsh", &mut script);
+        output::out(&String::from_utf8_lossy(&script));
+        output::out(crate::complete::hook(*shell));
         return Ok(code::OK);
     }
     let overrides = Overrides {
@@ -186,6 +244,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
     let flags = Flags {
         dry_run: cli.dry_run,
         yes: cli.yes,
+        json: cli.json,
     };
     let mut host = Host::new(Target::new(settings, bridge, flags), cli.json);
     let status = dispatch(&mut host, cli);
@@ -228,9 +287,11 @@ fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
             Ok(output::describe(&script, &declared, json))
         }
         Some(Command::Complete { words }) => {
-            for c in crate::complete::candidates(host, &words) {
-                println!("{c}");
-            }
+            let candidates: String = crate::complete::candidates(host, &words)
+                .into_iter()
+                .map(|c| format!("{c}\n"))
+                .collect();
+            output::out(&candidates);
             Ok(code::OK)
         }
         Some(Command::Api { name, markdown }) => {
@@ -254,11 +315,11 @@ fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
                     doc
                 })
                 .collect();
-            println!("{}", serde_json::Value::Array(docs));
+            output::out(&format!("{}\n", serde_json::Value::Array(docs)));
             Ok(code::OK)
         }
         Some(Command::Scripts) => Ok(output::scripts(&host.catalog().list(), json)),
-        Some(Command::Migrate) => Ok(output::outcome(host.eval("db::migrate()")?, json)),
+        Some(Command::Migrate) => Ok(output::migrated(host.eval("db::migrate()")?, json)),
         Some(other) => Err(Error::Usage {
             message: format!("unexpected command {other:?}"),
         }),
@@ -293,13 +354,6 @@ fn parse_args(words: &[String]) -> Result<Vec<(String, String)>, Error> {
 }
 
 fn report_error(e: &Error, json: bool) {
-    if json {
-        let doc = serde_json::json!({
-            "error": { "kind": e.kind(), "message": anstream::adapter::strip_str(&e.to_string()).to_string() },
-            "exit_code": e.exit_code(),
-        });
-        println!("{doc}");
-    }
     let mut stderr = anstream::stderr();
     let text = e.to_string();
     // Rendered script errors already start with "error:".
@@ -310,5 +364,13 @@ fn report_error(e: &Error, json: bool) {
         }
     } else {
         let _ = writeln!(stderr, "opsh: error: {text}");
+    }
+    // Last: a closed stdout ends opsh on this write, and the message above is out already.
+    if json {
+        let doc = serde_json::json!({
+            "error": { "kind": e.kind(), "message": anstream::adapter::strip_str(&e.to_string()).to_string() },
+            "exit_code": e.exit_code(),
+        });
+        output::out(&format!("{doc}\n"));
     }
 }

@@ -27,7 +27,10 @@ enum Kind {
     Duration,
     /// Empty means "none".
     OptionalDuration,
-    Int,
+    /// An integer of at least `min`.
+    Int {
+        min: i64,
+    },
     /// A `:`-separated list (a TOML array in opsh.toml).
     List,
 }
@@ -38,6 +41,18 @@ const KEYS: &[Key] = &[
         env: &["DATABASE_URL"],
         default: "postgres://youtube_user:youtube_pass@localhost:5432/youtube_agent",
         kind: Kind::Url,
+    },
+    Key {
+        name: "postgres.query_timeout",
+        env: &[],
+        default: "30s",
+        kind: Kind::Duration,
+    },
+    Key {
+        name: "postgres.query_role",
+        env: &[],
+        default: "",
+        kind: Kind::Text,
     },
     Key {
         name: "qdrant.url",
@@ -163,7 +178,8 @@ const KEYS: &[Key] = &[
         name: "limits.max_operations",
         env: &[],
         default: "50000000",
-        kind: Kind::Int,
+        // 0 would let a runaway script run for ever (Rhai reads 0 as "no limit").
+        kind: Kind::Int { min: 1 },
     },
     Key {
         name: "run.timeout",
@@ -175,7 +191,7 @@ const KEYS: &[Key] = &[
         name: "jobs.max_retries",
         env: &[],
         default: "3",
-        kind: Kind::Int,
+        kind: Kind::Int { min: 0 },
     },
     Key {
         name: "jobs.stuck_after.check_data",
@@ -257,7 +273,7 @@ pub struct Shown {
 impl Settings {
     /// Loads the settings from the standard places, as the CLI does.
     pub fn load(overrides: &Overrides) -> Result<Settings, Error> {
-        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let env = environment()?;
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         Self::load_from(overrides, &env, &cwd)
     }
@@ -282,9 +298,7 @@ impl Settings {
             .collect();
 
         if let Some(path) = config_file(overrides, env, cwd)? {
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::Config {
-                message: format!("cannot read config file {}: {e}", path.display()),
-            })?;
+            let text = read_text(&path, "config file")?;
             for (key, text) in parse_toml(&path, &text)? {
                 values.insert(
                     key,
@@ -299,8 +313,10 @@ impl Settings {
         let dotenv_path = cwd.join(".env");
         if dotenv_path.is_file() {
             let pairs = read_dotenv(&dotenv_path)?;
+            warn_unknown_vars(&pairs, &dotenv_path.display().to_string());
             apply_env(&mut values, &pairs, |_| Source::DotEnv(dotenv_path.clone()));
         }
+        warn_unknown_vars(env, "the environment");
         apply_env(&mut values, env, |var| Source::Env(var.to_string()));
 
         if let Some(timeout) = &overrides.timeout {
@@ -345,7 +361,7 @@ impl Settings {
 
     /// An integer value (validated at load time).
     pub fn int(&self, key: &str) -> i64 {
-        self.raw(key).parse().unwrap_or_default()
+        self.raw(key).trim().parse().unwrap_or_default()
     }
 
     /// A list value, `~` expanded.
@@ -365,7 +381,7 @@ impl Settings {
                 let value = match k.kind {
                     Kind::Url => redact_url(&v.text),
                     Kind::Secret if !v.text.is_empty() => "***".to_string(),
-                    _ => v.text.clone(),
+                    _ => crate::redact::text(&v.text),
                 };
                 Shown {
                     key: k.name,
@@ -375,6 +391,31 @@ impl Settings {
             })
             .collect()
     }
+}
+
+/// The environment as text. std::env::vars() panics on a value that is not UTF-8; a variable
+/// opsh reads must be UTF-8 (an error names it), any other is none of opsh's business.
+fn environment() -> Result<BTreeMap<String, String>, Error> {
+    let mut env = BTreeMap::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let read_by_opsh = name.starts_with("OPSH_") || KEYS.iter().any(|k| k.env.contains(&name));
+        match value.to_str() {
+            Some(value) => {
+                env.insert(name.to_string(), value.to_string());
+            }
+            None if read_by_opsh => {
+                return Err(Error::Config {
+                    message: format!(
+                        "environment variable {name} is not valid UTF-8 ({} bytes; the value is not shown)",
+                        value.len()
+                    ),
+                });
+            }
+            None => {}
+        }
+    }
+    Ok(env)
 }
 
 fn config_file(
@@ -394,7 +435,15 @@ fn config_file(
         } else {
             cwd.join(path)
         };
-        if !path.is_file() {
+        if path.is_dir() {
+            return Err(Error::Config {
+                message: format!(
+                    "config file {} is a directory; name the opsh.toml inside it",
+                    path.display()
+                ),
+            });
+        }
+        if !path.exists() {
             return Err(Error::Config {
                 message: format!("config file {} does not exist", path.display()),
             });
@@ -409,6 +458,42 @@ fn config_file(
     Ok(user.is_file().then_some(user))
 }
 
+/// `OPSH_` variables that are not settings: opsh's own, and the test tools' (`OPSH_TEST_…`).
+const OTHER_OPSH_VARS: &[&str] = &["OPSH_CONFIG", "OPSH_LOG", "OPSH_KEEP_SERVICES"];
+
+/// The `OPSH_<KEY>` name of a setting.
+fn opsh_var(key: &Key) -> String {
+    format!("OPSH_{}", key.name.replace('.', "_").to_uppercase())
+}
+
+/// A misspelt `OPSH_` variable would be ignored without a word, and the default used instead:
+/// warn, with the closest name.
+fn warn_unknown_vars(vars: &BTreeMap<String, String>, place: &str) {
+    let known: Vec<String> = KEYS
+        .iter()
+        .map(opsh_var)
+        .chain(OTHER_OPSH_VARS.iter().map(|v| v.to_string()))
+        .collect();
+    for (name, value) in vars {
+        // Empty counts as unset, for known names too.
+        if value.is_empty()
+            || !name.starts_with("OPSH_")
+            || name.starts_with("OPSH_TEST_")
+            || known.iter().any(|k| k == name)
+        {
+            continue;
+        }
+        // Compared without the common prefix, which would make every name look alike.
+        let hint = crate::suggest::closest(
+            &name["OPSH_".len()..],
+            known.iter().map(|k| &k["OPSH_".len()..]),
+        )
+        .map(|s| format!(" (did you mean OPSH_{s}?)"))
+        .unwrap_or_default();
+        tracing::warn!("unknown variable {name} in {place} is ignored{hint}");
+    }
+}
+
 /// Applies `VAR=value` pairs: the deployment's names (DATABASE_URL, …) and `OPSH_<KEY>`.
 fn apply_env(
     values: &mut BTreeMap<&'static str, Value>,
@@ -416,7 +501,7 @@ fn apply_env(
     source: impl Fn(&str) -> Source,
 ) {
     for key in KEYS {
-        let opsh_var = format!("OPSH_{}", key.name.replace('.', "_").to_uppercase());
+        let opsh_var = opsh_var(key);
         // OPSH_ names are more specific than the deployment's shared ones, so they win.
         for var in key
             .env
@@ -437,27 +522,41 @@ fn apply_env(
     }
 }
 
+/// Reads `.env`. An error names the file and line but never quotes the line: it may hold a
+/// secret (a .env file usually does).
 fn read_dotenv(path: &Path) -> Result<BTreeMap<String, String>, Error> {
-    let iter = dotenvy::from_path_iter(path).map_err(|e| Error::Config {
-        message: format!("cannot read {}: {e}", path.display()),
-    })?;
+    let text = read_text(path, "file")?;
     let mut pairs = BTreeMap::new();
-    for item in iter {
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
         let (k, v) = item.map_err(|e| Error::Config {
-            message: format!("{}: {}", path.display(), dotenv_error(&e)),
+            message: match &e {
+                dotenvy::Error::LineParse(line, index) => {
+                    let at = text
+                        .find(line.as_str())
+                        .map(|offset| format!(":{}", line_of(&text, offset)))
+                        .unwrap_or_default();
+                    format!(
+                        "{}{at}: cannot parse this line (at character {index}); expected KEY=value (the line is not shown: it may hold a secret)",
+                        path.display()
+                    )
+                }
+                other => format!("{}: {}", path.display(), crate::redact::text(&other.to_string())),
+            },
         })?;
         pairs.insert(k, v);
     }
     Ok(pairs)
 }
 
-fn dotenv_error(e: &dotenvy::Error) -> String {
-    match e {
-        dotenvy::Error::LineParse(line, index) => {
-            format!("cannot parse line `{line}` at character {index}")
-        }
-        other => other.to_string(),
-    }
+/// A configuration file's text: UTF-8 (a leading byte-order mark skipped); bad bytes are
+/// reported by line and column.
+fn read_text(path: &Path, what: &str) -> Result<String, Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Config {
+        message: format!("cannot read {what} {}: {e}", path.display()),
+    })?;
+    crate::text::decode(bytes).map_err(|why| Error::Config {
+        message: format!("{what} {} is {why}", path.display()),
+    })
 }
 
 /// Flattens opsh.toml into dotted keys, rejecting unknown keys and wrong types with the file,
@@ -495,7 +594,23 @@ fn flatten(
             flatten(path, text, &dotted, inner, out)?;
             continue;
         }
-        let line = find_key_line(text, prefix, name);
+        let is_table = matches!(value, toml::Value::Table(_));
+        let line = is_table
+            .then(|| find_table_line(text, &dotted))
+            .flatten()
+            .unwrap_or_else(|| find_key_line(text, prefix, name));
+        if is_table && !KEYS.iter().any(|k| k.name == dotted) {
+            let sections = sections();
+            let suggestion = crate::suggest::closest(&dotted, sections.iter().map(String::as_str))
+                .map(|s| format!(" (did you mean `[{s}]`?)"))
+                .unwrap_or_default();
+            return Err(Error::Config {
+                message: format!(
+                    "{}:{line}: unknown section `[{dotted}]`{suggestion}",
+                    path.display()
+                ),
+            });
+        }
         let Some(key) = KEYS.iter().find(|k| k.name == dotted) else {
             let suggestion = crate::suggest::closest(&dotted, KEYS.iter().map(|k| k.name))
                 .map(|s| format!(" (did you mean `{s}`?)"))
@@ -509,9 +624,10 @@ fn flatten(
         };
         let text_value = match (value, key.kind) {
             (toml::Value::String(s), _) => s.clone(),
-            (toml::Value::Integer(i), Kind::Int | Kind::Duration | Kind::OptionalDuration) => {
-                i.to_string()
-            }
+            (
+                toml::Value::Integer(i),
+                Kind::Int { .. } | Kind::Duration | Kind::OptionalDuration,
+            ) => i.to_string(),
             (toml::Value::Array(items), Kind::List) => {
                 let mut parts = Vec::new();
                 for item in items {
@@ -550,20 +666,30 @@ fn flatten(
 
 fn kind_name(kind: Kind) -> &'static str {
     match kind {
-        Kind::Int => "an integer",
+        Kind::Int { .. } => "an integer",
         Kind::Duration | Kind::OptionalDuration => "a duration such as \"30s\" or \"1h\"",
         Kind::List => "a list of strings",
         _ => "a string",
     }
 }
 
-/// Checks a value against its key's kind; the error says why, the caller says where.
+/// Checks a value against its key's kind; the error says why (quoting the value, with
+/// anything that looks like a secret masked), the caller says where.
 fn validate(key: &Key, text: &str) -> Result<(), String> {
+    check_value(key, text).map_err(|why| crate::redact::text(&why))
+}
+
+fn check_value(key: &Key, text: &str) -> Result<(), String> {
     match key.kind {
-        Kind::Int => text
-            .parse::<i64>()
-            .map(drop)
-            .map_err(|_| format!("`{text}` is not an integer")),
+        Kind::Int { min } => match text.trim().parse::<i64>() {
+            Ok(n) if n >= min => Ok(()),
+            Ok(n) => Err(match min {
+                0 => format!("{n} is negative; it must be 0 or more"),
+                1 => format!("{n} must be 1 or more"),
+                _ => format!("{n} must be {min} or more"),
+            }),
+            Err(_) => Err(format!("`{text}` is not an integer")),
+        },
         Kind::Duration => duration::parse(text).map(drop),
         Kind::OptionalDuration if !text.is_empty() => duration::parse(text).map(drop),
         _ => Ok(()),
@@ -596,6 +722,42 @@ fn find_key_line(text: &str, table: &str, name: &str) -> usize {
         .map_or(0, |(i, _)| i + 1)
 }
 
+/// The sections of opsh.toml: every dotted prefix of a key (`postgres`, `jobs.stuck_after`, …).
+fn sections() -> Vec<String> {
+    let mut sections: Vec<String> = KEYS
+        .iter()
+        .flat_map(|k| {
+            k.name
+                .match_indices('.')
+                .map(|(i, _)| k.name[..i].to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    sections.sort();
+    sections.dedup();
+    sections
+}
+
+/// The line of the `[table]` header that opens `dotted` (or a sub-table of it, which opens it
+/// implicitly).
+fn find_table_line(text: &str, dotted: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim();
+            let Some(inner) = l.strip_prefix('[').and_then(|l| l.split(']').next()) else {
+                return false;
+            };
+            let inner: String = inner
+                .trim_start_matches('[')
+                .split('.')
+                .map(|part| part.trim().trim_matches('"'))
+                .collect::<Vec<_>>()
+                .join(".");
+            inner == dotted || inner.starts_with(&format!("{dotted}."))
+        })
+        .map(|i| i + 1)
+}
+
 fn expand_home(path: &str) -> PathBuf {
     match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => Path::new(&home).join(rest),
@@ -603,15 +765,9 @@ fn expand_home(path: &str) -> PathBuf {
     }
 }
 
-/// Replaces the password of a URL with `***`; anything that is not a URL is returned as is.
+/// A URL as it may be shown: password masked, or `<unparseable, N chars>` (see [`crate::redact`]).
 pub fn redact_url(text: &str) -> String {
-    match url::Url::parse(text) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
-        }
-        _ => text.to_string(),
-    }
+    crate::redact::url(text)
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ pub mod host;
 pub mod logging;
 pub mod ops;
 pub mod output;
+pub mod redact;
 pub mod repl;
 pub mod report;
 pub mod suggest;
+pub mod text;

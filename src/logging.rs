@@ -1,22 +1,30 @@
 //! Logs and progress go to stderr through tracing, so stdout carries only results.
+//!
+//! What an operator sees is opsh's own account of what it does; the libraries' logs (sqlx's
+//! statements and its "slow statement" warnings with the whole SQL text, tokio, …) are detail
+//! for -vv only.
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-/// -q: warnings and errors; default: info; -v: debug; -vv: trace. OPSH_LOG overrides.
+/// The filter for a verbosity: -q warnings and errors; default: info; -v: debug (connections,
+/// each operation's duration, row counts); -vv: trace, and the libraries' own logs at debug.
+/// OPSH_LOG (an EnvFilter directive such as `opsh=debug,sqlx=info`) overrides.
+pub fn filter(quiet: bool, verbose: u8) -> String {
+    match (quiet, verbose) {
+        (true, _) => "off,opsh=warn".into(),
+        (false, 0) => "off,opsh=info".into(),
+        (false, 1) => "off,opsh=debug".into(),
+        _ => "debug,opsh=trace".into(),
+    }
+}
+
 pub fn init(quiet: bool, verbose: u8) {
-    let level = match (quiet, verbose) {
-        (true, _) => "warn",
-        (false, 0) => "info",
-        (false, 1) => "debug",
-        _ => "trace",
-    };
     let filter = std::env::var("OPSH_LOG")
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
-        // sqlx logs every statement at info; they are noise for an operator.
-        .unwrap_or_else(|| EnvFilter::new(format!("{level},sqlx=warn")));
+        .unwrap_or_else(|| EnvFilter::new(filter(quiet, verbose)));
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,4 +1,7 @@
 //! What a run prints on stdout: a report, a value, a listing; text or exactly one JSON document.
+//!
+//! Everything goes through [`out`] (or [`out_styled`]): a closed stdout (`opsh scripts | head
+//! -1`) ends opsh quietly, as SIGPIPE ends other tools, instead of panicking in println!.
 
 use std::io::Write;
 
@@ -17,7 +20,7 @@ pub fn outcome(outcome: Outcome, json: bool) -> u8 {
         Outcome::Exit(value) => {
             if let Ok(n) = value.as_int() {
                 if json {
-                    println!("{{\"exit_code\":{n}}}");
+                    out(&format!("{{\"exit_code\":{n}}}\n"));
                 }
                 return u8::try_from(n).unwrap_or(code::UNKNOWN);
             }
@@ -29,19 +32,17 @@ pub fn outcome(outcome: Outcome, json: bool) -> u8 {
 fn value_out(value: Dynamic, json: bool, status: u8) -> u8 {
     if let Some(report) = value.clone().try_cast::<Report>() {
         if json {
-            println!("{}", report.to_json());
+            out(&format!("{}\n", report.to_json()));
         } else {
-            let _ = write!(anstream::stdout(), "{}", report.to_text());
+            out_styled(&report.to_text());
         }
         return report.status().exit_code();
     }
     if json {
-        println!(
-            "{}",
-            serde_json::to_string(&value).unwrap_or_else(|_| "null".into())
-        );
+        let doc = serde_json::to_string(&value).unwrap_or_else(|_| "null".into());
+        out(&format!("{doc}\n"));
     } else if !value.is_unit() {
-        println!("{}", display(&value));
+        out(&format!("{}\n", display(&value)));
     }
     status
 }
@@ -61,7 +62,10 @@ pub fn display(value: &Dynamic) -> String {
 
 pub fn scripts(listed: &[Listed], json: bool) -> u8 {
     if json {
-        println!("{}", serde_json::to_string(listed).unwrap_or_default());
+        out(&format!(
+            "{}\n",
+            serde_json::to_string(listed).unwrap_or_default()
+        ));
         return code::OK;
     }
     let width = listed.iter().map(|l| l.name.len()).max().unwrap_or(0);
@@ -70,7 +74,18 @@ pub fn scripts(listed: &[Listed], json: bool) -> u8 {
             Origin::Bundled => "bundled",
             Origin::Site | Origin::File => "site",
         };
-        println!("{:width$}  {origin:8}  {}", l.name, l.description);
+        let mut description = match &l.problem {
+            Some(problem) => problem.clone(),
+            None => l.description.clone(),
+        };
+        if l.overrides_bundled {
+            description.push_str(" [overrides the bundled procedure]");
+        }
+        out(&format!(
+            "{:width$}  {origin:8}  {}\n",
+            l.name,
+            description.trim_start()
+        ));
     }
     code::OK
 }
@@ -78,27 +93,38 @@ pub fn scripts(listed: &[Listed], json: bool) -> u8 {
 pub fn config(settings: &Settings, json: bool) -> u8 {
     let shown = settings.shown();
     if json {
-        println!("{}", serde_json::to_string(&shown).unwrap_or_default());
+        out(&format!(
+            "{}\n",
+            serde_json::to_string(&shown).unwrap_or_default()
+        ));
         return code::OK;
     }
     let width = shown.iter().map(|s| s.key.len()).max().unwrap_or(0);
+    let mut text = String::new();
     for s in &shown {
-        println!("{:width$} = {:?}  # {}", s.key, s.value, s.source);
+        text.push_str(&format!(
+            "{:width$} = {:?}  # {}\n",
+            s.key, s.value, s.source
+        ));
     }
+    out(&text);
     code::OK
 }
 
 /// `opsh api`: a listing, or in full when a name was given; JSON or the README's Markdown.
 pub fn api(specs: &[&crate::ops::spec::Spec], named: bool, markdown: bool, json: bool) -> u8 {
     if json {
-        println!("{}", serde_json::to_string(specs).unwrap_or_default());
+        out(&format!(
+            "{}\n",
+            serde_json::to_string(specs).unwrap_or_default()
+        ));
     } else if markdown {
-        print!("{}", crate::api::markdown(specs));
+        out(&crate::api::markdown(specs));
     } else if named {
         let texts: Vec<String> = specs.iter().map(|s| crate::api::full(s)).collect();
-        print!("{}", texts.join("\n"));
+        out(&texts.join("\n"));
     } else {
-        print!("{}", crate::api::listing(specs));
+        out(&crate::api::listing(specs));
     }
     code::OK
 }
@@ -117,21 +143,130 @@ pub fn describe(
             "description": description,
             "arguments": declared,
         });
-        println!("{doc}");
+        out(&format!("{doc}\n"));
         return code::OK;
     }
-    println!("{}: {description}\n", script.name);
-    println!(
-        "Usage: opsh {} [key=value]… [--dry-run] [--yes] [--json]",
-        script.name
+    let mut text = format!(
+        "{}: {description}\n\nUsage: opsh {} [key=value]… [--dry-run] [--yes] [--json]\n",
+        script.name, script.name
     );
     if declared.is_empty() {
-        println!("\nArguments: none declared");
+        text.push_str("\nArguments: none declared\n");
     } else {
-        println!("\nArguments:");
+        text.push_str("\nArguments:\n");
         for d in declared {
-            println!("  {}", d.line());
+            text.push_str(&format!("  {}\n", d.line()));
         }
     }
+    out(&text);
     code::OK
 }
+
+/// `opsh migrate`: the changes made (with --dry-run: the plan, each change with its reason and
+/// SQL) as text for a person, or the result map as one JSON document.
+pub fn migrated(outcome: Outcome, json: bool) -> u8 {
+    let value = match outcome {
+        Outcome::Value(value) if !json && value.is_map() => value,
+        other => return self::outcome(other, json),
+    };
+    let map = value.cast::<rhai::Map>();
+    let items = |key: &str| -> Vec<rhai::Dynamic> {
+        map.get(key)
+            .and_then(|v| v.clone().try_cast::<rhai::Array>())
+            .unwrap_or_default()
+    };
+    let changes = |key: &str, with_sql: bool| -> Vec<String> {
+        items(key)
+            .into_iter()
+            .filter_map(|c| c.try_cast::<rhai::Map>())
+            .map(|c| {
+                let field = |k: &str| c.get(k).map(|v| v.to_string()).unwrap_or_default();
+                let mut text = format!(
+                    "  {} {}: {}\n",
+                    field("kind"),
+                    field("name"),
+                    field("reason")
+                );
+                let statements = c
+                    .get("statements")
+                    .and_then(|v| v.clone().try_cast::<rhai::Array>())
+                    .unwrap_or_default();
+                for sql in statements.iter().filter(|_| with_sql) {
+                    for line in sql.to_string().lines() {
+                        text.push_str(&format!("      {line}\n"));
+                    }
+                }
+                text
+            })
+            .collect()
+    };
+    let plural = |n: usize| if n == 1 { "change" } else { "changes" };
+    // The plan shows each change's SQL; what was made, only what and why (-v logs each step).
+    let (pending, applied) = (changes("pending", true), changes("applied", false));
+    let mut text = if !pending.is_empty() {
+        format!(
+            "{} {} to make (--dry-run: nothing changed):\n{}",
+            pending.len(),
+            plural(pending.len()),
+            pending.concat()
+        )
+    } else if !applied.is_empty() {
+        format!(
+            "Made {} {}:\n{}",
+            applied.len(),
+            plural(applied.len()),
+            applied.concat()
+        )
+    } else {
+        "Nothing to change: the schema has what opsh needs.\n".to_string()
+    };
+    for warning in items("warnings") {
+        text.push_str(&format!("warning: {warning}\n"));
+    }
+    out(&text);
+    code::OK
+}
+
+/// Writes to stdout as it is.
+pub fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    written(
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush()),
+    );
+}
+
+/// Writes to stdout, dropping colour and styles when stdout is not a terminal (or NO_COLOR).
+pub fn out_styled(text: &str) {
+    let mut stdout = anstream::stdout();
+    written(
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush()),
+    );
+}
+
+/// Writes a line to stderr; a closed stderr is no reason to fail.
+pub fn err(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(text.as_bytes());
+}
+
+/// The end of a write to stdout. When the reader has gone (`| head`), nobody will read the
+/// rest: stop now, quietly, with the status a SIGPIPE death shows in a shell (141). Any other
+/// failure (a full disk) is said once.
+fn written(result: std::io::Result<()>) {
+    match result {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(CLOSED_STDOUT),
+        Err(e) => {
+            err(&format!("opsh: error: cannot write to stdout: {e}\n"));
+            std::process::exit(code::UNKNOWN.into());
+        }
+    }
+}
+
+/// The exit status when stdout was closed by its reader: 128 + SIGPIPE, as a shell reports a
+/// process that SIGPIPE ended.
+pub const CLOSED_STDOUT: i32 = 141;

@@ -212,7 +212,7 @@ async fn dry_run_reports_and_changes_nothing() {
         &db,
         Flags {
             dry_run: true,
-            yes: false,
+            ..Flags::default()
         },
     );
     let r = jobs::reset_stuck(&t, &reset("1h")).await.unwrap();

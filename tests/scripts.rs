@@ -149,12 +149,19 @@ fn a_site_script_overrides_the_bundled_one() {
         .args(["scripts"])
         .run();
     assert!(
-        list.stdout
-            .contains("check-jobs        site      our own check-jobs\n"),
+        list.stdout.contains(
+            "check-jobs        site      our own check-jobs [overrides the bundled procedure]\n"
+        ),
         "{}",
         list.stdout
     );
-    assert_eq!(list.stdout.matches("check-jobs ").count(), 1);
+    assert_eq!(
+        list.stdout
+            .lines()
+            .filter(|l| l.starts_with("check-jobs "))
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -180,7 +187,7 @@ fn a_site_script_others_can_write_is_refused() {
     opsh.args(["risky"]).run().expect(
         3,
         "",
-        "opsh: error: refusing site script ./ops/risky.rhai: directory ./ops is writable by others (mode 777); run `chmod go-w ./ops` to fix it\n",
+        "opsh: error: refusing site script ./ops/risky.rhai: directory ./ops is writable by its group and others (mode 777); run `chmod go-w ./ops` to fix it\n",
     );
 
     let opsh = Opsh::new().file("ops/risky.rhai", "// risky\n1");
@@ -189,7 +196,7 @@ fn a_site_script_others_can_write_is_refused() {
     opsh.args(["risky"]).run().expect(
         3,
         "",
-        "opsh: error: refusing site script ./ops/risky.rhai: file ./ops/risky.rhai is writable by others (mode 666); run `chmod go-w ./ops/risky.rhai` to fix it\n",
+        "opsh: error: refusing site script ./ops/risky.rhai: file ./ops/risky.rhai is writable by its group and others (mode 666); run `chmod go-w ./ops/risky.rhai` to fix it\n",
     );
 }
 

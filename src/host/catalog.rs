@@ -2,7 +2,6 @@
 //! configured directories, which are searched first so a site script overrides a bundled one.
 
 use std::borrow::Cow;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -38,6 +37,10 @@ pub struct Listed {
     pub origin: Origin,
     pub description: String,
     pub path: Option<String>,
+    /// A site script that replaces the bundled procedure of the same name.
+    pub overrides_bundled: bool,
+    /// Why the script cannot run (refused, unreadable, not UTF-8), with the fix.
+    pub problem: Option<String>,
 }
 
 pub struct Catalog {
@@ -51,7 +54,9 @@ impl Catalog {
 
     /// A procedure by name: a site script first, then a bundled one.
     pub fn find(&self, name: &str) -> Result<Script, Error> {
-        if let Some(path) = self.site_path(name) {
+        // `_name.rhai` is a module by convention (as is anything in lib/): imported, not run.
+        let procedure = !name.starts_with('_');
+        if let Some(path) = self.site_path(name).filter(|_| procedure) {
             return load_site(name, &path);
         }
         if let Some(script) = bundled_script(name) {
@@ -68,13 +73,10 @@ impl Catalog {
         })
     }
 
-    /// A script given by path (`opsh run ./x.rhai`): the operator named it, so no
-    /// directory-permission check applies.
+    /// A script given by path (`opsh run ./x.rhai`): trusted on the same terms as a site
+    /// script, since whoever could change it could run anything with the operator's rights.
     pub fn file(&self, path: &Path) -> Result<Script, Error> {
-        let source = std::fs::read_to_string(path).map_err(|e| Error::ScriptFile {
-            path: path.display().to_string(),
-            cause: e.to_string(),
-        })?;
+        let source = load_file(path)?;
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -90,7 +92,8 @@ impl Catalog {
     /// A module for `import "name"`: searched in the site directories, then the bundled scripts.
     pub fn module(&self, name: &str) -> Result<Script, Error> {
         let name = name.trim_end_matches(".rhai");
-        if let Some(path) = self.site_path(name) {
+        let in_lib = self.site_path(&format!("lib/{name}"));
+        if let Some(path) = in_lib.or_else(|| self.site_path(name)) {
             return load_site(name, &path);
         }
         bundled_script(name).ok_or_else(|| Error::ScriptFile {
@@ -107,8 +110,10 @@ impl Catalog {
     }
 
     fn site_path(&self, name: &str) -> Option<PathBuf> {
-        // A name with a path separator would escape the script directories.
-        if name.contains('/') || name.starts_with('.') {
+        // A name with a path separator would escape the script directories (`lib/` is the
+        // one sub-directory, for modules).
+        let base = name.strip_prefix("lib/").unwrap_or(name);
+        if base.contains('/') || base.starts_with('.') {
             return None;
         }
         self.site_dirs
@@ -117,7 +122,9 @@ impl Catalog {
             .find(|p| p.is_file())
     }
 
-    /// All procedures, site scripts first; a site script hides a bundled one of the same name.
+    /// All procedures, site scripts first; a site script hides a bundled one of the same name
+    /// (and says so). Modules (`lib/`, `_name.rhai`) are not procedures and are not listed. A
+    /// site script that cannot run is listed with the reason, so it is not a silent gap.
     pub fn list(&self) -> Vec<Listed> {
         let mut listed: Vec<Listed> = Vec::new();
         for dir in &self.site_dirs {
@@ -126,7 +133,7 @@ impl Catalog {
             };
             let mut files: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
+                .filter(|p| p.extension().is_some_and(|e| e == "rhai") && !p.is_dir())
                 .collect();
             files.sort();
             for path in files {
@@ -135,17 +142,26 @@ impl Catalog {
                     .unwrap_or_default()
                     .to_string_lossy()
                     .into_owned();
-                if listed.iter().any(|l| l.name == name) {
+                if name.starts_with('_') || listed.iter().any(|l| l.name == name) {
                     continue;
                 }
-                let description = std::fs::read_to_string(&path)
-                    .map(|s| describe(&s))
-                    .unwrap_or_default();
+                let (description, problem) = match load_file(&path) {
+                    Ok(source) => (describe(&source), None),
+                    Err(Error::UnsafeScript { why, fix, .. }) => {
+                        (String::new(), Some(format!("refused: {why}; run `{fix}`")))
+                    }
+                    Err(Error::ScriptFile { cause, .. }) => {
+                        (String::new(), Some(format!("unreadable: {cause}")))
+                    }
+                    Err(other) => (String::new(), Some(other.to_string())),
+                };
                 listed.push(Listed {
+                    overrides_bundled: bundled_script(&name).is_some(),
                     name,
                     origin: Origin::Site,
                     description,
                     path: Some(path.display().to_string()),
+                    problem,
                 });
             }
         }
@@ -156,6 +172,8 @@ impl Catalog {
                     origin: Origin::Bundled,
                     description: describe(source),
                     path: None,
+                    overrides_bundled: false,
+                    problem: None,
                 });
             }
         }
@@ -176,36 +194,31 @@ fn bundled_script(name: &str) -> Option<Script> {
         })
 }
 
-/// Refuses a site script that others could have changed, as ssh refuses such keys: whoever can
-/// write it can run anything with the operator's credentials.
+/// Loads a site script, refusing one that others could have changed (see [`super::trust`]).
 fn load_site(name: &str, path: &Path) -> Result<Script, Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    for (what, p) in [("directory", dir), ("file", path)] {
-        let mode = std::fs::metadata(p)
-            .map(|m| m.permissions().mode())
-            .unwrap_or(0);
-        if mode & 0o022 != 0 {
-            return Err(Error::UnsafeScript {
-                path: path.display().to_string(),
-                why: format!(
-                    "{what} {} is writable by others (mode {:o})",
-                    p.display(),
-                    mode & 0o777
-                ),
-                fix: format!("chmod go-w {}", p.display()),
-            });
-        }
-    }
-    let source = std::fs::read_to_string(path).map_err(|e| Error::ScriptFile {
-        path: path.display().to_string(),
-        cause: e.to_string(),
-    })?;
+    let source = load_file(path)?;
     Ok(Script {
         name: name.to_string(),
         origin: Origin::Site,
         display: path.display().to_string(),
         source: source.into(),
     })
+}
+
+/// A script file's text, once its ownership and permissions are trusted: UTF-8, a leading
+/// byte-order mark skipped.
+fn load_file(path: &Path) -> Result<String, Error> {
+    super::trust::check(path).map_err(|r| Error::UnsafeScript {
+        path: path.display().to_string(),
+        why: r.why,
+        fix: r.fix,
+    })?;
+    let cannot_read = |cause: String| Error::ScriptFile {
+        path: path.display().to_string(),
+        cause,
+    };
+    let bytes = std::fs::read(path).map_err(|e| cannot_read(e.to_string()))?;
+    crate::text::decode(bytes).map_err(cannot_read)
 }
 
 /// The first comment line of a script is its description.

@@ -239,7 +239,16 @@ pub fn register(
             sleep_for(&ctx, &t, d.into())
         });
 
-    reg.add(&ENV, |c| Ok(std::env::var(c.str("name")?).ok()));
+    reg.add(&ENV, |c| {
+        let name = c.str("name")?;
+        match std::env::var(&name) {
+            Ok(value) => Ok(Some(value)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(OpError::invalid(format!("variable {name} is not valid UTF-8")).into())
+            }
+        }
+    });
     reg.add(&NOW, |_| {
         Ok(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
     });

@@ -7,6 +7,7 @@ pub mod params;
 pub mod render;
 mod report_api;
 mod resolver;
+pub mod trust;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -70,14 +71,14 @@ impl Host {
         engine.on_print(move |text| {
             // With --json stdout holds exactly one JSON document, so prints go to stderr.
             if json {
-                eprintln!("{text}")
+                crate::output::err(&format!("{text}\n"))
             } else {
-                println!("{text}")
+                crate::output::out(&format!("{text}\n"))
             }
         });
         engine.on_debug(|text, source, pos| match source {
-            Some(source) => eprintln!("{source}:{pos:?}: {text}"),
-            None => eprintln!("{pos:?}: {text}"),
+            Some(source) => crate::output::err(&format!("{source}:{pos:?}: {text}\n")),
+            None => crate::output::err(&format!("{pos:?}: {text}\n")),
         });
         engine.set_module_resolver(resolver::Resolver::new(catalog.clone(), sources.clone()));
 

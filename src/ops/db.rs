@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
+use std::io::IsTerminal;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -10,7 +11,7 @@ use rhai::{Array, Dynamic, Map};
 use serde::Serialize;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgRow};
-use sqlx::{AssertSqlSafe, Column, Postgres, Row, TypeInfo, ValueRef};
+use sqlx::{AssertSqlSafe, Column, Connection, Postgres, Row, TypeInfo, ValueRef};
 
 use crate::ops::Target;
 use crate::ops::clients::postgres::fmt_ts;
@@ -241,23 +242,107 @@ pub async fn migrate(target: &Target) -> Result<schema::Migrated, OpError> {
 }
 
 /// Runs a query in a read-only transaction with bound parameters; rows become maps.
+///
+/// Read-only stops writes, not server functions with side effects. So the transaction also
+/// gets a statement timeout (postgres.query_timeout) and, when the site provides one, a
+/// confined role (postgres.query_role, SET LOCAL ROLE); and afterwards the connection is reset
+/// with DISCARD ALL, so nothing the query did to its session (an advisory lock, a setting, a
+/// prepared statement) outlives the call. A connection that cannot be reset — an error, a
+/// cancelled call — is closed instead of going back to the pool.
 pub async fn query(target: &Target, sql: &str, params: Array) -> Result<Vec<Map>, OpError> {
-    let pool = target.pg().await?;
-    let mut tx = pool.begin().await.map_err(target.pg_err())?;
-    sqlx::query("SET TRANSACTION READ ONLY")
-        .execute(&mut *tx)
-        .await
-        .map_err(target.pg_err())?;
     let mut q = sqlx::query(AssertSqlSafe(sql.to_string()));
     for (i, p) in params.into_iter().enumerate() {
         q = bind(q, p).map_err(|why| OpError::invalid(format!("parameter ${}: {why}", i + 1)))?;
     }
-    let rows = q.fetch_all(&mut *tx).await.map_err(target.pg_err())?;
-    let _ = tx.rollback().await;
+    let pool = target.pg().await?;
+    let started = Instant::now();
+    let mut session = Session {
+        conn: pool.acquire().await.map_err(target.pg_err())?,
+        reset: false,
+    };
+    let timeout = target.settings.duration("postgres.query_timeout");
+    let role = target.settings.get("postgres.query_role");
+    let rows = async {
+        let mut tx = session.conn.begin().await?;
+        sqlx::query("SET TRANSACTION READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        // 0 disables the limit, as for PostgreSQL itself.
+        let ms = timeout.map_or(0, |t| match t.as_millis() {
+            0 if !t.is_zero() => 1,
+            ms => ms,
+        });
+        sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+            .bind(ms.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if !role.is_empty() {
+            let set_role = format!("SET LOCAL ROLE \"{}\"", role.replace('"', "\"\""));
+            sqlx::query(AssertSqlSafe(set_role))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let rows = q.fetch_all(&mut *tx).await;
+        tx.rollback().await?;
+        rows
+    }
+    .await;
+    let reset = async {
+        sqlx::raw_sql("DISCARD ALL")
+            .execute(&mut *session.conn)
+            .await?;
+        // DISCARD ALL deallocated sqlx's prepared statements behind its back.
+        session.conn.clear_cached_statements().await
+    };
+    match reset.await {
+        Ok(()) => session.reset = true,
+        Err(e) => tracing::debug!("db::query: closing the connection, its reset failed: {e}"),
+    }
+    let rows = rows.map_err(|e| {
+        let code = e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .map(|c| c.into_owned());
+        let timed_out = code.as_deref() == Some("57014")
+            && e.as_database_error()
+                .is_some_and(|d| d.message().contains("statement timeout"));
+        let mut err = target.pg_err()(e);
+        if timed_out {
+            let limit = timeout.map(crate::duration::format).unwrap_or_default();
+            err.cause
+                .push_str(&format!(" (postgres.query_timeout is {limit})"));
+        }
+        if !role.is_empty() && code.as_deref() == Some("42501") {
+            err.cause.push_str(&format!(
+                " (db::query runs as role {role}, postgres.query_role)"
+            ));
+        }
+        err
+    })?;
+    tracing::debug!(
+        "db::query: {} rows in {:.1} ms",
+        rows.len(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
     rows.iter()
         .map(row_to_map)
         .collect::<Result<_, _>>()
         .map_err(OpError::invalid)
+}
+
+/// The connection of one db::query: closed rather than returned to the pool unless its reset
+/// ran (an error, or the call cancelled by Ctrl-C or --timeout, drops it before that).
+struct Session {
+    conn: PoolConnection<Postgres>,
+    reset: bool,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.reset {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
@@ -323,6 +408,8 @@ fn decode(row: &PgRow, i: usize, ty: &str) -> Result<Dynamic, String> {
     let name = row.columns()[i].name().to_string();
     let err = |e: sqlx::Error| format!("column `{name}`: {e}");
     let value = match ty {
+        // A function called for its effect (pg_sleep, pg_advisory_lock) returns void.
+        "VOID" => Dynamic::UNIT,
         "BOOL" => Dynamic::from(row.try_get::<bool, _>(i).map_err(err)?),
         "INT2" => Dynamic::from(i64::from(row.try_get::<i16, _>(i).map_err(err)?)),
         "INT4" => Dynamic::from(i64::from(row.try_get::<i32, _>(i).map_err(err)?)),
@@ -461,6 +548,14 @@ pub async fn unlock(target: &Target, locks: &Locks, name: &str) -> Result<bool, 
 /// Runs psql on the configured database with the terminal attached and returns its exit code.
 /// The password travels in PGPASSWORD, never on the command line where `ps` would show it.
 pub fn shell(target: &Target) -> Result<i64, OpError> {
+    // --json promises one JSON document on stdout. An interactive psql cannot keep it: refuse.
+    // psql reading commands from a pipe can: its tables go to stderr.
+    let tables_to_stderr = target.flags.json;
+    if tables_to_stderr && std::io::stdin().is_terminal() {
+        return Err(OpError::declined(
+            "psql is interactive and prints tables, which cannot be one JSON document; run it without --json",
+        ));
+    }
     let url = url::Url::parse(target.settings.get("postgres.url"))
         .map_err(|e| OpError::backend(target.pg_backend(), ErrorKind::Invalid, e))?;
     let mut cmd = std::process::Command::new("psql");
@@ -481,6 +576,9 @@ pub fn shell(target: &Target) -> Result<i64, OpError> {
     if let Some(password) = url.password() {
         let decoded = percent_decode(password);
         cmd.env("PGPASSWORD", decoded);
+    }
+    if tables_to_stderr {
+        cmd.stdout(std::io::stderr());
     }
     let status = target.bridge.foreground(|| cmd.status()).map_err(|e| {
         OpError::backend(

@@ -67,10 +67,11 @@ pub struct OpError {
 
 impl OpError {
     pub fn new(kind: ErrorKind, backend: Option<&Backend>, cause: impl fmt::Display) -> OpError {
+        // A driver's message may quote a connection string: mask whatever looks like a secret.
         OpError {
             kind,
             backend: backend.cloned(),
-            cause: cause.to_string(),
+            cause: crate::redact::text(&cause.to_string()),
         }
     }
 

@@ -356,7 +356,20 @@ pub struct Call<'a> {
 impl<'a> Call<'a> {
     /// Runs a future on the bridge: Ctrl-C and --timeout end it.
     pub fn block<T>(&self, fut: impl Future<Output = Result<T, OpError>>) -> Outcome<T> {
-        match self.target.bridge.block_on(fut) {
+        let started = std::time::Instant::now();
+        let outcome = self.target.bridge.block_on(fut);
+        // -v: what opsh does, and how long each operation took.
+        tracing::debug!(
+            "{}: {} in {:.1} ms",
+            self.spec.path(),
+            match &outcome {
+                Ok(Ok(_)) => "done",
+                Ok(Err(_)) => "failed",
+                Err(_) => "cancelled",
+            },
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        match outcome {
             Ok(result) => result.map_err(Failure::Op),
             Err(stop) => Err(Failure::Stop(stop)),
         }

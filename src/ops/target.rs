@@ -16,6 +16,8 @@ pub struct Flags {
     pub dry_run: bool,
     /// --yes: confirmations are taken as given.
     pub yes: bool,
+    /// --json: stdout holds one JSON document, so nothing else may write to it.
+    pub json: bool,
 }
 
 pub struct Target {

@@ -11,7 +11,7 @@ pub fn run(host: &mut Host) -> u8 {
     let mut editor = match DefaultEditor::new() {
         Ok(editor) => editor,
         Err(e) => {
-            eprintln!("opsh: error: cannot start the line editor: {e}");
+            crate::output::err(&format!("opsh: error: cannot start the line editor: {e}\n"));
             return code::UNKNOWN;
         }
     };
@@ -36,9 +36,9 @@ pub fn run(host: &mut Host) -> u8 {
                     Err(e) => {
                         let text = e.to_string();
                         if text.starts_with("error:") {
-                            eprint!("{text}");
+                            crate::output::err(&text);
                         } else {
-                            eprintln!("error: {text}");
+                            crate::output::err(&format!("error: {text}\n"));
                         }
                     }
                 }
@@ -46,7 +46,7 @@ pub fn run(host: &mut Host) -> u8 {
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
             Err(e) => {
-                eprintln!("opsh: error: {e}");
+                crate::output::err(&format!("opsh: error: {e}\n"));
                 return code::UNKNOWN;
             }
         }

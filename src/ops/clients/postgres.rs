@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use sqlx::Connection;
+use log::LevelFilter;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
 
 use super::Connect;
 use crate::config::{Settings, redact_url};
@@ -26,17 +27,28 @@ impl Connect for Postgres {
             .get("postgres.url")
             .parse()
             .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
-        let options = options.application_name("opsh");
-        let first = PgConnection::connect_with(&options)
-            .await
-            .map_err(error(backend))?;
+        // sqlx logs every statement, and slow ones as warnings with their whole text; they
+        // are the library's detail (-vv). opsh logs its own timings at -v.
+        let options = options
+            .application_name("opsh")
+            .log_statements(LevelFilter::Trace)
+            .log_slow_statements(LevelFilter::Debug, Duration::from_secs(1));
+        let failed = |e: sqlx::Error| connect_error(backend, &options, e);
+        tracing::debug!("connecting to postgres at {}", backend.address);
+        let started = std::time::Instant::now();
+        let first = PgConnection::connect_with(&options).await.map_err(failed)?;
         let _ = first.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
-            .map_err(error(backend))?;
+            .map_err(failed)?;
+        tracing::debug!(
+            "connected to postgres at {} in {:.1} ms",
+            backend.address,
+            started.elapsed().as_secs_f64() * 1000.0
+        );
         Ok(Postgres { pool })
     }
 }
@@ -46,6 +58,46 @@ impl Connect for Postgres {
 /// to fix them.
 pub fn error(backend: &Backend) -> impl Fn(sqlx::Error) -> OpError + '_ {
     move |e| OpError::backend(backend, kind(&e), describe(&e))
+}
+
+/// A failed connection attempt. A server that answers, but not in PostgreSQL's protocol (an
+/// HTTP server, Redis or Qdrant on that port), makes sqlx report "expected to read 1414811696
+/// bytes" or an unknown message; say what that means instead.
+fn connect_error(backend: &Backend, options: &PgConnectOptions, e: sqlx::Error) -> OpError {
+    let foreign = match &e {
+        sqlx::Error::Protocol(_) | sqlx::Error::Decode(_) => true,
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::UnexpectedEof,
+        _ => false,
+    };
+    if !foreign {
+        return error(backend)(e);
+    }
+    let (host, port) = (options.get_host(), options.get_port());
+    let address = if host.starts_with('/') {
+        format!("{host} (port {port})")
+    } else if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    OpError::backend(
+        backend,
+        ErrorKind::Unreachable,
+        format!("the server at {address} did not answer as PostgreSQL (is the port right?)"),
+    )
+}
+
+/// A failed migration in the server's words (sqlx's own text would end in "at line 948", a
+/// line of PostgreSQL's C source that reads like a line of the script).
+fn describe_migrate(e: &sqlx::migrate::MigrateError) -> String {
+    use sqlx::migrate::MigrateError;
+    match e {
+        MigrateError::Execute(inner) => describe(inner),
+        MigrateError::ExecuteMigration(inner, version) => {
+            format!("migration {version}: {}", describe(inner))
+        }
+        other => other.to_string(),
+    }
 }
 
 fn kind(e: &sqlx::Error) -> ErrorKind {
@@ -73,7 +125,10 @@ fn kind(e: &sqlx::Error) -> ErrorKind {
 
 fn describe(e: &sqlx::Error) -> String {
     let Some(db) = e.as_database_error() else {
-        return e.to_string();
+        return match e {
+            sqlx::Error::Migrate(m) => describe_migrate(m),
+            other => other.to_string(),
+        };
     };
     let mut text = db.message().to_string();
     if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
