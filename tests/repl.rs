@@ -211,6 +211,35 @@ fn ctrl_c_during_sleep_returns_to_the_prompt() {
 }
 
 #[test]
+fn ctrl_c_during_a_database_call_returns_to_the_prompt() {
+    let db = TestDb::new();
+    let mut p = repl(&Opsh::new().db(&db));
+    line(&mut p, "db::ping().server_version.len() > 0");
+    p.send_line("db::query(\"SELECT pg_sleep(30)\")").unwrap();
+    p.exp_string("pg_sleep(30)").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    p.send_control('c').unwrap();
+    let shown = next_entry(&mut p);
+    assert!(shown.contains("interrupted"), "{shown}");
+    assert!(started.elapsed().as_secs() < 15);
+    let shown = line(&mut p, "db::query(\"SELECT 1 AS one\")");
+    assert!(shown.contains("(1 row)"), "{shown}");
+    quit(p);
+}
+
+#[test]
+fn lines_typed_ahead_are_not_lost() {
+    let mut p = repl(&Opsh::new());
+    p.send_line("sleep(\"300ms\"); 6 * 7\n\"typed ahead\"")
+        .unwrap();
+    let shown = next_entry(&mut p) + next_entry(&mut p).as_str();
+    assert!(shown.contains("\n42"), "{shown}");
+    assert!(shown.contains("\ntyped ahead"), "{shown}");
+    quit(p);
+}
+
+#[test]
 fn history_survives_a_restart_in_the_xdg_state_directory() {
     let opsh = Opsh::new();
     let state = opsh.path().join("state");

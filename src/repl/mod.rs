@@ -157,7 +157,7 @@ fn piped(host: &mut Host, json: bool) -> u8 {
 }
 
 /// The procedures and their declared arguments, for `:run` completion.
-fn procedures(host: &Host) -> Vec<Procedure> {
+pub fn procedures(host: &Host) -> Vec<Procedure> {
     host.catalog()
         .list()
         .into_iter()
