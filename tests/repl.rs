@@ -84,7 +84,7 @@ fn the_banner_names_the_version_and_redacted_target() {
     let shown = utf8(&p.exp_string("opsh> ").unwrap());
     assert!(
         shown.contains(&format!(
-            "opsh {} — postgres://ops:***@db.example:5433/app — :help for help, Ctrl-D to leave",
+            "opsh {} — postgres://ops:***@db.example:5433/app — :help for help\r\n",
             env!("CARGO_PKG_VERSION")
         )),
         "{shown}"

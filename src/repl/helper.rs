@@ -116,7 +116,12 @@ impl OpshHelper {
                 .options
                 .iter()
                 .filter(|o| o.name.starts_with(word) && !given.contains(&format!("{}:", o.name)))
-                .map(|o| pair(o.name, format!("{}: ", o.name)))
+                .map(|o| {
+                    pair(
+                        &format!("{}: {}", o.name, o.kind.name()),
+                        format!("{}: ", o.name),
+                    )
+                })
                 .collect();
             return (word_start, out);
         }
@@ -126,7 +131,7 @@ impl OpshHelper {
                 .specs
                 .iter()
                 .filter(|s| is_method(s) && s.name.starts_with(word))
-                .map(|s| pair(s.name, format!("{}(", s.name)))
+                .map(|s| pair(&shown(s), format!("{}(", s.name)))
                 .collect();
             return (word_start, dedup(out));
         }
@@ -136,7 +141,7 @@ impl OpshHelper {
                 .specs
                 .iter()
                 .filter(|s| s.module == module && s.name.starts_with(prefix))
-                .map(|s| pair(s.name, call_text(s)))
+                .map(|s| pair(&shown(s), call_text(s)))
                 .collect();
             return (pos - prefix.len(), dedup(out));
         }
@@ -148,7 +153,7 @@ impl OpshHelper {
         }
         for s in &self.specs {
             if s.module.is_empty() && !is_method(s) && s.name.starts_with(word) {
-                out.push(pair(s.name, call_text(s)));
+                out.push(pair(&shown(s), call_text(s)));
             }
         }
         for f in &self.functions {
@@ -356,11 +361,16 @@ impl OpshHelper {
                     if let Some(spec) = self.callee_of_map(line, at, &scan)
                         && !spec.options.is_empty()
                     {
+                        let given = &line[at..];
                         let names: Vec<String> = spec
                             .options
                             .iter()
+                            .filter(|o| !given.contains(&format!("{}:", o.name)))
                             .map(|o| format!("{}: {}", o.name, o.kind.name()))
                             .collect();
+                        if names.is_empty() {
+                            return None;
+                        }
                         return Some(format!("  {}", names.join(", ")));
                     }
                 }
@@ -402,6 +412,20 @@ fn dedup(mut out: Vec<Pair>) -> Vec<Pair> {
 /// Report methods (`r.ok(…)`) are specs whose first parameter is the report.
 fn is_method(s: &Spec) -> bool {
     s.params.first().is_some_and(|p| p.kind == Kind::Report)
+}
+
+/// How a function is listed among candidates: `stuck_after(procedure)`, `list(options?)`.
+fn shown(s: &Spec) -> String {
+    let mut params: Vec<String> = s
+        .params
+        .iter()
+        .filter(|p| p.kind != Kind::Report)
+        .map(|p| format!("{}{}", p.name, if p.optional { "?" } else { "" }))
+        .collect();
+    if !s.options.is_empty() {
+        params.push("options?".into());
+    }
+    format!("{}({})", s.name, params.join(", "))
 }
 
 /// What completing a function inserts: `name(`, or `name()` when it takes nothing.
@@ -579,7 +603,20 @@ impl Hinter for OpshHelper {
     type Hint = ShownHint;
 
     fn hint(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> Option<ShownHint> {
-        self.hint_text(line, pos).map(ShownHint)
+        let text = self.hint_text(line, pos)?;
+        // One screen line: what fits after the prompt and the text typed on this line.
+        let columns = terminal_size::terminal_size().map_or(80, |(w, _)| usize::from(w.0));
+        let typed =
+            crate::repl::PROMPT.len() + line.rsplit('\n').next().unwrap_or("").chars().count();
+        let room = columns.saturating_sub(typed + 1);
+        if room < 12 {
+            return None;
+        }
+        if text.chars().count() <= room {
+            return Some(ShownHint(text));
+        }
+        let cut: String = text.chars().take(room - 1).collect();
+        Some(ShownHint(cut + "…"))
     }
 }
 

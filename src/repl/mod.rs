@@ -52,6 +52,9 @@ impl Session<'_> {
 
     /// One entry: a `:` command or Rhai code.
     pub fn entry(&mut self, text: &str) -> Result<Action, Error> {
+        // A Ctrl-C that ended the previous entry must not count as the first of two presses
+        // (which exits) while this one prints.
+        drop(self.host.bridge().begin_run(None));
         let trimmed = text.trim();
         if trimmed.starts_with(':') {
             return commands::run(self, trimmed);
@@ -213,7 +216,7 @@ fn prepare_history(path: &std::path::Path) -> std::io::Result<()> {
 /// One line: version, target (the redacted PostgreSQL address), how to get help.
 fn banner(host: &Host) -> String {
     format!(
-        "opsh {} — {} — :help for help, Ctrl-D to leave",
+        "opsh {} — {} — :help for help",
         env!("CARGO_PKG_VERSION"),
         host.target().pg_backend().address,
     )
