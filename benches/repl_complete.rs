@@ -19,10 +19,15 @@ use opsh::repl::helper::OpshHelper;
 use opsh::repl::live::Live;
 
 fn main() {
-    let calls: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(1000);
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this as a quick smoke test.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let calls: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(
+        if args.iter().any(|a| a == "--bench") {
+            1000
+        } else {
+            10
+        },
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -753,6 +753,102 @@ mod tests {
         assert!(scan("f(\"(\", [1, 2])").stack.is_empty());
     }
 
+    use crate::ops::spec::{Default, Opt, Param};
+
+    static LIST: Spec = Spec {
+        module: "jobs",
+        name: "list",
+        params: &[],
+        options: &[
+            Opt::new("status", Kind::Str, Default::None, "status"),
+            Opt::new("job_type", Kind::Strings, Default::None, "types"),
+            Opt::new("limit", Kind::Int, Default::Value("100"), "limit"),
+        ],
+        returns: "Array",
+        doc: "Jobs.",
+        examples: &[],
+    };
+    static QUERY: Spec = Spec {
+        module: "db",
+        name: "query",
+        params: &[
+            Param::new("sql", Kind::Str, "sql"),
+            Param::optional("params", Kind::Array, "params"),
+        ],
+        options: &[],
+        returns: "Array",
+        doc: "Rows.",
+        examples: &[],
+    };
+
+    fn helper() -> OpshHelper {
+        let live = Live::new(None);
+        live.preset("job types", &["transcribe", "summarize"]);
+        live.preset("tables", &["processing_jobs", "opsh_audit"]);
+        let procedures = vec![Procedure {
+            name: "reset-stuck-jobs".into(),
+            args: vec!["older_than".into(), "max_retries".into()],
+        }];
+        let mut h = OpshHelper::new(&[&LIST, &QUERY], procedures, live, false);
+        h.vars = vec!["jobs_before".into()];
+        h
+    }
+
+    fn shown(h: &OpshHelper, line: &str) -> (usize, Vec<String>) {
+        let (start, c) = h.candidates(line, line.len());
+        (start, c.into_iter().map(|p| p.replacement).collect())
+    }
+
+    #[test]
+    fn completes_from_the_specs_the_session_and_live_names() {
+        let h = helper();
+        assert_eq!(shown(&h, "jobs::l"), (6, vec!["list(".to_string()]));
+        assert_eq!(
+            shown(&h, "jo"),
+            (0, vec!["jobs::".to_string(), "jobs_before".to_string()])
+        );
+        // Option names not yet given.
+        assert_eq!(
+            shown(&h, "jobs::list(#{status: \"x\", "),
+            (26, vec!["job_type: ".to_string(), "limit: ".to_string()])
+        );
+        // Live names inside the option's string, closed with its quote.
+        assert_eq!(
+            shown(&h, "jobs::list(#{job_type: \"tr"),
+            (24, vec!["transcribe\"".to_string()])
+        );
+        // Tables after FROM in db::query's SQL, not elsewhere in it.
+        assert_eq!(
+            shown(&h, "db::query(\"SELECT * FROM pro"),
+            (25, vec!["processing_jobs".to_string()])
+        );
+        assert_eq!(shown(&h, "db::query(\"SELECT pro").1, Vec::<String>::new());
+        // Commands, procedures and their declared arguments.
+        assert_eq!(shown(&h, ":ru"), (0, vec![":run ".to_string()]));
+        assert_eq!(
+            shown(&h, ":run res"),
+            (5, vec!["reset-stuck-jobs ".to_string()])
+        );
+        assert_eq!(
+            shown(&h, ":run reset-stuck-jobs older_than=2h m"),
+            (36, vec!["max_retries=".to_string()])
+        );
+    }
+
+    #[test]
+    fn hints_show_the_signature_or_the_options_left() {
+        let h = helper();
+        assert_eq!(
+            h.hint_text("db::query(\"SELECT 1\", ", 22).as_deref(),
+            Some("  db::query(sql: string, params?: array) -> Array")
+        );
+        assert_eq!(
+            h.hint_text("jobs::list(#{limit: 5, ", 23).as_deref(),
+            Some("  status: string, job_type: string|array")
+        );
+        assert_eq!(h.hint_text("1 + ", 4), None);
+    }
+
     #[test]
     fn highlights_keywords_strings_numbers_and_modules() {
         let plain = highlight(r#"let x = jobs::list(#{limit: 5}); "s""#);

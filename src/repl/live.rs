@@ -130,6 +130,12 @@ impl Live {
         self.fetches.get()
     }
 
+    /// Fills the cache as a fetch would (tests).
+    pub fn preset(&self, kind: &'static str, names: &[&str]) {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        self.cache.borrow_mut().insert(kind, names.into());
+    }
+
     pub fn clear(&self) {
         self.cache.borrow_mut().clear();
     }
