@@ -15,14 +15,20 @@ const WAIT_MS: u64 = 20_000;
 /// Starts the REPL on a 160×50 pty with the runner's environment (clean, HOME in its temp
 /// dir), no colours so the screen reads as plain text.
 fn repl(opsh: &Opsh) -> PtySession {
+    repl_with(opsh, true)
+}
+
+fn repl_with(opsh: &Opsh, no_color: bool) -> PtySession {
     let template = opsh.command();
     let mut cmd = Command::new("sh");
     cmd.args(["-c", "stty cols 160 rows 50 && exec \"$0\"", support::BIN])
         .current_dir(opsh.path())
         .env_clear()
         .env("TERM", "xterm")
-        .env("NO_COLOR", "1")
         .env("PAGER", "cat");
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    }
     for (key, value) in template.get_envs() {
         if let Some(value) = value {
             cmd.env(key, value);
@@ -90,6 +96,24 @@ fn the_banner_names_the_version_and_redacted_target() {
         "{shown}"
     );
     assert!(!shown.contains("s3cret"));
+    quit(p);
+}
+
+#[test]
+fn code_is_highlighted_on_a_terminal_unless_no_color() {
+    let mut p = repl_with(&Opsh::new(), false);
+    keys(&mut p, "let n = jobs::");
+    p.exp_regex("\x1b\\[[0-9;]*mlet\x1b\\[0m")
+        .expect("the keyword coloured");
+    keys(&mut p, "\x15");
+    quit(p);
+    let mut p = repl(&Opsh::new());
+    let shown = line(&mut p, "let n = \"text\"; n");
+    assert!(shown.contains("let n = \"text\""), "{shown}");
+    assert!(
+        !shown.contains("\x1b[3"),
+        "colours with NO_COLOR: {shown:?}"
+    );
     quit(p);
 }
 
