@@ -305,6 +305,11 @@ fn piped_input_is_read_like_a_script() {
         )
         .run()
         .expect(0, "42\n", "");
+    // A chain or an else on the next line belongs to the statement before.
+    Opsh::new()
+        .stdin("let n = [3, 1, 2]\n    .len();\nif n > 5 { \"big\" }\nelse { \"small\" }\n")
+        .run()
+        .expect(0, "small\n", "");
 }
 
 #[test]

@@ -144,7 +144,9 @@ fn piped(host: &mut Host, json: bool) -> u8 {
         }
         pending.push_str(line);
         pending.push('\n');
-        if lines.peek().is_some() && helper::incomplete(&parser, &pending) {
+        if let Some(next) = lines.peek()
+            && (helper::incomplete(&parser, &pending) || continues(next))
+        {
             continue;
         }
         match session.entry(&std::mem::take(&mut pending)) {
@@ -157,6 +159,18 @@ fn piped(host: &mut Host, json: bool) -> u8 {
         }
     }
     session.last_status
+}
+
+/// A line that carries on the statement before it, as scripts are written: a method chain
+/// (`.len()`), `else`/`catch` on their own line, a leading binary operator.
+fn continues(next: &str) -> bool {
+    let next = next.trim_start();
+    [
+        "?.", "??", ".", "else", "catch", "||", "&&", "+", "*", "/", "==", "!=",
+    ]
+    .iter()
+    .any(|p| next.starts_with(p))
+        && !next.starts_with("..")
 }
 
 /// The procedures and their declared arguments, for `:run` completion.
