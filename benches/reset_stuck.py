@@ -192,11 +192,11 @@ def scalar(conn, sql):
 class Data:
     """The seed and run databases."""
 
-    def __init__(self, admin_url, migrations_dir):
+    def __init__(self, admin_url, opsh):
         self.admin_url = admin_url
         self.seed_url = with_db(admin_url, SEED_DB)
         self.run_url = with_db(admin_url, RUN_DB)
-        self.migrations_dir = migrations_dir
+        self.opsh = opsh
         self.checksum = None
         admin = connect(admin_url)
         try:
@@ -258,18 +258,17 @@ class Data:
                 cur.execute(f"CREATE DATABASE {SEED_DB}")
         finally:
             admin.close()
+        # The schema as users get it: `opsh migrate` on the empty database.
+        log("schema: opsh migrate")
+        with tempfile.TemporaryDirectory(prefix="opsh-bench-") as cwd:
+            rc, out, err, _, _ = run_child([self.opsh, "--json", "migrate"],
+                                           env=opsh_env(self.seed_url), cwd=cwd, timeout=600)
+        if rc != 0:
+            raise BenchError(f"opsh migrate exited {rc}:\n{err.strip()}\n{out.strip()}")
         conn = connect(self.seed_url)
         try:
-            files = sorted(glob.glob(os.path.join(self.migrations_dir, "*.sql")))
-            if not files:
-                raise BenchError(f"no migrations in {self.migrations_dir}")
             conn.autocommit = False
             with conn.cursor() as cur:
-                for path in files:
-                    log(f"migration {os.path.basename(path)}")
-                    with open(path, encoding="utf-8") as f:
-                        cur.execute(f.read())
-                conn.commit()
                 log(f"seeding {TOTAL_JOBS:,} processing_jobs, {CONTENT_ROWS:,} content, 1 channel")
                 t = time.perf_counter()
                 cur.execute(SEED_SQL)
@@ -740,7 +739,6 @@ def main():
     p.add_argument("--runs", type=int, default=3, help="runs of (b), (c), (d) and opsh counts (default 3)")
     p.add_argument("--orm-runs", type=int, default=3, help="runs of (a), the slow one (default 3)")
     p.add_argument("--psql", default=find_psql(), help="the psql binary")
-    p.add_argument("--migrations", default=os.path.join(ROOT, "migrations"), help="the migrations folder")
     p.add_argument("--reuse-seed", action="store_true",
                    help="keep an existing, recent, complete opsh_bench_seed instead of seeding anew")
     p.add_argument("--keep", action="store_true", help="do not drop the databases at the end")
@@ -757,9 +755,9 @@ def main():
     if args.orm_worker:
         orm_worker(args.database_url)
         return 0
-    if not args.skip_opsh and not os.access(args.opsh, os.X_OK):
-        p.error(f"{args.opsh} is not an executable; build it (cargo build --release), pass --opsh, "
-                "or --skip-opsh")
+    if not os.access(args.opsh, os.X_OK):
+        p.error(f"{args.opsh} is not an executable; build it (cargo build --release) or pass --opsh "
+                "(also with --skip-opsh: `opsh migrate` makes the benchmark's schema)")
     if shutil.which(args.psql) is None and not os.access(args.psql, os.X_OK):
         p.error(f"psql not found ({args.psql}); pass --psql")
     try:
@@ -772,7 +770,7 @@ def main():
 
     started = time.perf_counter()
     args.loadavg_start = os.getloadavg()[0]
-    data = Data(args.database_url, args.migrations)
+    data = Data(args.database_url, args.opsh)
     log(f"server {redact(args.database_url)}, PostgreSQL {data.server_version_num}")
     data.ensure_seed(reuse=args.reuse_seed)
 

@@ -72,7 +72,7 @@ pub enum Command {
     Scripts,
     /// Show the effective configuration and where each value came from (secrets redacted)
     Config,
-    /// Apply the managed schema's migrations (with --dry-run: list what would run)
+    /// Add what the schema lacks (with --dry-run: list the changes)
     Migrate,
     /// The registered Rhai functions: signature, options, examples (one function or module in full)
     Api {
@@ -89,6 +89,12 @@ pub enum Command {
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+    /// Completion candidates for the last word (used by the completion scripts)
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        words: Vec<String>,
     },
     #[command(external_subcommand)]
     Procedure(Vec<String>),
@@ -158,6 +164,7 @@ fn parse(args: &[String]) -> Result<Cli, clap::Error> {
 fn run(cli: Cli) -> Result<u8, Error> {
     if let Some(Command::Completions { shell }) = &cli.command {
         clap_complete::generate(*shell, &mut Cli::command(), "opsh", &mut std::io::stdout());
+        print!("{}", crate::complete::hook(*shell));
         return Ok(code::OK);
     }
     let overrides = Overrides {
@@ -219,6 +226,12 @@ fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
             let script = find_script(host, &script)?;
             let declared = crate::host::params::declared(&script.display, &script.source)?;
             Ok(output::describe(&script, &declared, json))
+        }
+        Some(Command::Complete { words }) => {
+            for c in crate::complete::candidates(host, &words) {
+                println!("{c}");
+            }
+            Ok(code::OK)
         }
         Some(Command::Api { name, markdown }) => {
             let specs = crate::api::select(host.specs(), name.as_deref())?;

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod bridge;
 pub mod cli;
+pub mod complete;
 pub mod config;
 pub mod duration;
 pub mod error;

@@ -167,3 +167,34 @@ fn a_missing_table_is_kind_missing_schema() {
         .run()
         .expect(0, "missing_schema\n", "");
 }
+
+/// The bash completion asks the binary for procedures and their declared arguments.
+#[test]
+fn bash_completion_offers_procedures_and_their_arguments() {
+    let bin_dir = std::path::Path::new(support::BIN)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    let complete = |words: &str, cword: usize| {
+        let script = format!(
+            "source <(opsh completions bash); COMP_WORDS=({words}); COMP_CWORD={cword}; _opsh_procedures; echo \"${{COMPREPLY[@]}}\""
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .env(
+                "PATH",
+                format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default()),
+            )
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        complete("opsh reset-stuck-jobs ''", 2),
+        "max_retries= older_than=\n"
+    );
+    assert_eq!(complete("opsh check-j", 1), "check-jobs\n");
+    assert_eq!(complete("opsh run db-st", 2), "db-stats\n");
+}

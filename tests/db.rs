@@ -148,25 +148,22 @@ fn schema_check_names_what_is_missing_and_how_to_fix_it() {
             "table channels (run `opsh migrate`)",
             "table content (run `opsh migrate`)",
             "table transcripts (run `opsh migrate`)",
+            "table vector_mappings (run `opsh migrate`)",
             "column processing_jobs.retry_count (run `opsh migrate`)",
             "column processing_jobs.updated_at (run `opsh migrate`)",
-            "table vector_mappings (run `opsh migrate`)",
+            "index idx_jobs_status (run `opsh migrate`)",
+            "index idx_jobs_type (run `opsh migrate`)",
             "index idx_processing_jobs_stuck (run `opsh migrate`)",
-            "index idx_vector_mappings_chunk_id (run `opsh migrate`)",
+            // A deployment column that migrate does not add to an existing table.
+            "column processing_jobs.priority (add it by hand as deployment-schema.md defines processing_jobs.priority)",
         ]
     );
 }
 
 #[test]
 fn migrate_is_safe_on_an_existing_deployment_and_dry_run_lists_what_would_run() {
-    let db = TestDb::empty();
     // The deployment's own init.sql ran long ago; its data must survive.
-    let init = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/migrations/20250101000000_managed_schema.sql"
-    ))
-    .unwrap();
-    db.exec(&init);
+    let db = TestDb::deployment();
     db.exec("INSERT INTO processing_jobs (job_type, status, started_at, created_at) VALUES ('vectorize', 'processing', LOCALTIMESTAMP - interval '2 hours', LOCALTIMESTAMP - interval '3 hours')");
 
     let dry = Opsh::new()
@@ -176,10 +173,11 @@ fn migrate_is_safe_on_an_existing_deployment_and_dry_run_lists_what_would_run() 
     dry.code(0);
     let json = dry.json();
     assert_eq!(json["dry_run"], true);
-    assert_eq!(json["applied"].as_array().unwrap().len(), 3);
+    assert_eq!(json["applied"], serde_json::json!([]));
+    assert_eq!(json["pending"].as_array().unwrap().len(), 4);
     assert_eq!(
-        db.scalar("SELECT to_regclass('_sqlx_migrations') IS NULL"),
-        "true",
+        db.scalar("SELECT count(*) FROM pg_attribute WHERE attrelid = 'processing_jobs'::regclass AND attname = 'retry_count'"),
+        "0",
         "dry run changed nothing"
     );
 
@@ -188,7 +186,6 @@ fn migrate_is_safe_on_an_existing_deployment_and_dry_run_lists_what_would_run() 
     assert_eq!(db.scalar("SELECT status || '/' || retry_count || '/' || (updated_at IS NULL) FROM processing_jobs"), "processing/0/true");
     let again = Opsh::new().db(&db).args(["--json", "migrate"]).run();
     assert_eq!(again.json()["applied"], serde_json::json!([]));
-    assert_eq!(again.json()["already_applied"], 3);
     eval(&db, "db::schema_check().ok").expect(0, "true\n", "");
     // The stuck job is found through the new index's expression.
     eval(&db, "jobs::stuck(#{older_than: \"1h\"}).len()").expect(0, "1\n", "");

@@ -1,5 +1,5 @@
 //! `db::` — the PostgreSQL database: ping, table sizes, schema check, read-only queries with
-//! bound parameters, migrations of the managed schema, advisory locks for unattended runs.
+//! bound parameters, the managed schema and `opsh migrate` (schema), advisory locks for unattended runs.
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
@@ -17,8 +17,7 @@ use crate::ops::clients::postgres::fmt_ts;
 use crate::ops::error::{ErrorKind, OpError};
 use crate::ops::spec::{Default, Example, Kind, Opt, Param, Registrar, Spec};
 
-/// The managed schema's migrations, embedded.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub mod schema;
 
 #[derive(Debug, Serialize)]
 pub struct Ping {
@@ -115,18 +114,25 @@ pub async fn size(target: &Target) -> Result<Size, OpError> {
 
 #[derive(Debug, Serialize)]
 pub struct Missing {
+    /// table, column, index, or a difference: default, nullability, index name, extra index
     pub kind: &'static str,
     pub name: String,
+    pub reason: String,
     pub fix: String,
 }
 
 #[derive(Debug, Serialize)]
 pub struct SchemaCheck {
     pub ok: bool,
+    /// What the schema lacks or has otherwise than the deployment's schema plus opsh's
+    /// additions: exactly what `opsh migrate` would change.
     pub missing: Vec<Missing>,
+    /// What migrate would leave alone but the operator should know.
+    pub warnings: Vec<String>,
 }
 
-/// What the procedures need: the deployment's tables and the columns they read or write.
+/// Columns of the deployment's that the procedures read: `opsh migrate` does not add these to
+/// an existing table (the deployment's init.sql makes them), so they are checked on their own.
 const REQUIRED: &[(&str, &[&str])] = &[
     ("channels", &["id", "name", "url"]),
     ("content", &["id", "channel_id", "vector_stored"]),
@@ -138,12 +144,11 @@ const REQUIRED: &[(&str, &[&str])] = &[
             "job_type",
             "content_id",
             "status",
+            "priority",
             "error_message",
             "started_at",
             "completed_at",
             "created_at",
-            "retry_count",
-            "updated_at",
         ],
     ),
     (
@@ -151,21 +156,18 @@ const REQUIRED: &[(&str, &[&str])] = &[
         &["id", "content_id", "chunk_id", "vector_collection"],
     ),
 ];
-const REQUIRED_INDEXES: &[&str] = &["idx_processing_jobs_stuck", "idx_vector_mappings_chunk_id"];
 
 pub async fn schema_check(target: &Target) -> Result<SchemaCheck, OpError> {
     let pool = target.pg().await?;
+    let mut conn = pool.acquire().await.map_err(target.pg_err())?;
+    let plan = schema::plan(&mut conn).await.map_err(target.pg_err())?;
     let columns: Vec<(String, String)> = sqlx::query_as(
-        "SELECT table_name::text, column_name::text FROM information_schema.columns
-         WHERE table_schema = current_schema()",
+        "SELECT t.name, a.attname::text FROM unnest($1::text[]) AS t(name)
+         JOIN pg_attribute a ON a.attrelid = to_regclass(quote_ident(t.name))
+         WHERE a.attnum > 0 AND NOT a.attisdropped",
     )
-    .fetch_all(pool)
-    .await
-    .map_err(target.pg_err())?;
-    let indexes: Vec<String> = sqlx::query_scalar(
-        "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema()",
-    )
-    .fetch_all(pool)
+    .bind(schema::table_names().collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
     .await
     .map_err(target.pg_err())?;
     let present: BTreeSet<(&str, &str)> = columns
@@ -173,15 +175,18 @@ pub async fn schema_check(target: &Target) -> Result<SchemaCheck, OpError> {
         .map(|(t, c)| (t.as_str(), c.as_str()))
         .collect();
     let tables: BTreeSet<&str> = columns.iter().map(|(t, _)| t.as_str()).collect();
-    let fix = "run `opsh migrate`".to_string();
-    let mut missing = Vec::new();
+    let mut missing: Vec<Missing> = plan
+        .changes
+        .into_iter()
+        .map(|c| Missing {
+            kind: c.kind,
+            name: c.name,
+            reason: c.reason,
+            fix: "run `opsh migrate`".into(),
+        })
+        .collect();
     for (table, needed) in REQUIRED {
         if !tables.contains(table) {
-            missing.push(Missing {
-                kind: "table",
-                name: table.to_string(),
-                fix: fix.clone(),
-            });
             continue;
         }
         for column in *needed {
@@ -189,73 +194,49 @@ pub async fn schema_check(target: &Target) -> Result<SchemaCheck, OpError> {
                 missing.push(Missing {
                     kind: "column",
                     name: format!("{table}.{column}"),
-                    fix: fix.clone(),
+                    reason: "the deployment's init.sql makes it; `opsh migrate` does not add it to an existing table".into(),
+                    fix: format!("add it by hand as deployment-schema.md defines {table}.{column}"),
                 });
             }
-        }
-    }
-    for index in REQUIRED_INDEXES {
-        if !indexes.iter().any(|i| i == index) {
-            missing.push(Missing {
-                kind: "index",
-                name: index.to_string(),
-                fix: fix.clone(),
-            });
         }
     }
     Ok(SchemaCheck {
         ok: missing.is_empty(),
         missing,
+        warnings: plan.warnings,
     })
 }
 
-#[derive(Debug, Serialize)]
-pub struct Migration {
-    pub version: i64,
-    pub description: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Migrated {
-    pub dry_run: bool,
-    /// Applied by this call (with --dry-run: what would be applied).
-    pub applied: Vec<Migration>,
-    pub already_applied: usize,
-}
-
-pub async fn migrate(target: &Target) -> Result<Migrated, OpError> {
+/// Plans the managed schema against the catalog and applies the plan (with --dry-run only
+/// lists it): see `schema`.
+pub async fn migrate(target: &Target) -> Result<schema::Migrated, OpError> {
     let pool = target.pg().await?;
-    let table_exists: bool =
-        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-            .fetch_one(pool)
-            .await
-            .map_err(target.pg_err())?;
-    let done: Vec<i64> = if table_exists {
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(pool)
-            .await
-            .map_err(target.pg_err())?
-    } else {
-        Vec::new()
-    };
-    let pending: Vec<Migration> = MIGRATOR
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration() && !done.contains(&m.version))
-        .map(|m| Migration {
-            version: m.version,
-            description: m.description.to_string(),
-        })
-        .collect();
+    let mut conn = pool.acquire().await.map_err(target.pg_err())?;
+    let result = schema::migrate(&mut conn, target.flags.dry_run).await;
     if !target.flags.dry_run {
-        MIGRATOR
-            .run(pool)
-            .await
-            .map_err(|e| OpError::backend(target.pg_backend(), ErrorKind::Failed, e))?;
+        // The jobs functions read processing_jobs' columns anew.
+        schema::forget_shape(target.settings.get("postgres.url"));
     }
-    Ok(Migrated {
-        dry_run: target.flags.dry_run,
-        applied: pending,
-        already_applied: done.len(),
+    result.map_err(|e| {
+        // Whatever state the session is in, it does not go back to the pool.
+        conn.close_on_drop();
+        match e {
+            schema::MigrateError::Db(e) => target.pg_err()(e),
+            busy @ schema::MigrateError::Busy => {
+                OpError::backend(target.pg_backend(), ErrorKind::Failed, busy)
+            }
+            schema::MigrateError::Change {
+                kind,
+                name,
+                error,
+                done,
+            } => {
+                let lock_timeout = schema::is_lock_timeout(&error);
+                let mut op = target.pg_err()(error);
+                op.cause = schema::failed_change(kind, &name, &op.cause, lock_timeout, done);
+                op
+            }
+        }
     })
 }
 
@@ -572,8 +553,9 @@ static SCHEMA_CHECK: Spec = Spec {
     params: &[],
     options: &[],
     returns: "Map",
-    doc: "What the procedures need from the schema and is missing (tables, columns, indexes), each \
-          with its fix. `ok` is true when nothing is missing.",
+    doc: "What the schema lacks or has otherwise than the deployment's plus opsh's additions \
+          (exactly what `opsh migrate` would change), each with kind, name, reason and fix, and \
+          warnings. `ok` is true when nothing is missing.",
     examples: &[Example::new(
         "let c = db::schema_check(); [c.ok, c.missing]",
         "[true, []]",
@@ -586,8 +568,10 @@ static MIGRATE: Spec = Spec {
     params: &[],
     options: &[],
     returns: "Map",
-    doc: "Applies opsh's additions to the deployment's schema (safe on an existing deployment). \
-          With --dry-run it lists them and changes nothing.",
+    doc: "Makes the schema the deployment's plus opsh's additions: creates what is missing, \
+          indexes on existing tables CONCURRENTLY and never one that duplicates an existing index; \
+          keeps every row. Returns applied (each change: kind, name, reason, statements) and \
+          warnings; with --dry-run nothing changes and pending lists what would.",
     examples: &[Example::new("db::migrate().applied", "[]")],
 };
 

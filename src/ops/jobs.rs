@@ -14,8 +14,9 @@ use sqlx::postgres::PgRow;
 
 use crate::ops::Target;
 use crate::ops::clients::postgres::fmt_ts;
+use crate::ops::db::schema::{JobShape, job_shape};
 use crate::ops::destructive::{Change, Confirm, done, proceed};
-use crate::ops::error::OpError;
+use crate::ops::error::{ErrorKind, OpError};
 use crate::ops::spec::{Default, Example, Kind, Opt, Param, Registrar, Spec};
 
 pub const STATUSES: [&str; 4] = ["pending", "processing", "completed", "failed"];
@@ -23,11 +24,73 @@ pub const STATUSES: [&str; 4] = ["pending", "processing", "completed", "failed"]
 /// A job's last sign of life. The partial index idx_processing_jobs_stuck is on exactly this
 /// expression, and it is compared with LOCALTIMESTAMP (a timestamp, like the columns) so the
 /// index applies.
-const LAST_ACTIVITY: &str = "COALESCE(GREATEST(started_at, updated_at, completed_at), created_at)";
+pub const LAST_ACTIVITY: &str =
+    "COALESCE(GREATEST(started_at, updated_at, completed_at), created_at)";
 
-const JOB_COLUMNS: &str = "id, job_type, content_id, status, priority, retry_count, error_message, \
-     created_at, started_at, completed_at, updated_at, \
-     EXTRACT(EPOCH FROM (LOCALTIMESTAMP - COALESCE(GREATEST(started_at, updated_at, completed_at), created_at)))::float8 AS age";
+/// The SQL for processing_jobs as this database has it. The deployment's init.sql makes neither
+/// retry_count nor updated_at (`opsh migrate` adds them); without them reads go on, a missing
+/// retry_count read as 0 and a missing updated_at as NULL.
+struct JobSql {
+    has: JobShape,
+    retry_count: &'static str,
+    updated_at: &'static str,
+    last_activity: &'static str,
+}
+
+impl JobSql {
+    async fn of(target: &Target) -> Result<JobSql, OpError> {
+        let pool = target.pg().await?;
+        let (shape, database) = job_shape(target.settings.get("postgres.url"), pool)
+            .await
+            .map_err(target.pg_err())?;
+        if !shape.table {
+            return Err(OpError::backend(
+                target.pg_backend(),
+                ErrorKind::MissingSchema,
+                format!(
+                    "database {database} has no table processing_jobs: run `opsh migrate` to create the \
+                     deployment's schema, or point postgres.url at the deployment's database"
+                ),
+            ));
+        }
+        Ok(JobSql {
+            has: shape,
+            retry_count: if shape.retry_count {
+                "retry_count"
+            } else {
+                "0"
+            },
+            updated_at: if shape.updated_at {
+                "updated_at"
+            } else {
+                "NULL::timestamp"
+            },
+            last_activity: if shape.updated_at {
+                LAST_ACTIVITY
+            } else {
+                "COALESCE(GREATEST(started_at, completed_at), created_at)"
+            },
+        })
+    }
+
+    fn columns(&self) -> String {
+        format!(
+            "id, job_type, content_id, status, priority, {} AS retry_count, error_message, \
+             created_at, started_at, completed_at, {} AS updated_at, \
+             EXTRACT(EPOCH FROM (LOCALTIMESTAMP - {}))::float8 AS age",
+            self.retry_count, self.updated_at, self.last_activity
+        )
+    }
+
+    /// `, updated_at = LOCALTIMESTAMP` where the column exists: a write stamps it if it can.
+    fn touch(&self) -> &'static str {
+        if self.has.updated_at {
+            ", updated_at = LOCALTIMESTAMP"
+        } else {
+            ""
+        }
+    }
+}
 
 #[derive(Debug, Serialize)]
 pub struct Counts {
@@ -37,6 +100,7 @@ pub struct Counts {
 }
 
 pub async fn counts(target: &Target) -> Result<Counts, OpError> {
+    JobSql::of(target).await?;
     let pool = target.pg().await?;
     let rows: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT job_type::text, COALESCE(status, 'null')::text, count(*)
@@ -118,13 +182,15 @@ pub struct Filter {
 }
 
 pub async fn list(target: &Target, filter: &Filter) -> Result<Vec<Job>, OpError> {
+    let shape = JobSql::of(target).await?;
     let pool = target.pg().await?;
+    let (columns, last_activity) = (shape.columns(), shape.last_activity);
     let sql = format!(
-        "SELECT {JOB_COLUMNS} FROM processing_jobs
+        "SELECT {columns} FROM processing_jobs
          WHERE ($1::text IS NULL OR status = $1)
            AND ($2::text[] IS NULL OR job_type = ANY($2))
-           AND ($3::float8 IS NULL OR {LAST_ACTIVITY} < LOCALTIMESTAMP - make_interval(secs => $3))
-         ORDER BY {LAST_ACTIVITY} NULLS FIRST, id
+           AND ($3::float8 IS NULL OR {last_activity} < LOCALTIMESTAMP - make_interval(secs => $3))
+         ORDER BY {last_activity} NULLS FIRST, id
          LIMIT $4"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -185,10 +251,23 @@ pub struct ResetStuck {
 }
 
 /// Puts stuck jobs back to 'pending' (or 'failed' once they reached max_retries) in one UPDATE.
+/// Refused where processing_jobs has no retry_count: without it max_retries cannot stop a
+/// poison job from looping (also with --dry-run, which shows what a run would do).
 pub async fn reset_stuck(target: &Target, req: &ResetStuck) -> Result<Reset, OpError> {
+    let shape = JobSql::of(target).await?;
+    if !shape.has.retry_count {
+        return Err(OpError::backend(
+            target.pg_backend(),
+            ErrorKind::MissingSchema,
+            "processing_jobs has no column retry_count (the deployment's init.sql does not create it), \
+             and resetting stuck jobs counts their retries so that max_retries stops a job that keeps \
+             getting stuck; run `opsh migrate` to add it (existing jobs start at 0)",
+        ));
+    }
+    let (last_activity, touch) = (shape.last_activity, shape.touch());
     let predicate = format!(
         "status = 'processing'
-           AND {LAST_ACTIVITY} < LOCALTIMESTAMP - make_interval(secs => $1)
+           AND {last_activity} < LOCALTIMESTAMP - make_interval(secs => $1)
            AND ($4::text[] IS NULL OR job_type = ANY($4))"
     );
     let new_status = "CASE WHEN retry_count >= $2 THEN 'failed' ELSE 'pending' END";
@@ -210,7 +289,7 @@ pub async fn reset_stuck(target: &Target, req: &ResetStuck) -> Result<Reset, OpE
         format!(
             "UPDATE processing_jobs
              SET status = {new_status}, started_at = NULL, retry_count = retry_count + 1,
-                 error_message = $3, updated_at = LOCALTIMESTAMP
+                 error_message = $3{touch}
              WHERE {predicate}
              RETURNING id, status"
         )
@@ -271,6 +350,7 @@ pub async fn reset_processing(
     reason: &str,
     job_types: Option<Vec<String>>,
 ) -> Result<Reset, OpError> {
+    let touch = JobSql::of(target).await?.touch();
     const PROCESSING: &str =
         "SELECT id, 'pending'::text AS status, $1::text AS reason FROM processing_jobs
          WHERE status = 'processing' AND ($2::text[] IS NULL OR job_type = ANY($2))";
@@ -284,13 +364,14 @@ pub async fn reset_processing(
     if !proceed(target, &change)? {
         return Ok(Reset::new(true, planned, Vec::new()));
     }
-    let changed = {
+    let changed = format!(
         "UPDATE processing_jobs
-         SET status = 'pending', started_at = NULL, error_message = $1, updated_at = LOCALTIMESTAMP
+         SET status = 'pending', started_at = NULL, error_message = $1{touch}
          WHERE status = 'processing' AND ($2::text[] IS NULL OR job_type = ANY($2))
          RETURNING id, status"
-    };
-    let (ids, failed_ids) = split_ids(target, changed, |q| q.bind(reason).bind(&job_types)).await?;
+    );
+    let (ids, failed_ids) =
+        split_ids(target, &changed, |q| q.bind(reason).bind(&job_types)).await?;
     done(target, &change, &format!("{} pending again", ids.len()));
     Ok(Reset::new(false, ids, failed_ids))
 }
@@ -340,17 +421,19 @@ pub struct Retried {
 
 /// Failed jobs back to 'pending', oldest failures first, at most `limit`.
 pub async fn retry_failed(target: &Target, filter: &Filter) -> Result<Retried, OpError> {
+    let shape = JobSql::of(target).await?;
     let pool = target.pg().await?;
+    let (last_activity, touch) = (shape.last_activity, shape.touch());
     let select = format!(
         "SELECT id FROM processing_jobs
          WHERE status = 'failed'
            AND ($1::text[] IS NULL OR job_type = ANY($1))
-           AND ($2::float8 IS NULL OR {LAST_ACTIVITY} < LOCALTIMESTAMP - make_interval(secs => $2))
-         ORDER BY {LAST_ACTIVITY}, id LIMIT $3"
+           AND ($2::float8 IS NULL OR {last_activity} < LOCALTIMESTAMP - make_interval(secs => $2))
+         ORDER BY {last_activity}, id LIMIT $3"
     );
     let update = format!(
         "UPDATE processing_jobs
-         SET status = 'pending', started_at = NULL, completed_at = NULL, updated_at = LOCALTIMESTAMP
+         SET status = 'pending', started_at = NULL, completed_at = NULL{touch}
          WHERE status = 'failed' AND id IN ({select} FOR UPDATE SKIP LOCKED)
          RETURNING id"
     );

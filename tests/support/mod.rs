@@ -212,6 +212,9 @@ pub struct TestDb {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The deployment's init.sql as deployment-schema.md describes it.
+pub const DEPLOYMENT_INIT: &str = include_str!("../fixtures/deployment_init.sql");
+
 /// Runs a future to completion on a runtime of its own, on a thread of its own, so the helpers
 /// work from plain tests and from inside #[tokio::test] alike.
 fn block_on<T: Send>(fut: impl std::future::Future<Output = T> + Send) -> T {
@@ -268,6 +271,14 @@ impl TestDb {
         TestDb { name, url, server }
     }
 
+    /// A database as the deployment's own init.sql makes it (tests/fixtures/deployment_init.sql:
+    /// its schema and two seed channels), never migrated by opsh.
+    pub fn deployment() -> TestDb {
+        let db = Self::create(false);
+        db.exec(DEPLOYMENT_INIT);
+        db
+    }
+
     fn create(migrate: bool) -> TestDb {
         let server = server_url();
         let name = format!(
@@ -286,14 +297,14 @@ impl TestDb {
                 .expect("create test database");
             admin.close().await;
             if migrate {
-                let pool = sqlx::PgPool::connect(&url)
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&url)
                     .await
                     .expect("connect to test database");
-                opsh::ops::db::MIGRATOR
-                    .run(&pool)
+                opsh::ops::db::schema::migrate(&mut conn, false)
                     .await
                     .expect("migrate test database");
-                pool.close().await;
+                let _ = conn.close().await;
             }
         });
         TestDb { name, url, server }
@@ -311,6 +322,23 @@ impl TestDb {
                 .expect("exec SQL");
             pool.close().await;
         });
+    }
+
+    /// The rows of a query that yields one column, each as text (NULL as "NULL").
+    pub fn lines(&self, sql: &str) -> Vec<String> {
+        let url = self.url.clone();
+        let sql = format!("SELECT (x)::text FROM ({sql}) AS q(x)");
+        block_on(async move {
+            let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+            let rows: Vec<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&pool)
+                .await
+                .expect("query");
+            pool.close().await;
+            rows.into_iter()
+                .map(|v| v.unwrap_or_else(|| "NULL".into()))
+                .collect()
+        })
     }
 
     /// One scalar, as text.

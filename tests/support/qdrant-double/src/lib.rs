@@ -1,0 +1,279 @@
+//! A test double of the Qdrant server for opsh's tests and benchmarks. It is not Qdrant.
+//!
+//! No Qdrant server can be installed where opsh is built and tested, so this crate serves what
+//! opsh uses of Qdrant 1.x, in memory, and behaves as Qdrant does there:
+//!
+//! - gRPC, through the server traits that `qdrant-client` generates
+//!   (`collections_server`, `points_server`, `snapshots_server`, `qdrant_server`): collections
+//!   (create, delete, list, exists, info), points (upsert, get, scroll, count, delete by ids or
+//!   filter), snapshots (create, list, delete) and the health check. Every other method answers
+//!   `Unimplemented`.
+//! - REST: `GET /`, `GET /healthz`, and the collection snapshot endpoints (list, create,
+//!   download, delete, upload).
+//! - An optional API key, checked as Qdrant checks it (`api-key` header or `Authorization:
+//!   Bearer`; the health check, `/` and `/healthz` need none).
+//!
+//! Tests start it from sync or async code; it runs on a runtime of its own on a background
+//! thread and stops when the [`Running`] handle is dropped:
+//!
+//! ```no_run
+//! let qdrant = qdrant_double::QdrantDouble::start(qdrant_double::Options::default()).unwrap();
+//! let grpc = qdrant.grpc_url(); // http://127.0.0.1:<port>, for qdrant-client or opsh
+//! let rest = qdrant.rest_url();
+//! # let _ = (grpc, rest);
+//! qdrant.stop();
+//! ```
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+mod errors;
+mod filter;
+mod grpc;
+mod ids;
+mod rest;
+mod snapshots;
+mod store;
+
+/// What the double says it is, first in its log and in its `--help`.
+pub const DISCLAIMER: &str =
+    "qdrant-double: a test double of Qdrant for opsh's tests and benchmarks. It is not Qdrant.";
+
+/// The server version the health check and `GET /` report unless told otherwise: the Qdrant
+/// release that goes with the qdrant-client this crate is built on, so that client has no
+/// compatibility warning to give.
+pub const DEFAULT_SERVER_VERSION: &str = "1.20.0";
+
+/// How to start the double.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// When set, every call but the health check needs this key (`api-key` header).
+    pub api_key: Option<String>,
+    /// The version the health check and `GET /` report.
+    pub server_version: String,
+    /// Where snapshots are written; `None`: a temporary directory removed on stop.
+    pub snapshots_dir: Option<PathBuf>,
+    /// The gRPC port on 127.0.0.1; 0 picks a free one.
+    pub grpc_port: u16,
+    /// The REST port on 127.0.0.1; 0 picks a free one.
+    pub rest_port: u16,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            api_key: None,
+            server_version: DEFAULT_SERVER_VERSION.to_string(),
+            snapshots_dir: None,
+            grpc_port: 0,
+            rest_port: 0,
+        }
+    }
+}
+
+impl Options {
+    /// With an API key.
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// With the version the server reports.
+    pub fn server_version(mut self, version: impl Into<String>) -> Self {
+        self.server_version = version.into();
+        self
+    }
+
+    /// With a snapshot directory of the caller's.
+    pub fn snapshots_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.snapshots_dir = Some(dir.into());
+        self
+    }
+}
+
+/// State shared by the gRPC and REST servers.
+pub(crate) struct Shared {
+    pub(crate) store: store::Store,
+    pub(crate) snapshots: snapshots::Snapshots,
+    pub(crate) api_key: Option<String>,
+    pub(crate) server_version: String,
+}
+
+/// Starts doubles.
+pub struct QdrantDouble;
+
+impl QdrantDouble {
+    /// Binds the gRPC and REST ports on 127.0.0.1 and serves them from a background thread
+    /// with a runtime of its own, so it works from a plain `#[test]` as well as from async code.
+    /// The ports are bound when this returns, so clients may connect at once.
+    pub fn start(options: Options) -> io::Result<Running> {
+        let grpc = bind(options.grpc_port, "gRPC")?;
+        let rest = bind(options.rest_port, "REST")?;
+        let grpc_addr = grpc.local_addr()?;
+        let rest_addr = rest.local_addr()?;
+
+        let (tempdir, snapshots_dir) = match &options.snapshots_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                (None, dir.clone())
+            }
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("qdrant-double-snapshots-")
+                    .tempdir()?;
+                let path = dir.path().to_path_buf();
+                (Some(dir), path)
+            }
+        };
+        let shared = Arc::new(Shared {
+            store: store::Store::default(),
+            snapshots: snapshots::Snapshots::new(snapshots_dir.clone(), peer_id()),
+            api_key: options.api_key.clone().filter(|k| !k.is_empty()),
+            server_version: options.server_version.clone(),
+        });
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("qdrant-double")
+            .enable_all()
+            .build()?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+        let thread = std::thread::Builder::new()
+            .name("qdrant-double".into())
+            .spawn(move || {
+                let started = runtime.block_on(async {
+                    let grpc = tokio::net::TcpListener::from_std(grpc)?;
+                    let rest = tokio::net::TcpListener::from_std(rest)?;
+                    let incoming =
+                        tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
+                    let router = grpc::Service::new(shared.clone()).router();
+                    tokio::spawn(async move {
+                        if let Err(e) = router.serve_with_incoming(incoming).await {
+                            eprintln!("qdrant-double: gRPC server stopped: {e}");
+                        }
+                    });
+                    let app = rest::router(shared);
+                    tokio::spawn(async move {
+                        if let Err(e) = axum::serve(rest, app).await {
+                            eprintln!("qdrant-double: REST server stopped: {e}");
+                        }
+                    });
+                    io::Result::Ok(())
+                });
+                let failed = started.is_err();
+                let _ = ready_tx.send(started);
+                if !failed {
+                    // Serve until stopped (or until the handle is gone).
+                    let _ = runtime.block_on(stop_rx);
+                }
+                // Dropping the runtime closes the listeners and every connection.
+                runtime.shutdown_timeout(Duration::from_secs(2));
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(io::Error::other("qdrant-double: the server thread died"));
+            }
+        }
+        Ok(Running {
+            grpc_addr,
+            rest_addr,
+            snapshots_dir,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            _tempdir: tempdir,
+        })
+    }
+}
+
+fn bind(port: u16, what: &str) -> io::Result<TcpListener> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("qdrant-double: cannot bind the {what} port 127.0.0.1:{port}: {e}"),
+        )
+    })?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// A random peer id, as each Qdrant peer has (it appears in snapshot names).
+fn peer_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    // Qdrant's peer ids are positive and below 2^53 in practice; keep the same shape.
+    hasher.finish() >> 11
+}
+
+/// A running double; dropping it stops it.
+pub struct Running {
+    grpc_addr: SocketAddr,
+    rest_addr: SocketAddr,
+    snapshots_dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    _tempdir: Option<tempfile::TempDir>,
+}
+
+impl Running {
+    /// The gRPC URL (Qdrant's 6334), e.g. `http://127.0.0.1:40123`.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    /// The REST URL (Qdrant's 6333), e.g. `http://127.0.0.1:40124`.
+    pub fn rest_url(&self) -> String {
+        format!("http://{}", self.rest_addr)
+    }
+
+    /// The gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// The REST address.
+    pub fn rest_addr(&self) -> SocketAddr {
+        self.rest_addr
+    }
+
+    /// Where snapshots are written.
+    pub fn snapshots_dir(&self) -> &Path {
+        &self.snapshots_dir
+    }
+
+    /// Stops the servers and waits for them to be gone.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
