@@ -1,6 +1,7 @@
 //! The typed operations, a domain per file. Each domain has a plain async Rust API whose results
 //! derive Serialize, and one `register` that exposes it to Rhai through its function specs.
 
+pub mod cache;
 pub mod clients;
 pub mod db;
 pub mod destructive;
@@ -26,7 +27,11 @@ pub fn register_all(
     specs: &mut Vec<&'static Spec>,
 ) {
     error::register(engine);
-    let domains: [Domain; 2] = [("db", db::register), ("jobs", jobs::register)];
+    let domains: [Domain; 3] = [
+        ("db", db::register),
+        ("jobs", jobs::register),
+        ("cache", cache::register),
+    ];
     for (name, register) in domains {
         let mut reg = Registrar::new(target, specs);
         register(&mut reg);

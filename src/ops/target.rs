@@ -5,7 +5,7 @@ use sqlx::postgres::PgPool;
 
 use crate::bridge::Bridge;
 use crate::config::Settings;
-use crate::ops::clients::{Lazy, postgres::Postgres};
+use crate::ops::clients::{Lazy, postgres::Postgres, redis::Redis};
 use crate::ops::destructive::Audit;
 use crate::ops::error::{Backend, OpError};
 
@@ -25,12 +25,14 @@ pub struct Target {
     /// Where destructive operations record what they did.
     pub audit: Audit,
     postgres: Lazy<Postgres>,
+    redis: Lazy<Redis>,
 }
 
 impl Target {
     pub fn new(settings: Settings, bridge: Bridge, flags: Flags) -> Target {
         Target {
             postgres: Lazy::new(&settings),
+            redis: Lazy::new(&settings),
             settings,
             bridge,
             flags,
@@ -50,5 +52,19 @@ impl Target {
     /// The PostgreSQL pool, connected on first use.
     pub async fn pg(&self) -> Result<&PgPool, OpError> {
         Ok(&self.postgres.get(&self.settings).await?.pool)
+    }
+
+    pub fn redis_backend(&self) -> &Backend {
+        self.redis.backend()
+    }
+
+    /// Turns a redis error into an operation error naming this target's Redis.
+    pub fn redis_err(&self) -> impl Fn(::redis::RedisError) -> OpError + '_ {
+        crate::ops::clients::redis::error(self.redis_backend())
+    }
+
+    /// The Redis client, connected on first use.
+    pub async fn redis(&self) -> Result<&Redis, OpError> {
+        self.redis.get(&self.settings).await
     }
 }
