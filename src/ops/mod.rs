@@ -1,6 +1,7 @@
 //! The typed operations, a domain per file. Each domain has a plain async Rust API whose results
 //! derive Serialize, and one `register` that exposes it to Rhai through its function specs.
 
+pub mod backup;
 pub mod cache;
 pub mod clients;
 pub mod db;
@@ -27,10 +28,16 @@ pub fn register_all(
     specs: &mut Vec<&'static Spec>,
 ) {
     error::register(engine);
-    let domains: [Domain; 3] = [
+    let domains: [Domain; 4] = [
         ("db", db::register),
         ("jobs", jobs::register),
         ("cache", cache::register),
+        ("backup", backup::register),
+    ];
+        ("db", db::register),
+        ("jobs", jobs::register),
+        ("cache", cache::register),
+        ("backup", backup::register),
     ];
     for (name, register) in domains {
         let mut reg = Registrar::new(target, specs);
