@@ -7,6 +7,7 @@ pub mod clients;
 pub mod db;
 pub mod destructive;
 pub mod error;
+pub mod files;
 pub mod jobs;
 pub mod spec;
 mod target;
@@ -28,16 +29,12 @@ pub fn register_all(
     specs: &mut Vec<&'static Spec>,
 ) {
     error::register(engine);
-    let domains: [Domain; 4] = [
+    let domains: [Domain; 5] = [
         ("db", db::register),
         ("jobs", jobs::register),
         ("cache", cache::register),
         ("backup", backup::register),
-    ];
-        ("db", db::register),
-        ("jobs", jobs::register),
-        ("cache", cache::register),
-        ("backup", backup::register),
+        ("files", files::register),
     ];
     for (name, register) in domains {
         let mut reg = Registrar::new(target, specs);
