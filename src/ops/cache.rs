@@ -617,7 +617,7 @@ static KEYS: Spec = Spec {
         "limit",
         Kind::Int,
         Default::Value("100"),
-        "at most this many keys",
+        "at most this many keys: the first SCAN finds, not the smallest",
     )],
     returns: "Array",
     doc: "Keys of the configured db matching a pattern, sorted, found with SCAN (never KEYS, \
