@@ -453,7 +453,14 @@ fn stamp() -> String {
 pub async fn db(target: &Target, dir: &Path) -> Result<Dumped, OpError> {
     private_dir_all(dir)?;
     let pg = pg_target(target)?;
-    let name = format!("{}-{}.dump", pg.database, stamp());
+    let mut name = format!("{}-{}.dump", pg.database, stamp());
+    for _ in 0..3 {
+        if !dir.join(&name).exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        name = format!("{}-{}.dump", pg.database, stamp());
+    }
     let path = dir.join(&name);
     let dumped = dump_to(target, &path).await?;
     write_private(
@@ -497,13 +504,24 @@ struct RedisPart {
 
 pub async fn all(target: &Target, dir: &Path) -> Result<Backup, OpError> {
     let started = Instant::now();
-    let started_at = chrono::Utc::now();
     private_dir_all(dir)?;
-    let folder = dir.join(format!("{PREFIX}{}", started_at.format(STAMP)));
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&folder)
-        .map_err(|e| file_err("cannot create", &folder, e))?;
+    // Names are to the second: a second backup within the same second waits for the next.
+    let mut tries = 0;
+    let (folder, started_at) = loop {
+        let at = chrono::Utc::now();
+        let folder = dir.join(format!("{PREFIX}{}", at.format(STAMP)));
+        match std::fs::DirBuilder::new().mode(0o700).create(&folder) {
+            Ok(()) => break (folder, at),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 3 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(
+                    1000 - u64::from(at.timestamp_subsec_millis()).min(999),
+                ))
+                .await;
+            }
+            Err(e) => return Err(file_err("cannot create", &folder, e)),
+        }
+    };
     std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| file_err("cannot chmod", &folder, e))?;
     match fill(target, &folder, started_at).await {
