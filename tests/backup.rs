@@ -27,19 +27,16 @@ fn seed(db: &TestDb) {
     );
 }
 
-const TABLES: &[&str] = &[
-    "_sqlx_migrations",
-    "channels",
-    "content",
-    "processing_jobs",
-    "transcripts",
-    "vector_mappings",
-];
-
 /// Per table: row count, md5 of its rows in order, and its id sequence's position.
 fn fingerprint(db: &TestDb) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for t in TABLES {
+    let tables = db.scalar(
+        "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class
+         WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace",
+    );
+    assert!(tables.contains("vector_mappings"), "{tables}");
+    out.push(("tables".to_string(), tables.clone()));
+    for t in tables.split(',') {
         out.push((
             format!("{t} rows"),
             db.scalar(&format!("SELECT count(*) FROM {t}")),

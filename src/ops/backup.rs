@@ -1088,6 +1088,10 @@ struct Found {
 }
 
 fn find_backups(dir: &Path) -> Result<Vec<Found>, OpError> {
+    if !dir.exists() {
+        // No backup made yet: nothing to prune.
+        return Ok(Vec::new());
+    }
     let entries = std::fs::read_dir(dir).map_err(|e| file_err("cannot read", dir, e))?;
     let mut found = Vec::new();
     for entry in entries.filter_map(|e| e.ok()) {
