@@ -91,6 +91,36 @@ const KEYS: &[Key] = &[
         kind: Kind::Url,
     },
     Key {
+        name: "backup.dir",
+        env: &[],
+        default: "./backups",
+        kind: Kind::Text,
+    },
+    Key {
+        name: "backup.keep_last",
+        env: &[],
+        default: "7",
+        kind: Kind::Int { min: 0 },
+    },
+    Key {
+        name: "backup.keep_days",
+        env: &[],
+        default: "30",
+        kind: Kind::Int { min: 0 },
+    },
+    Key {
+        name: "logs.dirs",
+        env: &[],
+        default: "./logs",
+        kind: Kind::List,
+    },
+    Key {
+        name: "logs.retention",
+        env: &[],
+        default: "7d",
+        kind: Kind::Duration,
+    },
+    Key {
         name: "docker.host",
         env: &["DOCKER_HOST"],
         default: "",

@@ -1,12 +1,15 @@
 //! The typed operations, a domain per file. Each domain has a plain async Rust API whose results
 //! derive Serialize, and one `register` that exposes it to Rhai through its function specs.
 
+pub mod backup;
+pub mod cache;
 pub mod clients;
 pub mod compose;
 pub mod db;
 pub mod destructive;
 pub mod docker;
 pub mod error;
+pub mod files;
 pub mod host;
 pub mod jobs;
 pub mod spec;
@@ -30,9 +33,12 @@ pub fn register_all(
 ) {
     error::register(engine);
     let domains: &[Domain] = &[
+        ("backup", backup::register),
+        ("cache", cache::register),
         ("compose", compose::register),
         ("db", db::register),
         ("docker", docker::register),
+        ("files", files::register),
         ("host", host::register),
         ("jobs", jobs::register),
     ];

@@ -5,7 +5,7 @@ use sqlx::postgres::PgPool;
 
 use crate::bridge::Bridge;
 use crate::config::Settings;
-use crate::ops::clients::{Lazy, docker::Docker, postgres::Postgres};
+use crate::ops::clients::{Lazy, docker::Docker, postgres::Postgres, redis::Redis};
 use crate::ops::destructive::Audit;
 use crate::ops::error::{Backend, OpError};
 
@@ -28,6 +28,7 @@ pub struct Target {
     pub audit: Audit,
     postgres: Lazy<Postgres>,
     docker: Lazy<Docker>,
+    redis: Lazy<Redis>,
 }
 
 impl Target {
@@ -35,6 +36,7 @@ impl Target {
         Target {
             postgres: Lazy::new(&settings),
             docker: Lazy::new(&settings),
+            redis: Lazy::new(&settings),
             settings,
             bridge,
             flags,
@@ -68,5 +70,19 @@ impl Target {
     /// The Docker Engine client, connected (API version negotiated) on first use.
     pub async fn docker(&self) -> Result<&Docker, OpError> {
         self.docker.get(&self.settings).await
+    }
+
+    pub fn redis_backend(&self) -> &Backend {
+        self.redis.backend()
+    }
+
+    /// Turns a redis error into an operation error naming this target's Redis.
+    pub fn redis_err(&self) -> impl Fn(::redis::RedisError) -> OpError + '_ {
+        crate::ops::clients::redis::error(self.redis_backend())
+    }
+
+    /// The Redis client, connected on first use.
+    pub async fn redis(&self) -> Result<&Redis, OpError> {
+        self.redis.get(&self.settings).await
     }
 }
