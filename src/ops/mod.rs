@@ -5,7 +5,9 @@ pub mod clients;
 pub mod db;
 pub mod destructive;
 pub mod error;
+pub mod integrity;
 pub mod jobs;
+pub mod qdrant;
 pub mod spec;
 mod target;
 
@@ -26,7 +28,12 @@ pub fn register_all(
     specs: &mut Vec<&'static Spec>,
 ) {
     error::register(engine);
-    let domains: [Domain; 2] = [("db", db::register), ("jobs", jobs::register)];
+    let domains: [Domain; 4] = [
+        ("db", db::register),
+        ("jobs", jobs::register),
+        ("qdrant", qdrant::register),
+        ("integrity", integrity::register),
+    ];
     for (name, register) in domains {
         let mut reg = Registrar::new(target, specs);
         register(&mut reg);

@@ -5,7 +5,7 @@ use sqlx::postgres::PgPool;
 
 use crate::bridge::Bridge;
 use crate::config::Settings;
-use crate::ops::clients::{Lazy, postgres::Postgres};
+use crate::ops::clients::{Lazy, postgres::Postgres, qdrant::Qdrant};
 use crate::ops::destructive::Audit;
 use crate::ops::error::{Backend, OpError};
 
@@ -25,12 +25,14 @@ pub struct Target {
     /// Where destructive operations record what they did.
     pub audit: Audit,
     postgres: Lazy<Postgres>,
+    qdrant: Lazy<Qdrant>,
 }
 
 impl Target {
     pub fn new(settings: Settings, bridge: Bridge, flags: Flags) -> Target {
         Target {
             postgres: Lazy::new(&settings),
+            qdrant: Lazy::new(&settings),
             settings,
             bridge,
             flags,
@@ -50,5 +52,19 @@ impl Target {
     /// The PostgreSQL pool, connected on first use.
     pub async fn pg(&self) -> Result<&PgPool, OpError> {
         Ok(&self.postgres.get(&self.settings).await?.pool)
+    }
+
+    pub fn qdrant_backend(&self) -> &Backend {
+        self.qdrant.backend()
+    }
+
+    /// Turns a qdrant-client error into an operation error naming this target's Qdrant.
+    pub fn qdrant_err(&self) -> impl Fn(qdrant_client::QdrantError) -> OpError + '_ {
+        crate::ops::clients::qdrant::error(self.qdrant_backend())
+    }
+
+    /// The Qdrant client, connected (and its version checked) on first use.
+    pub async fn qdrant(&self) -> Result<&Qdrant, OpError> {
+        self.qdrant.get(&self.settings).await
     }
 }

@@ -7,6 +7,7 @@
 //! [`Target`]: crate::ops::Target
 
 pub mod postgres;
+pub mod qdrant;
 
 use std::time::Duration;
 
