@@ -1025,10 +1025,11 @@ pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), Op
             .await
             .map_err(target.pg_err())?;
         }
+        // Under --dry-run nothing was recorded: an orphan not seen before counts as seen now.
         let eligible: Vec<String> = sqlx::query_scalar(
-            "SELECT point_id FROM opsh_orphan_candidates
-             WHERE collection = $1 AND point_id = ANY($2)
-               AND first_seen <= now() - make_interval(secs => $3)",
+            "SELECT t.point_id FROM unnest($2::text[]) AS t(point_id)
+             LEFT JOIN opsh_orphan_candidates c ON c.collection = $1 AND c.point_id = t.point_id
+             WHERE COALESCE(c.first_seen, now()) <= now() - make_interval(secs => $3)",
         )
         .bind(&pair.collection)
         .bind(&texts)

@@ -27,7 +27,12 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 pub fn client(url: &str) -> Qdrant {
+    client_with_key(url, None)
+}
+
+pub fn client_with_key(url: &str, key: Option<&str>) -> Qdrant {
     Qdrant::from_url(url)
+        .api_key(key.map(str::to_string))
         .skip_compatibility_check()
         .build()
         .expect("qdrant client")
@@ -35,8 +40,13 @@ pub fn client(url: &str) -> Qdrant {
 
 /// Creates the collections and upserts their points.
 pub fn seed(url: &str, spec: &Value) {
+    seed_with_key(url, spec, None)
+}
+
+/// The same, on a server that wants an API key.
+pub fn seed_with_key(url: &str, spec: &Value, key: Option<&str>) {
     let rt = runtime();
-    let client = client(url);
+    let client = client_with_key(url, key);
     rt.block_on(async {
         for (name, c) in spec["collections"].as_object().expect("collections") {
             let size = c["size"].as_u64().expect("size");

@@ -51,6 +51,9 @@ impl Connect for Qdrant {
             .map_err(error(backend))?;
         // One direct call, so an unreachable server or a wrong port shows its real cause here.
         let health = client.health_check().await.map_err(error(backend))?;
+        // Qdrant answers the health check without the API key; a call that needs it tells a
+        // refused key here rather than at the first real operation.
+        client.list_collections().await.map_err(error(backend))?;
         let compatibility = compatibility(CLIENT_VERSION, &health.version);
         if let Some(why) = &compatibility {
             tracing::warn!("{backend}: {why}");
@@ -141,6 +144,7 @@ fn describe(e: &QdrantError) -> (ErrorKind, String) {
         || lower.contains("http2 error")
         || lower.contains("frame with invalid size")
         || lower.contains("invalid http version")
+        || lower.contains("grpc-status header missing")
         || lower.contains("connection reset") && status.code() == Code::Unknown
     {
         return (
