@@ -113,7 +113,7 @@ def bench(n, server_url, skip_python):
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     psql(db, """
         INSERT INTO channels (id, name, url, platform) VALUES (1, 'c', 'u', 'youtube');
-        INSERT INTO content (id, channel_id, external_id, title) VALUES (1, 1, 'v', 't');""")
+        INSERT INTO content (id, channel_id, external_id, title, url) VALUES (1, 1, 'v', 't', 'u');""")
     psql(db, f"""
         INSERT INTO vector_mappings (content_id, chunk_id, vector_collection, chunk_text)
         SELECT 1, CASE WHEN i % 3 = 0 THEN md5(i::text) ELSE md5(i::text)::uuid::text END,
