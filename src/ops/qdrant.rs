@@ -32,8 +32,13 @@ impl PointKey {
     /// Reads a chunk id as Qdrant would: decimal digits that fit a u64 are a number, anything
     /// `Uuid::parse_str` accepts is that UUID, anything else is None (Qdrant refuses it).
     pub fn parse(text: &str) -> Option<PointKey> {
-        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-            return text.parse().ok().map(PointKey::Num);
+        // Digits that fit a u64 are a number; 32 digits too many for one are a UUID's simple
+        // form (an MD5 hex digest can be all decimal digits), which falls through below.
+        if !text.is_empty()
+            && text.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(n) = text.parse()
+        {
+            return Some(PointKey::Num(n));
         }
         uuid::Uuid::parse_str(text)
             .ok()
@@ -1056,6 +1061,11 @@ mod tests {
             assert_eq!(PointKey::parse(form), Some(h), "{form}");
         }
         assert_eq!(PointKey::parse("42"), Some(PointKey::Num(42)));
+        // An MD5 digest that happens to be all decimal digits is a UUID, not a number.
+        assert_eq!(
+            PointKey::parse("12345678901234567890123456789012"),
+            Some(PointKey::Uuid(0x12345678901234567890123456789012))
+        );
         for bad in [
             "",
             "-1",
