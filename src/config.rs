@@ -85,6 +85,30 @@ const KEYS: &[Key] = &[
         kind: Kind::Text,
     },
     Key {
+        name: "qdrant.vector_size",
+        env: &[],
+        default: "1024",
+        kind: Kind::Int { min: 1 },
+    },
+    Key {
+        name: "qdrant.distance",
+        env: &[],
+        default: "Cosine",
+        kind: Kind::Text,
+    },
+    Key {
+        name: "integrity.orphan_grace",
+        env: &[],
+        default: "10m",
+        kind: Kind::Duration,
+    },
+    Key {
+        name: "integrity.pairs",
+        env: &[],
+        default: "",
+        kind: Kind::Text,
+    },
+    Key {
         name: "redis.url",
         env: &["REDIS_URL"],
         default: "redis://localhost:6379/0",

@@ -11,7 +11,9 @@ pub mod docker;
 pub mod error;
 pub mod files;
 pub mod host;
+pub mod integrity;
 pub mod jobs;
+pub mod qdrant;
 pub mod spec;
 mod target;
 
@@ -40,7 +42,9 @@ pub fn register_all(
         ("docker", docker::register),
         ("files", files::register),
         ("host", host::register),
+        ("integrity", integrity::register),
         ("jobs", jobs::register),
+        ("qdrant", qdrant::register),
     ];
     for &(name, register) in domains {
         let mut reg = Registrar::new(target, specs);

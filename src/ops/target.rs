@@ -5,7 +5,7 @@ use sqlx::postgres::PgPool;
 
 use crate::bridge::Bridge;
 use crate::config::Settings;
-use crate::ops::clients::{Lazy, docker::Docker, postgres::Postgres, redis::Redis};
+use crate::ops::clients::{Lazy, docker::Docker, postgres::Postgres, qdrant::Qdrant, redis::Redis};
 use crate::ops::destructive::Audit;
 use crate::ops::error::{Backend, OpError};
 
@@ -29,6 +29,7 @@ pub struct Target {
     postgres: Lazy<Postgres>,
     docker: Lazy<Docker>,
     redis: Lazy<Redis>,
+    qdrant: Lazy<Qdrant>,
 }
 
 impl Target {
@@ -37,6 +38,7 @@ impl Target {
             postgres: Lazy::new(&settings),
             docker: Lazy::new(&settings),
             redis: Lazy::new(&settings),
+            qdrant: Lazy::new(&settings),
             settings,
             bridge,
             flags,
@@ -84,5 +86,19 @@ impl Target {
     /// The Redis client, connected on first use.
     pub async fn redis(&self) -> Result<&Redis, OpError> {
         self.redis.get(&self.settings).await
+    }
+
+    pub fn qdrant_backend(&self) -> &Backend {
+        self.qdrant.backend()
+    }
+
+    /// Turns a qdrant-client error into an operation error naming this target's Qdrant.
+    pub fn qdrant_err(&self) -> impl Fn(qdrant_client::QdrantError) -> OpError + '_ {
+        crate::ops::clients::qdrant::error(self.qdrant_backend())
+    }
+
+    /// The Qdrant client, connected (and its version checked) on first use.
+    pub async fn qdrant(&self) -> Result<&Qdrant, OpError> {
+        self.qdrant.get(&self.settings).await
     }
 }

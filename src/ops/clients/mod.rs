@@ -8,6 +8,7 @@
 
 pub mod docker;
 pub mod postgres;
+pub mod qdrant;
 pub mod redis;
 
 use std::time::Duration;
