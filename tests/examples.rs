@@ -111,6 +111,9 @@ fn every_example_gives_its_expected_value() {
             let mut opsh = Opsh::new()
                 .db(&db)
                 .env("EXAMPLES_GREETING", "set by the examples test");
+            if s["module"] == "cache" {
+                opsh = opsh.env("REDIS_URL", &seed_redis());
+            }
             if let Some(q) = &qdrant {
                 opsh = opsh
                     .env("QDRANT_URL", &q.grpc_url())
@@ -161,4 +164,44 @@ fn readme_api_section_matches_the_binary() {
         run.stdout,
         "README's API section is stale: run tools/readme-api"
     );
+}
+
+/// The Redis db the cache:: examples run against (db 9 of the test server), emptied and seeded
+/// before each: three example keys (one with a TTL) and one cost counter the deployment keeps.
+fn seed_redis() -> String {
+    let server = std::env::var("REDIS_URL").expect("REDIS_URL is set by tools/with-services");
+    let url = format!(
+        "{}/9",
+        server
+            .trim_end_matches(|c: char| c.is_ascii_digit())
+            .trim_end_matches('/')
+    );
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("FLUSHDB").exec(&mut conn).unwrap();
+    redis::cmd("SET")
+        .arg("opsh-example:a")
+        .arg("1")
+        .arg("EX")
+        .arg(3600)
+        .exec(&mut conn)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("opsh-example:b")
+        .arg("2")
+        .exec(&mut conn)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("opsh-example:c")
+        .arg("3")
+        .exec(&mut conn)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("stt:daily_cost:2026-11-26")
+        .arg("1.25")
+        .exec(&mut conn)
+        .unwrap();
+    url
 }

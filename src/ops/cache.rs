@@ -623,8 +623,8 @@ static KEYS: Spec = Spec {
     doc: "Keys of the configured db matching a pattern, sorted, found with SCAN (never KEYS, \
           which blocks the server on a large db).",
     examples: &[Example::new(
-        r#"cache::keys("opsh-example:*", #{limit: 2})"#,
-        r#"["opsh-example:a", "opsh-example:b"]"#,
+        r#"cache::keys("opsh-example:*", #{limit: 10})"#,
+        r#"["opsh-example:a", "opsh-example:b", "opsh-example:c"]"#,
     )],
 };
 
@@ -648,8 +648,8 @@ static STATE_SPEC: Spec = Spec {
           (stt:pending_approval, stt:daily_cost:*, stt:monthly_cost:*), what, keys, and fields \
           (the approvals waiting in the hash; () when it is absent).",
     examples: &[Example::new(
-        "cache::state().map(|s| s.pattern)",
-        r#"["stt:pending_approval", "stt:daily_cost:*", "stt:monthly_cost:*"]"#,
+        "cache::state().map(|s| [s.pattern, s.keys])",
+        r#"[["stt:pending_approval", 0], ["stt:daily_cost:*", 1], ["stt:monthly_cost:*", 0]]"#,
     )],
 };
 
@@ -664,8 +664,8 @@ static DELETE: Spec = Spec {
           to 20 keys) and state (the deployment's state among them). With --dry-run it deletes \
           nothing and reports what it would.",
     examples: &[Example::new(
-        r#"let d = cache::delete("opsh-example:none:*"); [d.matched, d.deleted]"#,
-        "[0, 0]",
+        r#"let d = cache::delete("opsh-example:*"); [d.matched, d.deleted, cache::count("*")]"#,
+        "[3, 3, 1]",
     )],
 };
 
@@ -685,8 +685,8 @@ static FLUSH: Spec = Spec {
           deployment state it deletes and keeps: state_deleted, state_kept (pattern, what, keys, \
           fields), besides db, keys_before, deleted, kept. With --dry-run it deletes nothing.",
     examples: &[Example::new(
-        r#"let f = cache::flush(#{keep: ["*"]}); [f.deleted, f.state_deleted]"#,
-        "[0, []]",
+        r#"let f = cache::flush(#{keep: ["stt:daily_cost:*", "stt:monthly_cost:*"]}); [f.deleted, cache::keys("*")]"#,
+        r#"[3, ["stt:daily_cost:2026-11-26"]]"#,
     )],
 };
 

@@ -1554,6 +1554,16 @@ pub fn register(reg: &mut Registrar) {
     });
 }
 
+/// When each orphan vector (a Qdrant point with no PostgreSQL row) was first seen: fix deletes a
+/// point only once it has been an orphan for integrity.orphan_grace, so a worker that writes the
+/// point before its vector_mappings row never loses it.
+pub const CANDIDATES_TABLE: &str = "CREATE TABLE IF NOT EXISTS opsh_orphan_candidates (
+    collection varchar(100) NOT NULL,
+    point_id   varchar(100) NOT NULL,
+    first_seen timestamptz  NOT NULL DEFAULT now(),
+    PRIMARY KEY (collection, point_id)
+)";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1579,13 +1589,3 @@ mod tests {
         assert!(forms.iter().all(|f| PointKey::parse(f) == Some(k)));
     }
 }
-
-/// When each orphan vector (a Qdrant point with no PostgreSQL row) was first seen: fix deletes a
-/// point only once it has been an orphan for integrity.orphan_grace, so a worker that writes the
-/// point before its vector_mappings row never loses it.
-pub const CANDIDATES_TABLE: &str = "CREATE TABLE IF NOT EXISTS opsh_orphan_candidates (
-    collection varchar(100) NOT NULL,
-    point_id   varchar(100) NOT NULL,
-    first_seen timestamptz  NOT NULL DEFAULT now(),
-    PRIMARY KEY (collection, point_id)
-)";
