@@ -19,7 +19,10 @@ const QDRANT_POINTS: &str = include_str!("fixtures/examples-qdrant.json");
 
 /// A Qdrant double seeded for the examples of the modules that use Qdrant, else None.
 fn qdrant_for(spec: &Value) -> Option<qdrant_double::Running> {
-    if !matches!(spec["module"].as_str(), Some("qdrant" | "integrity")) {
+    if !matches!(
+        spec["module"].as_str(),
+        Some("qdrant" | "integrity" | "reset")
+    ) {
         return None;
     }
     let running = qdrant_double::QdrantDouble::start(qdrant_double::Options::default())
@@ -111,7 +114,7 @@ fn every_example_gives_its_expected_value() {
             let mut opsh = Opsh::new()
                 .db(&db)
                 .env("EXAMPLES_GREETING", "set by the examples test");
-            if s["module"] == "cache" {
+            if matches!(s["module"].as_str(), Some("cache" | "reset")) {
                 opsh = opsh.env("REDIS_URL", &seed_redis());
             }
             if let Some(q) = &qdrant {

@@ -2,7 +2,7 @@
 //! confirmation is asked on the terminal (or given by --yes, or refused without a terminal), and
 //! what was done is handed to the audit hook.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::{BufRead, IsTerminal, Write};
 
 use serde::Serialize;
@@ -41,7 +41,7 @@ pub fn proceed(target: &Target, change: &Change) -> Result<bool, OpError> {
             .record(change, true, "dry run: nothing changed");
         return Ok(false);
     }
-    if change.count == 0 {
+    if change.count == 0 || target.audit.covered.get() {
         return Ok(true);
     }
     let expected = match change.confirm {
@@ -109,9 +109,20 @@ pub struct Record {
 #[derive(Default)]
 pub struct Audit {
     records: RefCell<Vec<Record>>,
+    /// Set while a procedure confirmed as a whole (reset-soft: one "yes") runs its steps, so
+    /// each step does not ask again; every step is still recorded.
+    pub covered: Cell<bool>,
 }
 
 impl Audit {
+    /// Confirmations are taken as given until the guard drops (the caller asked for the whole).
+    pub fn cover(&self) -> Covered<'_> {
+        Covered {
+            audit: self,
+            before: self.covered.replace(true),
+        }
+    }
+
     fn record(&self, change: &Change, dry_run: bool, outcome: &str) {
         let record = Record {
             op: change.op.to_string(),
@@ -128,5 +139,17 @@ impl Audit {
     /// The records of this run, oldest first.
     pub fn records(&self) -> Vec<Record> {
         self.records.borrow().clone()
+    }
+}
+
+/// While alive, the steps of a confirmed procedure do not ask again.
+pub struct Covered<'a> {
+    audit: &'a Audit,
+    before: bool,
+}
+
+impl Drop for Covered<'_> {
+    fn drop(&mut self) {
+        self.audit.covered.set(self.before);
     }
 }

@@ -14,6 +14,7 @@ pub mod host;
 pub mod integrity;
 pub mod jobs;
 pub mod qdrant;
+pub mod reset;
 pub mod spec;
 mod target;
 
@@ -45,6 +46,7 @@ pub fn register_all(
         ("integrity", integrity::register),
         ("jobs", jobs::register),
         ("qdrant", qdrant::register),
+        ("reset", reset::register),
     ];
     for &(name, register) in domains {
         let mut reg = Registrar::new(target, specs);

@@ -547,7 +547,8 @@ pub struct Recreated {
     pub deleted_points: u64,
     pub vector_size: u64,
     pub distance: String,
-    /// "collection": read from the collection before deleting it; "settings": it did not exist,
+    /// "collection": read from the collection before deleting it; "kept": it did not exist and
+    /// an interrupted reset had kept its configuration; "settings": it did not exist,
     /// qdrant.vector_size and qdrant.distance.
     pub config_from: String,
 }
@@ -577,12 +578,44 @@ fn configured_vectors(target: &Target) -> Result<q::VectorsConfig, OpError> {
 /// Deletes and creates a collection again, empty, with its own vector configuration (read before
 /// deleting); the configured defaults only when it does not exist.
 pub async fn recreate(target: &Target, collection: &str) -> Result<Recreated, OpError> {
+    recreate_from(target, collection, None).await
+}
+
+/// What creating `collection` again takes: its own vector (and sparse vector) configuration, read
+/// from the server; None when it does not exist. A reset keeps this before deleting, so a run
+/// killed between the delete and the create can still create it as it was.
+pub async fn creation_of(
+    target: &Target,
+    collection: &str,
+) -> Result<Option<q::CreateCollection>, OpError> {
+    let info = match raw_info(target, collection).await {
+        Ok(info) => info,
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let params = info.config.as_ref().and_then(|c| c.params.as_ref());
+    Ok(Some(q::CreateCollection {
+        collection_name: collection.into(),
+        vectors_config: params.and_then(|p| p.vectors_config.clone()),
+        sparse_vectors_config: params.and_then(|p| p.sparse_vectors_config.clone()),
+        ..std::default::Default::default()
+    }))
+}
+
+/// [`recreate`], where a missing collection is created from `when_missing` (its configuration
+/// kept by an earlier, interrupted run) before falling back to the settings.
+pub async fn recreate_from(
+    target: &Target,
+    collection: &str,
+    when_missing: Option<&q::CreateCollection>,
+) -> Result<Recreated, OpError> {
     let qdrant: &Qdrant = target.qdrant().await?;
     let existing = match raw_info(target, collection).await {
         Ok(info) => Some(info),
         Err(e) if e.kind == ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
+    let kept = when_missing.and_then(|c| c.vectors_config.clone().map(|v| (v, c)));
     let (vectors, sparse, from, points) = match &existing {
         Some(info) => {
             let params = info.config.as_ref().and_then(|c| c.params.as_ref());
@@ -603,7 +636,10 @@ pub async fn recreate(target: &Target, collection: &str) -> Result<Recreated, Op
                 info.points_count.unwrap_or(0),
             )
         }
-        None => (configured_vectors(target)?, None, "settings", 0),
+        None => match kept {
+            Some((vectors, c)) => (vectors, c.sparse_vectors_config.clone(), "kept", 0),
+            None => (configured_vectors(target)?, None, "settings", 0),
+        },
     };
     let (size, distance) = match &vectors.config {
         Some(vectors_config::Config::Params(p)) => (p.size, distance_name(p.distance)),
@@ -640,6 +676,7 @@ pub async fn recreate(target: &Target, collection: &str) -> Result<Recreated, Op
             .delete_collection(collection)
             .await
             .map_err(collection_err(target, collection))?;
+        crate::ops::reset::failpoint("qdrant_deleted");
     }
     qdrant
         .client
