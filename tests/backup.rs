@@ -2,6 +2,8 @@
 //! of tools/with-services: backup → wipe → restore gives the same rows, a bad dump is refused
 //! with the database unchanged, backups are private and hold no password.
 
+#[path = "support/seed.rs"]
+mod seed;
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
@@ -153,7 +155,7 @@ fn backup_wipe_restore_gives_the_same_rows_and_checksums() {
     );
     let before = fingerprint(&db);
 
-    // Exit 1: a warning, as Qdrant is not in it yet.
+    // Exit 1: a warning, as no Qdrant answers here (backup_all_snapshots_qdrant… has one).
     let report = site.json(&["backup-all", "dir=backups"], 1);
     let dir = PathBuf::from(report["data"]["dir"].as_str().unwrap());
     let dir = site.path("").join(dir);
@@ -483,4 +485,129 @@ fn clean_logs_removes_only_old_log_files() {
         1,
     );
     assert_eq!(other["data"]["files"], 1);
+}
+
+/// backup-all with Qdrant in it is healthy; the collection wiped and restored from the backup's
+/// snapshot through the REST upload has the same points and vector configuration again; a
+/// damaged snapshot is refused before anything is touched.
+#[test]
+fn backup_all_snapshots_qdrant_and_restore_qdrant_brings_the_points_back() {
+    let db = TestDb::new();
+    seed(&db);
+    let site = Site::new(&db);
+    support::write_file(&site.path("docker-compose.yml"), "services: {}\n");
+    let qdrant =
+        qdrant_double::QdrantDouble::start(qdrant_double::Options::default()).expect("double");
+    let points: Value =
+        serde_json::from_str(include_str!("fixtures/examples-qdrant.json")).unwrap();
+    seed::seed(&qdrant.grpc_url(), &points);
+    let (grpc, rest) = (qdrant.grpc_url(), qdrant.rest_url());
+    let run = |args: &[&str]| {
+        site.run_with(args, |c| {
+            c.env("QDRANT_URL", &grpc)
+                .env("OPSH_QDRANT_REST_URL", &rest)
+        })
+    };
+
+    let backup = run(&["--json", "backup-all", "dir=backups"]);
+    backup.code(0);
+    let report = backup.json();
+    let dir = site.path("").join(report["data"]["dir"].as_str().unwrap());
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["qdrant"]["included"], true);
+    let snaps = manifest["qdrant"]["snapshots"].as_array().unwrap();
+    let listed: Vec<(&str, u64, bool)> = snaps
+        .iter()
+        .map(|s| {
+            (
+                s["collection"].as_str().unwrap(),
+                s["points"].as_u64().unwrap(),
+                s["checksum_verified"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [("youtube_content", 4, true), ("youtube_summaries", 2, true)]
+    );
+    let file = dir.join("qdrant-youtube_content.snapshot");
+    assert_eq!(mode(&file), 0o600);
+    let files = manifest["files"].to_string();
+    assert!(
+        files.contains("qdrant-youtube_summaries.snapshot"),
+        "{files}"
+    );
+
+    // Wipe.
+    let wiped = run(&[
+        "--json",
+        "--yes",
+        "-e",
+        r#"qdrant::recreate("youtube_content").vector_size"#,
+    ]);
+    wiped.code(0);
+    let count = |run: &dyn Fn(&[&str]) -> support::Run| {
+        let r = run(&["--json", "-e", r#"qdrant::count("youtube_content")"#]);
+        r.code(0);
+        r.json()
+    };
+    assert_eq!(count(&run), 0);
+
+    // A damaged copy is refused, nothing touched.
+    let bad = site.path("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::copy(dir.join("manifest.json"), bad.join("manifest.json")).unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(bad.join("qdrant-youtube_content.snapshot"), &bytes).unwrap();
+    let refused = run(&[
+        "--yes",
+        "-e",
+        &format!(
+            r#"backup::restore_qdrant({:?}, "youtube_content")"#,
+            bad.display().to_string()
+        ),
+    ]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("refusing a damaged snapshot"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(count(&run), 0);
+
+    // Restore.
+    let restored = run(&[
+        "--json",
+        "--yes",
+        "-e",
+        &format!(
+            r#"backup::restore_qdrant({:?}, "youtube_content")"#,
+            dir.display().to_string()
+        ),
+    ]);
+    restored.code(0);
+    let r = restored.json();
+    assert_eq!(
+        (
+            &r["points_before"],
+            &r["points_after"],
+            &r["matches_manifest"]
+        ),
+        (
+            &serde_json::json!(0),
+            &serde_json::json!(4),
+            &serde_json::json!(true)
+        )
+    );
+    assert_eq!(count(&run), 4);
+    let info = run(&[
+        "--json",
+        "-e",
+        r#"qdrant::info("youtube_content").vector_size"#,
+    ]);
+    info.code(0);
+    assert_eq!(info.json(), 4);
 }

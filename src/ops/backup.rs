@@ -26,6 +26,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use crate::ops::Target;
 use crate::ops::destructive::{Change, Confirm, done, proceed};
 use crate::ops::error::{Backend, ErrorKind, OpError};
+use crate::ops::qdrant;
 use crate::ops::spec::{Default, Example, Kind, Opt, Param, Registrar, Spec};
 
 /// The manifest's format tag; a reader refuses others.
@@ -492,6 +493,9 @@ pub struct Backup {
     pub files: Vec<FileEntry>,
     pub skipped: Vec<Skipped>,
     pub tables: BTreeMap<String, i64>,
+    /// The manifest's qdrant slot: included, and per collection its snapshot file, bytes, sha256,
+    /// Qdrant's checksum, points and vector configuration.
+    pub qdrant: Value,
     pub total_bytes: u64,
     pub seconds: f64,
 }
@@ -563,6 +567,15 @@ async fn fill(
         });
     }
 
+    let qdrant = backup_qdrant(target, folder).await;
+    files.extend(qdrant.files);
+    if let Some(why) = &qdrant.skipped {
+        skipped.push(Skipped {
+            what: "qdrant".into(),
+            why: why.clone(),
+        });
+    }
+
     let compose_path = PathBuf::from(target.settings.get("compose.file"));
     let compose = match std::fs::read_to_string(&compose_path) {
         Ok(text) => {
@@ -616,9 +629,7 @@ async fn fill(
             "tables": dumped.tables,
         },
         "redis": redis.manifest,
-        // Filled by the qdrant:: domain: one entry per collection (name, file, points, and
-        // Qdrant's own checksum of the snapshot).
-        "qdrant": {"included": false, "why": "Qdrant snapshots are not taken by this opsh version", "snapshots": []},
+        "qdrant": qdrant.manifest.clone(),
         "compose": compose,
         "config": {"file": CONFIG, "secrets": "redacted"},
         "files": files,
@@ -633,9 +644,199 @@ async fn fill(
         files,
         skipped,
         tables: dumped.tables,
+        qdrant: qdrant.manifest,
         total_bytes,
         seconds: 0.0,
     })
+}
+
+struct QdrantPart {
+    manifest: Value,
+    files: Vec<FileEntry>,
+    skipped: Option<String>,
+}
+
+/// A snapshot of each collection, created by Qdrant and downloaded over REST into the folder
+/// (0600), its sha256 checked against Qdrant's checksum. Never fails the backup: a Qdrant that
+/// cannot be reached or a snapshot that does not arrive whole is a skipped note (and no file).
+async fn backup_qdrant(target: &Target, folder: &Path) -> QdrantPart {
+    let address = target.qdrant_backend().address.clone();
+    let mut snapshots = Vec::new();
+    let mut files = Vec::new();
+    let result: Result<(), OpError> = async {
+        let names = qdrant::names(target).await?;
+        for name in names {
+            let progress = Progress::new(format!("qdrant snapshot {name}"));
+            let info = qdrant::info(target, &name).await?;
+            let points = qdrant::count(target, &name, true).await?;
+            let snap = qdrant::snapshot(target, &name).await?;
+            let file = format!("qdrant-{}.snapshot", file_safe(&name));
+            let got =
+                qdrant::download_snapshot(target, &name, &snap.name, &folder.join(&file)).await?;
+            drop(progress);
+            files.push(FileEntry {
+                name: file.clone(),
+                bytes: got.size,
+                sha256: got.sha256.clone(),
+            });
+            snapshots.push(json!({
+                "collection": name,
+                "file": file,
+                "snapshot": snap.name,
+                "bytes": got.size,
+                "sha256": got.sha256,
+                "qdrant_checksum": snap.checksum,
+                "checksum_verified": got.verified,
+                "points": points,
+                "vector_size": info.vector_size,
+                "distance": info.distance,
+            }));
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => QdrantPart {
+            manifest: json!({"included": true, "address": address, "snapshots": snapshots}),
+            files,
+            skipped: None,
+        },
+        Err(e) => {
+            for f in &files {
+                let _ = std::fs::remove_file(folder.join(&f.name));
+            }
+            let why = e.to_string();
+            QdrantPart {
+                manifest: json!({"included": false, "address": address, "why": why, "snapshots": []}),
+                files: Vec::new(),
+                skipped: Some(why),
+            }
+        }
+    }
+}
+
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Serialize)]
+pub struct QdrantRestored {
+    pub dry_run: bool,
+    pub collection: String,
+    pub file: String,
+    pub bytes: u64,
+    pub sha256: String,
+    /// Points the collection held before (0 when it did not exist).
+    pub points_before: u64,
+    /// Points after the restore (on a dry run: the backup's manifest count, when listed).
+    pub points_after: Option<u64>,
+    /// The backup's manifest count equals the restored collection's.
+    pub matches_manifest: Option<bool>,
+}
+
+/// Replaces a collection with its snapshot from a backup folder (or a .snapshot file): the file's
+/// sha256 is checked against the manifest first, then it is uploaded through Qdrant's REST API
+/// (multipart, with the checksum, so Qdrant checks it too) and recovered with priority to the
+/// snapshot.
+pub async fn restore_qdrant(
+    target: &Target,
+    dir: &Path,
+    collection: &str,
+) -> Result<QdrantRestored, OpError> {
+    let (file, listed) = if dir.is_dir() {
+        let manifest = read_manifest(dir).map_err(OpError::invalid)?;
+        let entry = manifest
+            .pointer("/qdrant/snapshots")
+            .and_then(Value::as_array)
+            .and_then(|a| a.iter().find(|e| e["collection"] == collection))
+            .cloned()
+            .ok_or_else(|| {
+                OpError::new(
+                    ErrorKind::NotFound,
+                    None,
+                    format!(
+                        "{}: the manifest lists no snapshot of collection `{collection}`",
+                        dir.display()
+                    ),
+                )
+            })?;
+        let name = entry["file"].as_str().unwrap_or_default().to_string();
+        (dir.join(name), Some(entry))
+    } else {
+        (dir.to_path_buf(), None)
+    };
+    let (bytes, sha256) = sha256_file(&file).await?;
+    if let Some(entry) = &listed {
+        let expected = entry["sha256"].as_str().unwrap_or_default();
+        if !expected.eq_ignore_ascii_case(&sha256) || entry["bytes"].as_u64() != Some(bytes) {
+            return Err(OpError::invalid(format!(
+                "{}: {bytes} bytes with sha256 {sha256}, the manifest lists {} bytes with {expected}: refusing a damaged snapshot",
+                file.display(),
+                entry["bytes"]
+            )));
+        }
+    }
+    let listed_points = listed.as_ref().and_then(|e| e["points"].as_u64());
+    let points_before = match qdrant::count(target, collection, true).await {
+        Ok(n) => n,
+        Err(e) if e.kind == ErrorKind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    let change = Change {
+        op: "backup::restore_qdrant",
+        summary: format!(
+            "replace collection {collection} ({points_before} points) with the snapshot {} ({}points)",
+            file.display(),
+            listed_points.map(|n| format!("{n} ")).unwrap_or_default()
+        ),
+        count: points_before.max(1) as i64,
+        confirm: Confirm::Yes,
+    };
+    let mut out = QdrantRestored {
+        dry_run: true,
+        collection: collection.into(),
+        file: file.display().to_string(),
+        bytes,
+        sha256: sha256.clone(),
+        points_before,
+        points_after: listed_points,
+        matches_manifest: None,
+    };
+    if !proceed(target, &change)? {
+        return Ok(out);
+    }
+    out.dry_run = false;
+    let data = std::fs::read(&file).map_err(|e| file_err("cannot read", &file, e))?;
+    let client = target.qdrant().await?;
+    let file_name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "snapshot".into());
+    let encoded: String = url::form_urlencoded::byte_serialize(collection.as_bytes()).collect();
+    crate::ops::clients::qdrant::rest_upload(
+        client,
+        target.qdrant_backend(),
+        &format!(
+            "/collections/{}/snapshots/upload?wait=true&priority=snapshot&checksum={sha256}",
+            encoded.replace('+', "%20")
+        ),
+        &file_name,
+        data,
+    )
+    .await?;
+    let after = qdrant::count(target, collection, true).await?;
+    out.points_after = Some(after);
+    out.matches_manifest = listed_points.map(|n| n == after);
+    done(target, &change, &format!("restored: {after} points"));
+    Ok(out)
 }
 
 /// BGSAVE, waited on, then the RDB copied from the server's data dir when it is on this host.
@@ -1635,7 +1836,37 @@ static RESTORE_DB: Spec = Spec {
     )],
 };
 
+static RESTORE_QDRANT: Spec = Spec {
+    module: "backup",
+    name: "restore_qdrant",
+    params: &[
+        Param::new(
+            "dir",
+            Kind::Str,
+            "a backup-all folder (its manifest names the snapshot) or a .snapshot file",
+        ),
+        Param::new("collection", Kind::Str, "the collection to replace"),
+    ],
+    options: &[],
+    returns: "Map",
+    doc: "Replaces a Qdrant collection with its snapshot from a backup: the file's size and sha256 \
+          are checked against the manifest first (a damaged one is refused), then, after \
+          confirmation (`yes`, or --yes; --dry-run stops here), it is uploaded through Qdrant's \
+          REST API (multipart POST /collections/{c}/snapshots/upload, priority snapshot, with \
+          its checksum). Returns dry_run, collection, file, bytes, sha256, points_before, \
+          points_after, matches_manifest (the manifest's point count equals the restored one).",
+    examples: &[Example::new(
+        r#"let k = (); try { backup::restore_qdrant("nowhere", "youtube_content") } catch (e) { k = e.kind } k"#,
+        r#""not_found""#,
+    )],
+};
+
 pub fn register(reg: &mut Registrar) {
+    reg.add(&RESTORE_QDRANT, |c| {
+        let dir = dir_of(c, "dir")?;
+        let collection = c.str("collection")?;
+        c.block(restore_qdrant(c.target, &dir, &collection))
+    });
     reg.add(&DB, |c| {
         let dir = dir_of(c, "dir")?;
         c.block(db(c.target, &dir))

@@ -269,6 +269,100 @@ pub async fn rest_download(
     Ok((size, hex))
 }
 
+/// One multipart REST POST of a file as the form field `snapshot` (Qdrant's snapshot upload):
+/// `path` carries the query (`?wait=true&checksum=…`, so Qdrant checks what arrived). The file is
+/// sent from memory: snapshots of the deployment's collections are tens of MB.
+pub async fn rest_upload(
+    qdrant: &Qdrant,
+    backend: &Backend,
+    path: &str,
+    file_name: &str,
+    bytes: Vec<u8>,
+) -> Result<serde_json::Value, OpError> {
+    use http_body_util::BodyExt;
+
+    let url = format!("{}{path}", qdrant.rest_url);
+    if url.starts_with("https:") {
+        return Err(OpError::backend(
+            backend,
+            ErrorKind::Invalid,
+            "qdrant.rest_url is https; opsh's snapshot upload speaks plain http only",
+        ));
+    }
+    let uri: hyper::Uri = url.parse().map_err(|e| {
+        OpError::backend(backend, ErrorKind::Invalid, format!("qdrant.rest_url: {e}"))
+    })?;
+    let boundary = format!("opsh-{:016x}", rand_u64());
+    let safe_name: String = file_name
+        .chars()
+        .filter(|c| !matches!(c, '"' | '\\' | '\r' | '\n'))
+        .collect();
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"snapshot\"; filename=\"{safe_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<hyper::body::Bytes>>();
+    let mut request = hyper::Request::post(uri).header(
+        "content-type",
+        format!("multipart/form-data; boundary={boundary}"),
+    );
+    if let Some(key) = &qdrant.api_key {
+        request = request.header("api-key", key);
+    }
+    let request = request
+        .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
+        .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
+    let shown = redact_url(&qdrant.rest_url);
+    let response = client.request(request).await.map_err(|e| {
+        OpError::backend(
+            backend,
+            ErrorKind::Unreachable,
+            format!("REST {shown}: {}", chain(&e)),
+        )
+    })?;
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    if !status.is_success() {
+        let message = value["status"]["error"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| text.trim().chars().take(200).collect());
+        let kind = match status.as_u16() {
+            401 | 403 => ErrorKind::Refused,
+            404 => ErrorKind::NotFound,
+            _ => ErrorKind::Failed,
+        };
+        return Err(OpError::backend(
+            backend,
+            kind,
+            format!("REST {shown}: HTTP {status}: {message}"),
+        ));
+    }
+    Ok(value)
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::compatibility;
