@@ -215,11 +215,14 @@ fn backup_wipe_restore_gives_the_same_rows_and_checksums() {
     db.exec("DROP TABLE vector_mappings; TRUNCATE channels, content, transcripts, processing_jobs RESTART IDENTITY CASCADE;");
     assert_eq!(db.scalar("SELECT count(*) FROM content"), "0");
 
+    // Exit 1: the integrity check after the restore cannot reach a Qdrant here (critical, reported
+    // as a warning on the restore, which itself is done).
     let restored = site.json(
         &["--yes", "db-restore", &format!("file={}", dir.display())],
-        0,
+        1,
     );
     assert_eq!(restored["data"]["tables"]["content"], 200);
+    assert_eq!(restored["data"]["integrity_status"], "critical");
     assert_eq!(fingerprint(&db), before);
     let checks: Vec<&str> = restored["checks"]
         .as_array()
@@ -310,7 +313,7 @@ fn a_corrupt_truncated_or_missing_dump_is_refused_and_the_database_is_unchanged(
     // The plain .sql the original `make db-backup` wrote restores in one transaction.
     site.json(
         &["--yes", "db-restore", &format!("file={}", plain.display())],
-        0,
+        1,
     );
     assert_eq!(fingerprint(&db), at_backup);
 }
@@ -603,6 +606,14 @@ fn backup_all_snapshots_qdrant_and_restore_qdrant_brings_the_points_back() {
         )
     );
     assert_eq!(count(&run), 4);
+
+    // db-restore reports the integrity check after it: with Qdrant answering, its real status
+    // (the seeded rows do not match the example points: a warning naming them).
+    let restored = run(&["--json", "--yes", "db-restore", &format!("file={}", dir.display())]);
+    restored.code(1);
+    let r = restored.json();
+    assert_eq!(r["data"]["integrity_status"], "warning", "{r}");
+    assert!(!r["data"]["integrity_issues"].as_array().unwrap().is_empty(), "{r}");
     let info = run(&[
         "--json",
         "-e",
