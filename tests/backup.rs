@@ -609,11 +609,19 @@ fn backup_all_snapshots_qdrant_and_restore_qdrant_brings_the_points_back() {
 
     // db-restore reports the integrity check after it: with Qdrant answering, its real status
     // (the seeded rows do not match the example points: a warning naming them).
-    let restored = run(&["--json", "--yes", "db-restore", &format!("file={}", dir.display())]);
+    let restored = run(&[
+        "--json",
+        "--yes",
+        "db-restore",
+        &format!("file={}", dir.display()),
+    ]);
     restored.code(1);
     let r = restored.json();
     assert_eq!(r["data"]["integrity_status"], "warning", "{r}");
-    assert!(!r["data"]["integrity_issues"].as_array().unwrap().is_empty(), "{r}");
+    assert!(
+        !r["data"]["integrity_issues"].as_array().unwrap().is_empty(),
+        "{r}"
+    );
     let info = run(&[
         "--json",
         "-e",
