@@ -44,8 +44,8 @@ migrate:               ; $(OPSH) migrate
 
 # opsh's main job on a sandbox with deliberate problems: check-data, check-data-fix, check-data
 # (tools/demo). Docker Compose when images can be had, else local services and the Qdrant double.
-demo:                  ; OPSH='$(OPSH)' tools/demo up
-demo-down:             ; tools/demo down
+demo:                  ; @OPSH='$(OPSH)' tools/demo up
+demo-down:             ; @tools/demo down
 
 # The whole suite against real PostgreSQL, Redis and Docker (see tools/with-services).
 test:
