@@ -5,7 +5,8 @@ OPSH ?= cargo run --quiet --release --
 .PHONY: pause unpause stop start safe-stop safe-start down up restart ps stats logs logs-error \
 	check-data check-data-fix reset-stuck-jobs clean-orphans check-jobs reset-soft reset-hard \
 	backup-all db-backup db-restore db-shell db-stats qdrant-stats clean-logs \
-	daily-integrity-check test-health daily-check weekly-check monthly-check migrate demo test bench
+	daily-integrity-check test-health daily-check weekly-check monthly-check migrate demo demo-down \
+	test bench
 
 pause:                 ; $(OPSH) pause
 unpause:               ; $(OPSH) unpause
@@ -40,6 +41,11 @@ daily-check:           ; $(OPSH) daily-check
 weekly-check:          ; $(OPSH) weekly-check
 monthly-check:         ; $(OPSH) monthly-check
 migrate:               ; $(OPSH) migrate
+
+# opsh's main job on a sandbox with deliberate problems: check-data, check-data-fix, check-data
+# (tools/demo). Docker Compose when images can be had, else local services and the Qdrant double.
+demo:                  ; @OPSH='$(OPSH)' tools/demo up
+demo-down:             ; @tools/demo down
 
 # The whole suite against real PostgreSQL, Redis and Docker (see tools/with-services).
 test:

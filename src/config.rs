@@ -513,7 +513,12 @@ fn config_file(
 }
 
 /// `OPSH_` variables that are not settings: opsh's own, and the test tools' (`OPSH_TEST_…`).
-const OTHER_OPSH_VARS: &[&str] = &["OPSH_CONFIG", "OPSH_LOG", "OPSH_KEEP_SERVICES"];
+const OTHER_OPSH_VARS: &[&str] = &[
+    "OPSH_CONFIG",
+    "OPSH_LOG",
+    "OPSH_KEEP_SERVICES",
+    "OPSH_SERVICES_NO_DOCKER",
+];
 
 /// The `OPSH_<KEY>` name of a setting.
 fn opsh_var(key: &Key) -> String {
@@ -533,6 +538,7 @@ fn warn_unknown_vars(vars: &BTreeMap<String, String>, place: &str) {
         if value.is_empty()
             || !name.starts_with("OPSH_")
             || name.starts_with("OPSH_TEST_")
+            || name.starts_with("OPSH_DEMO_") // make demo's (tools/demo)
             || known.iter().any(|k| k == name)
         {
             continue;
