@@ -106,6 +106,11 @@ impl Host {
         &self.target.settings
     }
 
+    /// The target this host runs against.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }

@@ -1,6 +1,7 @@
 //! The typed operations, a domain per file. Each domain has a plain async Rust API whose results
 //! derive Serialize, and one `register` that exposes it to Rhai through its function specs.
 
+pub mod audit;
 pub mod clients;
 pub mod compose;
 pub mod db;
@@ -9,6 +10,8 @@ pub mod docker;
 pub mod error;
 pub mod host;
 pub mod jobs;
+pub mod progress;
+pub mod runlock;
 pub mod spec;
 mod target;
 

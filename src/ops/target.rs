@@ -21,6 +21,8 @@ pub struct Flags {
 }
 
 pub struct Target {
+    /// The named target (`--target prod`), or None for the configuration's top level.
+    pub name: Option<String>,
     pub settings: Settings,
     pub bridge: Bridge,
     pub flags: Flags,
@@ -33,6 +35,7 @@ pub struct Target {
 impl Target {
     pub fn new(settings: Settings, bridge: Bridge, flags: Flags) -> Target {
         Target {
+            name: settings.target_name().map(str::to_string),
             postgres: Lazy::new(&settings),
             docker: Lazy::new(&settings),
             settings,
@@ -40,6 +43,11 @@ impl Target {
             flags,
             audit: Audit::default(),
         }
+    }
+
+    /// The target's name as labels show it: its name, or `default`.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or("default")
     }
 
     pub fn pg_backend(&self) -> &Backend {
