@@ -43,7 +43,7 @@ migrate:               ; $(OPSH) migrate
 
 # The whole suite against real PostgreSQL, Redis and Docker (see tools/with-services).
 test:
-	tools/with-services cargo test --locked --all-targets
+	tools/with-services cargo test --locked --all-targets --no-fail-fast
 
 # Start-up, REPL, reset_stuck/counts and container lifecycle benchmarks (see README, "Speed").
 bench:

@@ -2,7 +2,7 @@
 """Start-up benchmark: wall time and peak RSS of `opsh -e '1+1'`, `opsh run` of a trivial
 script, and the time until the REPL shows its prompt on a terminal (a pty).
 
-    benches/startup.sh [--opsh target/release/opsh] [--runs 50]
+    benches/startup.sh [--opsh target/release/opsh] [--runs 50] [--only REPL]
 
 No backend is reachable or needed: opsh connects to nothing a script does not call.
 """
@@ -44,6 +44,8 @@ def prompt_once(opsh, cwd):
     pid, fd = pty.fork()
     if pid == 0:
         os.chdir(cwd)
+        os.environ["HOME"] = cwd  # the REPL's history goes to the temp dir, not the operator's
+        os.environ.pop("XDG_STATE_HOME", None)
         os.execv(opsh, [opsh])
     seen = b""
     while b"opsh> " not in seen:
@@ -69,6 +71,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--opsh", default="target/release/opsh")
     ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--only", help="run only the cases whose name contains this (e.g. REPL)")
     args = ap.parse_args()
     opsh = os.path.abspath(args.opsh)
     with tempfile.TemporaryDirectory() as cwd:
@@ -80,6 +83,8 @@ def main():
             ("opsh run trivial.rhai", lambda: run_once([opsh, "run", "trivial.rhai"], cwd)),
             ("REPL: exec to prompt (pty)", lambda: prompt_once(opsh, cwd)),
         ]
+        if args.only:
+            cases = [c for c in cases if args.only in c[0]]
         rows = []
         for name, fn in cases:
             fn()  # warm the page cache

@@ -374,7 +374,7 @@ fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
     match cli.command {
         None => match cli.eval {
             Some(code) => Ok(output::outcome(host.eval(&code)?, json)),
-            None => Ok(crate::repl::run(host)),
+            None => Ok(crate::repl::run(host, json)),
         },
         Some(Command::Run { script, args }) => {
             let script = find_script(host, &script)?;

@@ -183,7 +183,7 @@ fn run_one(
     );
     // A dry run changes nothing, so it needs no lock (and may watch a real run).
     let lock = if crate::host::params::changes_data(&script.source) && !target.flags.dry_run {
-        match runlock::acquire(target, &script.name, opts.wait_lock) {
+        match runlock::acquire(&target, &script.name, opts.wait_lock) {
             Ok(lock) => Some(lock),
             Err(Refusal::Held { holder, waited }) => {
                 let by = holder.map(|h| format!(" ({h})")).unwrap_or_default();

@@ -211,7 +211,7 @@ fn unknown_procedure_suggests_close_names() {
     Opsh::new().args(["check-job"]).run().expect(
         3,
         "",
-        "opsh: error: unknown procedure `check-job`; did you mean `check-jobs`?\n",
+        "opsh: error: unknown procedure `check-job`; did you mean `check-jobs` or `check-data`?\n",
     );
     Opsh::new().args(["frobnicate"]).run().expect(
         3,
@@ -232,13 +232,13 @@ fn scripts_lists_bundled_and_site_scripts() {
     run.code(0);
     assert!(
         run.stdout
-            .contains("site-check        site      Our own check\n"),
+            .contains("site-check             site      Our own check\n"),
         "{}",
         run.stdout
     );
     assert!(
         run.stdout
-            .contains("check-jobs        bundled   Job queue: counts by status"),
+            .contains("check-jobs             bundled   Job queue: counts by status"),
         "{}",
         run.stdout
     );

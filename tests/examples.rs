@@ -1,8 +1,12 @@
 //! Every registered function carries a description, named parameters and examples with their
 //! expected values (its spec). This test reads the specs from the binary (`opsh api --json`) and
 //! runs every example through it against a database seeded with tests/fixtures/examples.sql, a
-//! fresh copy per example, comparing the example's value with the expected one.
+//! fresh copy per example, comparing the example's value with the expected one. The qdrant:: and
+//! integrity:: examples also get a fresh Qdrant double seeded with
+//! tests/fixtures/examples-qdrant.json (and the rows of examples-qdrant.sql).
 
+#[path = "support/seed.rs"]
+mod seed;
 mod support;
 
 use pretty_assertions::assert_eq;
@@ -10,6 +14,20 @@ use serde_json::Value;
 use support::{Opsh, TestDb};
 
 const FIXTURE: &str = include_str!("fixtures/examples.sql");
+const QDRANT_SQL: &str = include_str!("fixtures/examples-qdrant.sql");
+const QDRANT_POINTS: &str = include_str!("fixtures/examples-qdrant.json");
+
+/// A Qdrant double seeded for the examples of the modules that use Qdrant, else None.
+fn qdrant_for(spec: &Value) -> Option<qdrant_double::Running> {
+    if !matches!(spec["module"].as_str(), Some("qdrant" | "integrity")) {
+        return None;
+    }
+    let running = qdrant_double::QdrantDouble::start(qdrant_double::Options::default())
+        .expect("start the Qdrant double");
+    let points: Value = serde_json::from_str(QDRANT_POINTS).expect("examples-qdrant.json");
+    seed::seed(&running.grpc_url(), &points);
+    Some(running)
+}
 
 fn specs() -> Vec<Value> {
     let run = Opsh::new().args(["api", "--json"]).run();
@@ -80,6 +98,7 @@ fn every_function_has_a_description_named_parameters_and_examples_with_expected_
 fn every_example_gives_its_expected_value() {
     let template = TestDb::new();
     template.exec(FIXTURE);
+    template.exec(QDRANT_SQL);
     let mut failures = Vec::new();
     let mut ran = 0;
     for s in specs() {
@@ -88,11 +107,20 @@ fn every_example_gives_its_expected_value() {
             let expect: Value =
                 serde_json::from_str(e["expect"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
             let db = TestDb::copy_of(&template);
-            let run = Opsh::new()
+            let qdrant = qdrant_for(&s);
+            let mut opsh = Opsh::new()
                 .db(&db)
-                .env("EXAMPLES_GREETING", "set by the examples test")
-                .args(["--json", "--yes", "-e", code])
-                .run();
+                .env("EXAMPLES_GREETING", "set by the examples test");
+            if s["module"] == "cache" {
+                opsh = opsh.env("REDIS_URL", &seed_redis());
+            }
+            if let Some(q) = &qdrant {
+                opsh = opsh
+                    .env("QDRANT_URL", &q.grpc_url())
+                    .env("OPSH_QDRANT_REST_URL", &q.rest_url());
+            }
+            let run = opsh.args(["--json", "--yes", "-e", code]).run();
+            drop(qdrant);
             ran += 1;
             let got: Result<Value, _> = serde_json::from_str(&run.stdout);
             let exit_ok = run.code == 0
@@ -136,4 +164,44 @@ fn readme_api_section_matches_the_binary() {
         run.stdout,
         "README's API section is stale: run tools/readme-api"
     );
+}
+
+/// The Redis db the cache:: examples run against (db 9 of the test server), emptied and seeded
+/// before each: three example keys (one with a TTL) and one cost counter the deployment keeps.
+fn seed_redis() -> String {
+    let server = std::env::var("REDIS_URL").expect("REDIS_URL is set by tools/with-services");
+    let url = format!(
+        "{}/9",
+        server
+            .trim_end_matches(|c: char| c.is_ascii_digit())
+            .trim_end_matches('/')
+    );
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("FLUSHDB").exec(&mut conn).unwrap();
+    redis::cmd("SET")
+        .arg("opsh-example:a")
+        .arg("1")
+        .arg("EX")
+        .arg(3600)
+        .exec(&mut conn)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("opsh-example:b")
+        .arg("2")
+        .exec(&mut conn)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("opsh-example:c")
+        .arg("3")
+        .exec(&mut conn)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("stt:daily_cost:2026-11-26")
+        .arg("1.25")
+        .exec(&mut conn)
+        .unwrap();
+    url
 }

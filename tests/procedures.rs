@@ -234,13 +234,13 @@ fn exit_in_the_repl_ends_it_with_that_code() {
 }
 
 #[test]
-fn the_repl_keeps_variables_and_functions_and_survives_errors() {
+fn the_repl_keeps_variables_and_functions_and_piped_input_stops_at_an_error() {
     Opsh::new()
-        .stdin("let x = 2;\nfn twice(n) { n * 2 }\ntwice(x) * 10 + 2\nno_such_variable\n\"still here\"\n:quit\nnever\n")
+        .stdin("let x = 2;\nfn twice(n) { n * 2 }\ntwice(x) * 10 + 2\nno_such_variable\n\"never\"\n")
         .run()
         .expect(
-            0,
-            "42\nstill here\n",
+            3,
+            "42\n",
             "error: syntax error: Undefined variable: no_such_variable\n  --> <repl>:1:1\n   |\n 1 | no_such_variable\n   | ^\n",
         );
 }

@@ -106,11 +106,6 @@ impl Host {
         &self.target.settings
     }
 
-    /// The target this host runs against.
-    pub fn target(&self) -> &Target {
-        &self.target
-    }
-
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
@@ -126,6 +121,29 @@ impl Host {
 
     pub fn bridge(&self) -> &Bridge {
         &self.target.bridge
+    }
+
+    /// The deployment this host works on (the REPL's banner and live completion names).
+    pub fn target(&self) -> Rc<Target> {
+        self.target.clone()
+    }
+
+    /// The functions defined at the REPL so far, as `name(a, b)`.
+    pub fn repl_functions(&self) -> Vec<String> {
+        self.repl_functions
+            .iter_functions()
+            .map(|f| format!("{}({})", f.name, f.params.join(", ")))
+            .collect()
+    }
+
+    /// Forgets compiled scripts and resolved modules, so edited site scripts are read again
+    /// (the REPL's `:reload`).
+    pub fn reload(&mut self) {
+        self.compiled.clear();
+        self.engine.set_module_resolver(resolver::Resolver::new(
+            self.catalog.clone(),
+            self.sources.clone(),
+        ));
     }
 
     /// A scope holding the script's arguments as the constant `ARGS`.

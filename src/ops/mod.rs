@@ -2,15 +2,20 @@
 //! derive Serialize, and one `register` that exposes it to Rhai through its function specs.
 
 pub mod audit;
+pub mod backup;
+pub mod cache;
 pub mod clients;
 pub mod compose;
 pub mod db;
 pub mod destructive;
 pub mod docker;
 pub mod error;
+pub mod files;
 pub mod host;
+pub mod integrity;
 pub mod jobs;
 pub mod progress;
+pub mod qdrant;
 pub mod runlock;
 pub mod spec;
 mod target;
@@ -33,11 +38,16 @@ pub fn register_all(
 ) {
     error::register(engine);
     let domains: &[Domain] = &[
+        ("backup", backup::register),
+        ("cache", cache::register),
         ("compose", compose::register),
         ("db", db::register),
         ("docker", docker::register),
+        ("files", files::register),
         ("host", host::register),
+        ("integrity", integrity::register),
         ("jobs", jobs::register),
+        ("qdrant", qdrant::register),
     ];
     for &(name, register) in domains {
         let mut reg = Registrar::new(target, specs);

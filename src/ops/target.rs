@@ -5,7 +5,7 @@ use sqlx::postgres::PgPool;
 
 use crate::bridge::Bridge;
 use crate::config::Settings;
-use crate::ops::clients::{Lazy, docker::Docker, postgres::Postgres};
+use crate::ops::clients::{Lazy, docker::Docker, postgres::Postgres, qdrant::Qdrant, redis::Redis};
 use crate::ops::destructive::Audit;
 use crate::ops::error::{Backend, OpError};
 
@@ -30,6 +30,8 @@ pub struct Target {
     pub audit: Audit,
     postgres: Lazy<Postgres>,
     docker: Lazy<Docker>,
+    redis: Lazy<Redis>,
+    qdrant: Lazy<Qdrant>,
 }
 
 impl Target {
@@ -38,6 +40,8 @@ impl Target {
             name: settings.target_name().map(str::to_string),
             postgres: Lazy::new(&settings),
             docker: Lazy::new(&settings),
+            redis: Lazy::new(&settings),
+            qdrant: Lazy::new(&settings),
             settings,
             bridge,
             flags,
@@ -76,5 +80,33 @@ impl Target {
     /// The Docker Engine client, connected (API version negotiated) on first use.
     pub async fn docker(&self) -> Result<&Docker, OpError> {
         self.docker.get(&self.settings).await
+    }
+
+    pub fn redis_backend(&self) -> &Backend {
+        self.redis.backend()
+    }
+
+    /// Turns a redis error into an operation error naming this target's Redis.
+    pub fn redis_err(&self) -> impl Fn(::redis::RedisError) -> OpError + '_ {
+        crate::ops::clients::redis::error(self.redis_backend())
+    }
+
+    /// The Redis client, connected on first use.
+    pub async fn redis(&self) -> Result<&Redis, OpError> {
+        self.redis.get(&self.settings).await
+    }
+
+    pub fn qdrant_backend(&self) -> &Backend {
+        self.qdrant.backend()
+    }
+
+    /// Turns a qdrant-client error into an operation error naming this target's Qdrant.
+    pub fn qdrant_err(&self) -> impl Fn(qdrant_client::QdrantError) -> OpError + '_ {
+        crate::ops::clients::qdrant::error(self.qdrant_backend())
+    }
+
+    /// The Qdrant client, connected (and its version checked) on first use.
+    pub async fn qdrant(&self) -> Result<&Qdrant, OpError> {
+        self.qdrant.get(&self.settings).await
     }
 }

@@ -8,6 +8,8 @@
 
 pub mod docker;
 pub mod postgres;
+pub mod qdrant;
+pub mod redis;
 
 use std::time::Duration;
 

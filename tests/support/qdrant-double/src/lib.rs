@@ -8,8 +8,10 @@
 //!   (create, delete, list, exists, info), points (upsert, get, scroll, count, delete by ids or
 //!   filter), snapshots (create, list, delete) and the health check. Every other method answers
 //!   `Unimplemented`.
-//! - REST: `GET /`, `GET /healthz`, and the collection snapshot endpoints (list, create,
-//!   download, delete, upload).
+//! - REST: `GET /`, `GET /healthz`, the collection snapshot endpoints (list, create,
+//!   download, delete, upload), and `PUT /collections/{c}` (create with `{"vectors": {"size",
+//!   "distance"}}`) and `PUT /collections/{c}/points?wait=true` (upsert `{"points": [{"id",
+//!   "vector", "payload"}]}`) so a demo loader seeds real Qdrant or the double with curl.
 //! - An optional API key, checked as Qdrant checks it (`api-key` header or `Authorization:
 //!   Bearer`; the health check, `/` and `/healthz` need none).
 //!

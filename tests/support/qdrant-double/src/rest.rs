@@ -1,4 +1,6 @@
-//! The REST endpoints opsh uses: version, health and collection snapshots.
+//! The REST endpoints opsh uses: version, health and collection snapshots; plus creating a
+//! collection and upserting points (`PUT /collections/{c}`, `PUT /collections/{c}/points`), so a
+//! demo loader can seed real Qdrant or this double with the same curl commands.
 //!
 //! Bodies are shaped like Qdrant's: `{"result": …, "status": "ok", "time": …}`, errors
 //! `{"status": {"error": "…"}, "time": …}` with Qdrant's HTTP status codes.
@@ -29,6 +31,14 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(|| async { "healthz check passed" }))
         .route("/livez", get(|| async { "healthz check passed" }))
         .route("/readyz", get(|| async { "all shards are ready" }))
+        .route(
+            "/collections/{collection}",
+            axum::routing::put(create_collection),
+        )
+        .route(
+            "/collections/{collection}/points",
+            axum::routing::put(upsert_points),
+        )
         .route(
             "/collections/{collection}/snapshots",
             get(list_snapshots).post(create_snapshot),
@@ -230,4 +240,149 @@ async fn upload_snapshot(
         return Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response());
     }
     Ok(ok(json!(true), start))
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    vectors: VectorsBody,
+}
+
+#[derive(Deserialize)]
+struct VectorsBody {
+    size: u64,
+    distance: String,
+}
+
+/// `PUT /collections/{c}` with `{"vectors": {"size": n, "distance": "Cosine"}}`, as Qdrant takes it.
+async fn create_collection(
+    State(shared): State<Arc<Shared>>,
+    Path(collection): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, Error> {
+    use qdrant_client::qdrant as q;
+    let start = Instant::now();
+    let fail = |e: Status| Error(e, start);
+    let body: CreateBody = serde_json::from_slice(&body)
+        .map_err(|e| fail(wrong_input(format!("Json deserialize error: {e}"))))?;
+    let distance = ["Cosine", "Euclid", "Dot", "Manhattan"]
+        .into_iter()
+        .find(|d| d.eq_ignore_ascii_case(&body.vectors.distance))
+        .and_then(q::Distance::from_str_name)
+        .ok_or_else(|| {
+            fail(wrong_input(format!(
+                "Json deserialize error: unknown variant `{}`, expected one of `Cosine`, `Euclid`, `Dot`, `Manhattan`",
+                body.vectors.distance
+            )))
+        })?;
+    let request = q::CreateCollection {
+        collection_name: collection,
+        vectors_config: Some(q::VectorsConfig {
+            config: Some(q::vectors_config::Config::Params(q::VectorParams {
+                size: body.vectors.size,
+                distance: distance as i32,
+                ..Default::default()
+            })),
+        }),
+        ..Default::default()
+    };
+    shared.store.create(&request).map_err(fail)?;
+    Ok(ok(json!(true), start))
+}
+
+#[derive(Deserialize)]
+struct UpsertBody {
+    points: Vec<PointBody>,
+}
+
+#[derive(Deserialize)]
+struct PointBody {
+    id: Value,
+    vector: Vec<f32>,
+    #[serde(default)]
+    payload: serde_json::Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct WaitQuery {
+    wait: Option<bool>,
+}
+
+/// A JSON value as a payload value.
+fn payload_value(v: &Value) -> qdrant_client::qdrant::Value {
+    use qdrant_client::qdrant::value::Kind;
+    use qdrant_client::qdrant::{ListValue, NullValue, Struct, Value as Q};
+    let kind = match v {
+        Value::Null => Kind::NullValue(NullValue::NullValue as i32),
+        Value::Bool(b) => Kind::BoolValue(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Kind::IntegerValue(i),
+            None => Kind::DoubleValue(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(s) => Kind::StringValue(s.clone()),
+        Value::Array(a) => Kind::ListValue(ListValue {
+            values: a.iter().map(payload_value).collect(),
+        }),
+        Value::Object(o) => Kind::StructValue(Struct {
+            fields: o
+                .iter()
+                .map(|(k, v)| (k.clone(), payload_value(v)))
+                .collect(),
+        }),
+    };
+    Q { kind: Some(kind) }
+}
+
+/// `PUT /collections/{c}/points?wait=true` with `{"points": [{"id", "vector", "payload"}]}`.
+async fn upsert_points(
+    State(shared): State<Arc<Shared>>,
+    Path(collection): Path<String>,
+    Query(query): Query<WaitQuery>,
+    body: axum::body::Bytes,
+) -> Result<Response, Error> {
+    use qdrant_client::qdrant as q;
+    let start = Instant::now();
+    let fail = |e: Status| Error(e, start);
+    let body: UpsertBody = serde_json::from_slice(&body)
+        .map_err(|e| fail(wrong_input(format!("Json deserialize error: {e}"))))?;
+    let mut points = Vec::with_capacity(body.points.len());
+    for p in body.points {
+        let id = match &p.id {
+            Value::Number(n) => n.as_u64().map(q::PointId::from),
+            Value::String(s) => Some(q::PointId::from(s.clone())),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            fail(wrong_input(format!(
+                "Json deserialize error: {} is neither an unsigned integer nor a UUID",
+                p.id
+            )))
+        })?;
+        points.push(q::PointStruct {
+            id: Some(id),
+            vectors: Some(p.vector.into()),
+            payload: p
+                .payload
+                .iter()
+                .map(|(k, v)| (k.clone(), payload_value(v)))
+                .collect(),
+        });
+    }
+    let collection = shared.store.get(&collection).map_err(fail)?;
+    let prepared = crate::store::read(&collection)
+        .prepare_points(points)
+        .map_err(fail)?;
+    let operation_id = {
+        let mut c = crate::store::write(&collection);
+        c.points.extend(prepared);
+        c.next_operation()
+    };
+    let status = if query.wait == Some(false) {
+        "acknowledged"
+    } else {
+        "completed"
+    };
+    Ok(ok(
+        json!({"operation_id": operation_id, "status": status}),
+        start,
+    ))
 }

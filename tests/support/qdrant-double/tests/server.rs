@@ -479,3 +479,75 @@ fn a_busy_port_is_an_error_that_names_it() {
         "{err}"
     );
 }
+
+/// A demo loader seeds real Qdrant or the double with the same two curl commands.
+#[tokio::test]
+async fn collections_and_points_are_created_over_rest_as_qdrant_takes_them() {
+    let (double, client) = start(Options::default());
+    let rest = double.rest_addr();
+    let json = [("content-type", "application/json")];
+    let created = http(
+        rest,
+        "PUT",
+        "/collections/demo",
+        &json,
+        br#"{"vectors": {"size": 3, "distance": "Cosine"}}"#,
+    );
+    assert_eq!(created.status, 200, "{}", created.text());
+    assert_eq!(created.json()["result"], true);
+    let again = http(
+        rest,
+        "PUT",
+        "/collections/demo",
+        &json,
+        br#"{"vectors": {"size": 3, "distance": "Cosine"}}"#,
+    );
+    assert_eq!(again.status, 409, "{}", again.text());
+    let upserted = http(
+        rest,
+        "PUT",
+        "/collections/demo/points?wait=true",
+        &json,
+        br#"{"points": [
+            {"id": 7, "vector": [1, 0, 0], "payload": {"content_id": 1, "tags": ["a"]}},
+            {"id": "5d41402abc4b2a76b9719d911017c592", "vector": [0, 1, 0], "payload": {"content_id": 2}}
+        ]}"#,
+    );
+    assert_eq!(upserted.status, 200, "{}", upserted.text());
+    assert_eq!(upserted.json()["result"]["status"], "completed");
+    let scrolled = client
+        .scroll(
+            ScrollPointsBuilder::new("demo")
+                .limit(10)
+                .with_payload(true),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<String> = scrolled
+        .result
+        .iter()
+        .map(|p| id_text(p.id.as_ref().unwrap()))
+        .collect();
+    assert_eq!(ids, ["7", "5d41402a-bc4b-2a76-b971-9d911017c592"]);
+    assert_eq!(
+        scrolled.result[0].payload["content_id"].kind,
+        Some(qdrant_client::qdrant::value::Kind::IntegerValue(1))
+    );
+    // A wrong vector size is refused as Qdrant refuses it.
+    let wrong = http(
+        rest,
+        "PUT",
+        "/collections/demo/points",
+        &json,
+        br#"{"points": [{"id": 8, "vector": [1, 0], "payload": {}}]}"#,
+    );
+    assert_eq!(wrong.status, 400, "{}", wrong.text());
+    let missing = http(
+        rest,
+        "PUT",
+        "/collections/nope/points",
+        &json,
+        br#"{"points": []}"#,
+    );
+    assert_eq!(missing.status, 404, "{}", missing.text());
+}

@@ -1,0 +1,1680 @@
+//! `backup::` — verified backups and restores of the deployment's data.
+//!
+//! `all` writes a timestamped folder (0700, files 0600) with the database in pg_dump's custom
+//! format, the Redis RDB, the compose file and opsh's configuration (secrets left out) and a
+//! manifest.json with each file's size and sha256, tool and server versions and the row count of
+//! every table, counted in the very snapshot pg_dump dumps (`pg_export_snapshot` +
+//! `pg_dump --snapshot`), so a restore can be checked against it exactly. `verify` re-checks a
+//! folder; `restore_db` refuses a missing, truncated or corrupt dump before it touches anything
+//! and restores in one transaction; `prune` deletes old backups through the destructive helper.
+//!
+//! Passwords reach pg_dump, pg_restore and psql only in PGPASSWORD, never on their command line
+//! (where `ps` shows it) and never in a backup file.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+use crate::ops::Target;
+use crate::ops::destructive::{Change, Confirm, done, proceed};
+use crate::ops::error::{Backend, ErrorKind, OpError};
+use crate::ops::spec::{Default, Example, Kind, Opt, Param, Registrar, Spec};
+
+/// The manifest's format tag; a reader refuses others.
+pub const FORMAT: &str = "opsh-backup/1";
+const PREFIX: &str = "opsh-backup-";
+const STAMP: &str = "%Y%m%dT%H%M%SZ";
+const DUMP: &str = "postgres.dump";
+const RDB: &str = "redis.rdb";
+const CONFIG: &str = "opsh-config.json";
+const MANIFEST: &str = "manifest.json";
+/// What pg_dump writes at the end of a complete plain-format dump.
+const PLAIN_END: &str = "-- PostgreSQL database dump complete";
+
+// ---------------------------------------------------------------------------------------------
+// Files: private, hashed
+
+/// Creates `dir` and any missing parents 0700 (existing ones are left as they are).
+fn private_dir_all(dir: &Path) -> Result<(), OpError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| file_err("cannot create", dir, e))
+}
+
+/// Creates a new file 0600 (never over an existing one).
+fn private_file(path: &Path) -> Result<std::fs::File, OpError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| file_err("cannot create", path, e))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), OpError> {
+    private_file(path)?
+        .write_all(bytes)
+        .map_err(|e| file_err("cannot write", path, e))
+}
+
+fn file_err(what: &str, path: &Path, e: std::io::Error) -> OpError {
+    let kind = match e.kind() {
+        std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+        std::io::ErrorKind::PermissionDenied => ErrorKind::Refused,
+        _ => ErrorKind::Failed,
+    };
+    OpError::new(kind, None, format!("{what} {}: {e}", path.display()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Size and sha256 of a file, read off the async runtime.
+async fn sha256_file(path: &Path) -> Result<(u64, String), OpError> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&path).map_err(|e| file_err("cannot read", &path, e))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| file_err("cannot read", &path, e))?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            hasher.update(&buf[..n]);
+        }
+        Ok((size, hex(&hasher.finalize())))
+    })
+    .await
+    .map_err(|e| OpError::new(ErrorKind::Failed, None, e))?
+}
+
+/// Copies a file into a new private file, hashing on the way.
+async fn copy_private(from: &Path, to: &Path) -> Result<(u64, String), OpError> {
+    let (from, to) = (from.to_path_buf(), to.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        let mut src = std::fs::File::open(&from).map_err(|e| file_err("cannot read", &from, e))?;
+        let mut dst = private_file(&to)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = src
+                .read(&mut buf)
+                .map_err(|e| file_err("cannot read", &from, e))?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            hasher.update(&buf[..n]);
+            dst.write_all(&buf[..n])
+                .map_err(|e| file_err("cannot write", &to, e))?;
+        }
+        Ok((size, hex(&hasher.finalize())))
+    })
+    .await
+    .map_err(|e| OpError::new(ErrorKind::Failed, None, e))?
+}
+
+/// A spinner on stderr for a long step, only when stderr is a terminal.
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn new(message: impl Into<String>) -> Progress {
+        if !std::io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.set_message(message.into());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Progress(Some(bar))
+    }
+
+    fn set(&self, message: impl Into<String>) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(message.into());
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL tools
+
+/// The configured database as the client tools take it: options and environment, the password
+/// only in PGPASSWORD.
+struct PgTarget {
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+    database: String,
+}
+
+fn pg_target(target: &Target) -> Result<PgTarget, OpError> {
+    let backend = target.pg_backend();
+    let url = url::Url::parse(target.settings.get("postgres.url"))
+        .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
+    let mut args = Vec::new();
+    let mut env = Vec::new();
+    if let Some(host) = url.host_str() {
+        args.push(format!("--host={}", host.trim_matches(['[', ']'])));
+    }
+    if let Some(port) = url.port() {
+        args.push(format!("--port={port}"));
+    }
+    if !url.username().is_empty() {
+        args.push(format!("--username={}", percent_decode(url.username())));
+    }
+    if let Some(password) = url.password() {
+        env.push(("PGPASSWORD", percent_decode(password)));
+    }
+    for (k, v) in url.query_pairs() {
+        match k.as_ref() {
+            "sslmode" => env.push(("PGSSLMODE", v.into_owned())),
+            "host" => args.push(format!("--host={v}")),
+            "port" => args.push(format!("--port={v}")),
+            _ => {}
+        }
+    }
+    let database = percent_decode(url.path().trim_start_matches('/'));
+    Ok(PgTarget {
+        args,
+        env,
+        database,
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("p={}", text.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| text.to_string())
+}
+
+/// A client tool on the configured database: connection options, PGPASSWORD (and nothing of
+/// the caller's PG* environment that could point it elsewhere), killed when dropped.
+fn pg_tool(pg: &PgTarget, program: &str, with_db: bool) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    for var in [
+        "PGPASSWORD",
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGSERVICE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.args(&pg.args);
+    for (k, v) in &pg.env {
+        cmd.env(k, v);
+    }
+    if with_db {
+        cmd.arg(format!("--dbname={}", pg.database));
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs a tool to its end; a failure carries the tail of its stderr.
+async fn run_tool(
+    backend: &Backend,
+    what: &str,
+    mut cmd: tokio::process::Command,
+) -> Result<std::process::Output, OpError> {
+    let program = cmd.as_std().get_program().to_string_lossy().into_owned();
+    let out = cmd
+        .spawn()
+        .map_err(|e| missing_tool(backend, &program, e))?
+        .wait_with_output()
+        .await
+        .map_err(|e| OpError::backend(backend, ErrorKind::Failed, e))?;
+    if !out.status.success() {
+        return Err(OpError::backend(
+            backend,
+            ErrorKind::Failed,
+            format!("{what} failed: {}", tail(&out.stderr)),
+        ));
+    }
+    Ok(out)
+}
+
+fn missing_tool(backend: &Backend, program: &str, e: std::io::Error) -> OpError {
+    OpError::backend(
+        backend,
+        ErrorKind::Failed,
+        format!("cannot run {program}: {e} (install the postgresql-client package)"),
+    )
+}
+
+/// The last lines of a tool's stderr, on one line.
+fn tail(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = lines.len().saturating_sub(3);
+    let joined = lines[start..].join("; ");
+    if joined.is_empty() {
+        "no message".into()
+    } else {
+        joined
+    }
+}
+
+/// `pg_dump (PostgreSQL) 15.18 (Debian …)` → ("15.18", 15).
+async fn tool_version(backend: &Backend, program: &str) -> Result<(String, u32), OpError> {
+    let out = tokio::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .await
+        .map_err(|e| missing_tool(backend, program, e))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text
+        .split(')')
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or("")
+        .to_string();
+    let major = version
+        .split(['.', 'b', 'r'])
+        .next()
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(|| {
+            OpError::backend(
+                backend,
+                ErrorKind::Failed,
+                format!(
+                    "cannot read the version of {program} from `{}`",
+                    text.trim()
+                ),
+            )
+        })?;
+    Ok((version, major))
+}
+
+async fn server_version(target: &Target) -> Result<(String, u32), OpError> {
+    let (version, num): (String, i32) = sqlx::query_as(
+        "SELECT current_setting('server_version'), current_setting('server_version_num')::int",
+    )
+    .fetch_one(target.pg().await?)
+    .await
+    .map_err(target.pg_err())?;
+    Ok((version, (num / 10000) as u32))
+}
+
+/// The host's pg_dump and its version, refused when older than the server (pg_dump cannot dump
+/// a newer server).
+async fn host_pg_dump(target: &Target) -> Result<(String, String), OpError> {
+    let backend = target.pg_backend();
+    let (server, server_major) = server_version(target).await?;
+    let (tool, tool_major) = tool_version(backend, "pg_dump").await?;
+    if tool_major < server_major {
+        return Err(OpError::backend(
+            backend,
+            ErrorKind::Failed,
+            format!(
+                "pg_dump {tool} on this host is older than the server ({server}) and cannot dump it; \
+                 install postgresql-client-{server_major} on this host, or dump inside the postgres \
+                 container (opsh does not do that yet)"
+            ),
+        ));
+    }
+    Ok((server, tool))
+}
+
+/// Exact row counts of the current schema's tables.
+async fn row_counts(
+    target: &Target,
+    conn: &mut PgConnection,
+) -> Result<BTreeMap<String, i64>, OpError> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p') AND n.nspname = current_schema() ORDER BY 1",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(target.pg_err())?;
+    let mut counts = BTreeMap::new();
+    for name in names {
+        let sql = format!("SELECT count(*) FROM \"{}\"", name.replace('"', "\"\""));
+        let n: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(target.pg_err())?;
+        counts.insert(name, n);
+    }
+    Ok(counts)
+}
+
+async fn connect(target: &Target) -> Result<PgConnection, OpError> {
+    // A connection of its own (not the pool's): it holds the exported snapshot open.
+    let options: sqlx::postgres::PgConnectOptions = target
+        .settings
+        .get("postgres.url")
+        .parse()
+        .map_err(|e| OpError::backend(target.pg_backend(), ErrorKind::Invalid, e))?;
+    PgConnection::connect_with(&options.application_name("opsh backup"))
+        .await
+        .map_err(target.pg_err())
+}
+
+#[derive(Debug, Serialize)]
+pub struct Dumped {
+    pub file: String,
+    pub bytes: u64,
+    pub sha256: String,
+    pub database: String,
+    pub server_version: String,
+    pub pg_dump_version: String,
+    /// Rows per table, counted in the snapshot the dump was taken from.
+    pub tables: BTreeMap<String, i64>,
+    pub seconds: f64,
+}
+
+/// Dumps the configured database to `path` (custom format, 0600), counting every table's rows
+/// in the same snapshot while pg_dump runs.
+async fn dump_to(target: &Target, path: &Path) -> Result<Dumped, OpError> {
+    let started = Instant::now();
+    let backend = target.pg_backend();
+    let (server, tool) = host_pg_dump(target).await?;
+    let pg = pg_target(target)?;
+    let mut conn = connect(target).await?;
+    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut conn)
+        .await
+        .map_err(target.pg_err())?;
+    let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(target.pg_err())?;
+    drop(private_file(path)?);
+    let mut cmd = pg_tool(&pg, "pg_dump", true);
+    cmd.arg("--format=custom")
+        .arg(format!("--snapshot={snapshot}"))
+        .arg(format!("--file={}", path.display()));
+    let progress = Progress::new(format!("pg_dump {} → {}", pg.database, path.display()));
+    let (dumped, counted) = tokio::join!(
+        run_tool(backend, "pg_dump", cmd),
+        row_counts(target, &mut conn)
+    );
+    let _ = sqlx::raw_sql("COMMIT").execute(&mut conn).await;
+    let _ = conn.close().await;
+    if let Err(e) = dumped.and(counted.as_ref().map(drop).map_err(Clone::clone)) {
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
+    progress.set("sha256 of the dump");
+    let (bytes, sha256) = sha256_file(path).await?;
+    Ok(Dumped {
+        file: path.display().to_string(),
+        bytes,
+        sha256,
+        database: pg.database,
+        server_version: server,
+        pg_dump_version: tool,
+        tables: counted?,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn stamp() -> String {
+    chrono::Utc::now().format(STAMP).to_string()
+}
+
+/// backup::db: the database alone, `<dir>/<database>-<stamp>.dump` plus a `.sha256` beside it
+/// (the `sha256sum -c` format), both 0600.
+pub async fn db(target: &Target, dir: &Path) -> Result<Dumped, OpError> {
+    private_dir_all(dir)?;
+    let pg = pg_target(target)?;
+    let mut name = format!("{}-{}.dump", pg.database, stamp());
+    for _ in 0..3 {
+        if !dir.join(&name).exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        name = format!("{}-{}.dump", pg.database, stamp());
+    }
+    let path = dir.join(&name);
+    let dumped = dump_to(target, &path).await?;
+    write_private(
+        &dir.join(format!("{name}.sha256")),
+        format!("{}  {name}\n", dumped.sha256).as_bytes(),
+    )?;
+    Ok(dumped)
+}
+
+// ---------------------------------------------------------------------------------------------
+// backup::all
+
+#[derive(Debug, Serialize)]
+pub struct FileEntry {
+    pub name: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Skipped {
+    pub what: String,
+    pub why: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Backup {
+    pub dir: String,
+    pub files: Vec<FileEntry>,
+    pub skipped: Vec<Skipped>,
+    pub tables: BTreeMap<String, i64>,
+    pub total_bytes: u64,
+    pub seconds: f64,
+}
+
+struct RedisPart {
+    manifest: Value,
+    file: Option<FileEntry>,
+    skipped: Option<String>,
+}
+
+pub async fn all(target: &Target, dir: &Path) -> Result<Backup, OpError> {
+    let started = Instant::now();
+    private_dir_all(dir)?;
+    // Names are to the second: a second backup within the same second waits for the next.
+    let mut tries = 0;
+    let (folder, started_at) = loop {
+        let at = chrono::Utc::now();
+        let folder = dir.join(format!("{PREFIX}{}", at.format(STAMP)));
+        match std::fs::DirBuilder::new().mode(0o700).create(&folder) {
+            Ok(()) => break (folder, at),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 3 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(
+                    1000 - u64::from(at.timestamp_subsec_millis()).min(999),
+                ))
+                .await;
+            }
+            Err(e) => return Err(file_err("cannot create", &folder, e)),
+        }
+    };
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| file_err("cannot chmod", &folder, e))?;
+    match fill(target, &folder, started_at).await {
+        Ok(mut backup) => {
+            backup.seconds = started.elapsed().as_secs_f64();
+            Ok(backup)
+        }
+        Err(e) => {
+            // Never leave a half backup that prune would count or a restore might pick.
+            let _ = std::fs::remove_dir_all(&folder);
+            Err(e)
+        }
+    }
+}
+
+async fn fill(
+    target: &Target,
+    folder: &Path,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> Result<Backup, OpError> {
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+
+    let dumped = dump_to(target, &folder.join(DUMP)).await?;
+    files.push(FileEntry {
+        name: DUMP.into(),
+        bytes: dumped.bytes,
+        sha256: dumped.sha256.clone(),
+    });
+
+    let redis = backup_redis(target, folder).await;
+    if let Some(f) = redis.file {
+        files.push(f);
+    }
+    if let Some(why) = &redis.skipped {
+        skipped.push(Skipped {
+            what: "redis".into(),
+            why: why.clone(),
+        });
+    }
+
+    let compose_path = PathBuf::from(target.settings.get("compose.file"));
+    let compose = match std::fs::read_to_string(&compose_path) {
+        Ok(text) => {
+            let (clean, redacted) = redact_secrets(&text);
+            let name = compose_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "docker-compose.yml".into());
+            write_private(&folder.join(&name), clean.as_bytes())?;
+            let (bytes, sha256) = sha256_file(&folder.join(&name)).await?;
+            files.push(FileEntry {
+                name: name.clone(),
+                bytes,
+                sha256,
+            });
+            json!({"file": name, "source": compose_path.display().to_string(), "secrets_redacted": redacted})
+        }
+        Err(e) => {
+            let why = format!("compose file {}: {e}", compose_path.display());
+            skipped.push(Skipped {
+                what: "compose".into(),
+                why: why.clone(),
+            });
+            json!({"file": null, "source": compose_path.display().to_string(), "skipped": why})
+        }
+    };
+
+    let config = serde_json::to_vec_pretty(&target.settings.shown())
+        .map_err(|e| OpError::new(ErrorKind::Failed, None, e))?;
+    write_private(&folder.join(CONFIG), &config)?;
+    let (bytes, sha256) = sha256_file(&folder.join(CONFIG)).await?;
+    files.push(FileEntry {
+        name: CONFIG.into(),
+        bytes,
+        sha256,
+    });
+
+    let finished_at = chrono::Utc::now();
+    let manifest = json!({
+        "format": FORMAT,
+        "opsh_version": env!("CARGO_PKG_VERSION"),
+        "started_at": started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "finished_at": finished_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "postgres": {
+            "address": target.pg_backend().address,
+            "database": dumped.database,
+            "server_version": dumped.server_version,
+            "pg_dump_version": dumped.pg_dump_version,
+            "file": DUMP,
+            "format": "custom",
+            "tables": dumped.tables,
+        },
+        "redis": redis.manifest,
+        // Filled by the qdrant:: domain: one entry per collection (name, file, points, and
+        // Qdrant's own checksum of the snapshot).
+        "qdrant": {"included": false, "why": "Qdrant snapshots are not taken by this opsh version", "snapshots": []},
+        "compose": compose,
+        "config": {"file": CONFIG, "secrets": "redacted"},
+        "files": files,
+        "skipped": skipped,
+    });
+    let text = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| OpError::new(ErrorKind::Failed, None, e))?;
+    write_private(&folder.join(MANIFEST), &text)?;
+    let total_bytes = files.iter().map(|f| f.bytes).sum::<u64>() + text.len() as u64;
+    Ok(Backup {
+        dir: folder.display().to_string(),
+        files,
+        skipped,
+        tables: dumped.tables,
+        total_bytes,
+        seconds: 0.0,
+    })
+}
+
+/// BGSAVE, waited on, then the RDB copied from the server's data dir when it is on this host.
+/// Never fails the backup: what could not be done is a skipped note.
+async fn backup_redis(target: &Target, folder: &Path) -> RedisPart {
+    let address = target.redis_backend().address.clone();
+    let skip = |why: String| RedisPart {
+        manifest: json!({"address": address, "file": null, "skipped": why}),
+        file: None,
+        skipped: Some(why),
+    };
+    let redis = match target.redis().await {
+        Ok(r) => r,
+        Err(e) => return skip(e.to_string()),
+    };
+    let progress = Progress::new("redis BGSAVE");
+    let saved = match bgsave(target, redis.conn.clone()).await {
+        Ok(s) => s,
+        Err(e) => return skip(e.to_string()),
+    };
+    drop(progress);
+    let mut c = redis.conn.clone();
+    let config = async {
+        let dir: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("dir")
+            .query_async(&mut c)
+            .await?;
+        let file: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("dbfilename")
+            .query_async(&mut c)
+            .await?;
+        Ok::<_, redis::RedisError>((dir.get(1).cloned(), file.get(1).cloned()))
+    }
+    .await;
+    let path = match config {
+        Ok((Some(dir), Some(file))) => Path::new(&dir).join(file),
+        Ok(_) => return skip("CONFIG GET did not name the RDB file".into()),
+        Err(e) => {
+            return skip(format!(
+                "CONFIG GET dir/dbfilename refused ({e}): the RDB's place is unknown"
+            ));
+        }
+    };
+    let mut manifest = json!({
+        "address": address,
+        "db": redis.db,
+        "server_version": saved.version,
+        "saved_at": saved.at,
+        "rdb_source": path.display().to_string(),
+    });
+    let why = if !redis.local {
+        Some(format!(
+            "Redis runs on another host: its RDB {} cannot be read here",
+            path.display()
+        ))
+    } else {
+        match std::fs::metadata(&path) {
+            Err(e) => Some(format!(
+                "the RDB {} is not readable on this host ({e}); when Redis runs in a container, \
+                 copying it out of the container is not done by this opsh version",
+                path.display()
+            )),
+            Ok(m) if m.mtime() + 2 < saved.at => Some(format!(
+                "the RDB {} on this host is older than the save just made: it is not this server's",
+                path.display()
+            )),
+            Ok(_) => None,
+        }
+    };
+    if let Some(why) = why {
+        manifest["file"] = Value::Null;
+        manifest["skipped"] = json!(why);
+        return RedisPart {
+            manifest,
+            file: None,
+            skipped: Some(why),
+        };
+    }
+    match copy_private(&path, &folder.join(RDB)).await {
+        Ok((bytes, sha256)) => {
+            manifest["file"] = json!(RDB);
+            RedisPart {
+                manifest,
+                file: Some(FileEntry {
+                    name: RDB.into(),
+                    bytes,
+                    sha256,
+                }),
+                skipped: None,
+            }
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(folder.join(RDB));
+            manifest["file"] = Value::Null;
+            manifest["skipped"] = json!(e.to_string());
+            RedisPart {
+                manifest,
+                file: None,
+                skipped: Some(e.to_string()),
+            }
+        }
+    }
+}
+
+struct Saved {
+    version: String,
+    /// Unix time of the save (LASTSAVE).
+    at: i64,
+}
+
+/// Starts a background save and waits until it (not an earlier one) has finished.
+async fn bgsave(
+    target: &Target,
+    mut c: redis::aio::MultiplexedConnection,
+) -> Result<Saved, OpError> {
+    let err = target.redis_err();
+    let info = async |c: &mut redis::aio::MultiplexedConnection| -> Result<BTreeMap<String, String>, OpError> {
+        let text: String = redis::cmd("INFO").arg("persistence").arg("server").query_async(c).await.map_err(target.redis_err())?;
+        Ok(text
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect())
+    };
+    let num = |m: &BTreeMap<String, String>, k: &str| m.get(k).and_then(|v| v.parse::<i64>().ok());
+    let mut attempts = 0;
+    let (saves_before, started) = loop {
+        let before = info(&mut c).await?;
+        let started = chrono::Utc::now().timestamp();
+        match redis::cmd("BGSAVE")
+            .arg("SCHEDULE")
+            .query_async::<String>(&mut c)
+            .await
+        {
+            Ok(_) => break (num(&before, "rdb_saves"), started),
+            // One already running began before this call: wait for it, then start ours.
+            Err(e) if attempts < 50 && e.to_string().contains("in progress") => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(err(e)),
+        }
+    };
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = info(&mut c).await?;
+        if num(&now, "rdb_bgsave_in_progress") == Some(1) {
+            continue;
+        }
+        let lastsave = num(&now, "rdb_last_save_time").unwrap_or(0);
+        let ours = match (saves_before, num(&now, "rdb_saves")) {
+            (Some(before), Some(after)) => after > before,
+            _ => lastsave >= started,
+        };
+        if !ours {
+            // Scheduled behind an AOF rewrite, or not yet begun.
+            continue;
+        }
+        if now.get("rdb_last_bgsave_status").map(String::as_str) == Some("err") {
+            return Err(OpError::backend(
+                target.redis_backend(),
+                ErrorKind::Failed,
+                "BGSAVE failed (rdb_last_bgsave_status:err); the Redis log says why",
+            ));
+        }
+        return Ok(Saved {
+            version: now.get("redis_version").cloned().unwrap_or_default(),
+            at: lastsave,
+        });
+    }
+}
+
+/// Masks secrets in a compose file: the values of keys that name a password, secret, token or
+/// key, and the passwords of URLs. Returns the text and how many values were masked.
+pub fn redact_secrets(text: &str) -> (String, usize) {
+    let mut count = 0;
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let (body, end) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        let mut masked = mask_assignment(body).inspect(|_| count += 1);
+        if masked.is_none() {
+            let (fixed, n) = mask_url_passwords(body);
+            if n > 0 {
+                count += n;
+                masked = Some(fixed);
+            }
+        }
+        out.push_str(masked.as_deref().unwrap_or(body));
+        out.push_str(end);
+    }
+    (out, count)
+}
+
+fn is_secret_name(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "API_KEY",
+        "APIKEY",
+        "PRIVATE_KEY",
+        "ACCESS_KEY",
+        "CREDENTIAL",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
+}
+
+/// `KEY: value`, `KEY=value`, `- KEY=value`, `"KEY": value` with a secret-looking KEY.
+fn mask_assignment(line: &str) -> Option<String> {
+    let indent = line.len() - line.trim_start().len();
+    let rest = &line[indent..];
+    let (dash, rest) = match rest.strip_prefix("- ") {
+        Some(r) => ("- ", r.trim_start()),
+        None => ("", rest),
+    };
+    let pos = rest.find([':', '='])?;
+    let name = rest[..pos].trim().trim_matches(['"', '\'']);
+    if name.is_empty() || name.contains(' ') || !is_secret_name(name) {
+        return None;
+    }
+    let value = rest[pos + 1..].trim();
+    if value.is_empty() || value.starts_with("${") || value == "***" {
+        return None;
+    }
+    Some(
+        format!(
+            "{}{dash}{}{} ***",
+            &line[..indent],
+            &rest[..pos],
+            &rest[pos..=pos]
+        )
+        .replace("= ***", "=***"),
+    )
+}
+
+/// `scheme://user:password@host` → `scheme://user:***@host`, anywhere in the line.
+fn mask_url_passwords(line: &str) -> (String, usize) {
+    let mut out = String::new();
+    let mut n = 0;
+    let mut rest = line;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '/')
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) if authority[..at].contains(':') => {
+                let colon = authority[..at].find(':').unwrap_or(0);
+                out.push_str(&authority[..=colon]);
+                out.push_str("***");
+                out.push_str(&authority[at..]);
+                n += 1;
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    (out, n)
+}
+
+// ---------------------------------------------------------------------------------------------
+// verify
+
+#[derive(Debug, Serialize)]
+pub struct Verified {
+    pub dir: String,
+    pub ok: bool,
+    pub files_checked: i64,
+    pub problems: Vec<String>,
+}
+
+fn read_manifest(dir: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(dir.join(MANIFEST))
+        .map_err(|e| format!("{MANIFEST}: cannot read it: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("{MANIFEST}: not valid JSON: {e}"))
+}
+
+/// `pg_restore --list`: the archive's table of contents, or why it cannot be read.
+async fn pg_list(backend: &Backend, file: &Path) -> Result<String, OpError> {
+    let mut cmd = tokio::process::Command::new("pg_restore");
+    cmd.arg("--list")
+        .arg(file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let out = run_tool(backend, "pg_restore --list", cmd).await?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub async fn verify(target: &Target, dir: &Path) -> Result<Verified, OpError> {
+    if !dir.is_dir() {
+        return Err(OpError::new(
+            ErrorKind::NotFound,
+            None,
+            format!("{} is not a directory", dir.display()),
+        ));
+    }
+    let mut problems = Vec::new();
+    let mut checked = 0i64;
+    let manifest = match read_manifest(dir) {
+        Ok(m) => m,
+        Err(why) => {
+            problems.push(why);
+            return Ok(Verified {
+                dir: dir.display().to_string(),
+                ok: false,
+                files_checked: 0,
+                problems,
+            });
+        }
+    };
+    for field in [
+        "/format",
+        "/opsh_version",
+        "/started_at",
+        "/finished_at",
+        "/postgres/server_version",
+        "/postgres/pg_dump_version",
+        "/postgres/file",
+        "/postgres/tables",
+        "/redis",
+        "/qdrant",
+        "/files",
+    ] {
+        if manifest.pointer(field).is_none_or(Value::is_null) {
+            problems.push(format!(
+                "{MANIFEST}: `{}` is missing",
+                &field[1..].replace('/', ".")
+            ));
+        }
+    }
+    if let Some(f) = manifest.get("format").and_then(Value::as_str)
+        && f != FORMAT
+    {
+        problems.push(format!("{MANIFEST}: format `{f}` is not {FORMAT}"));
+    }
+    if mode_of(dir) & 0o077 != 0 {
+        problems.push(format!(
+            "the folder is readable by others (mode {:o}); chmod 700 it",
+            mode_of(dir)
+        ));
+    }
+    let listed: Vec<&Value> = manifest
+        .get("files")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let mut names = vec![MANIFEST.to_string()];
+    for entry in listed {
+        let (Some(name), Some(bytes), Some(sha)) = (
+            entry.get("name").and_then(Value::as_str),
+            entry.get("bytes").and_then(Value::as_u64),
+            entry.get("sha256").and_then(Value::as_str),
+        ) else {
+            problems.push(format!(
+                "{MANIFEST}: a files entry lacks name, bytes or sha256: {entry}"
+            ));
+            continue;
+        };
+        names.push(name.to_string());
+        let path = dir.join(name);
+        if name.contains('/') || !path.is_file() {
+            problems.push(format!("{name}: missing"));
+            continue;
+        }
+        checked += 1;
+        let (size, sum) = sha256_file(&path).await?;
+        if size != bytes {
+            problems.push(format!("{name}: {size} bytes, the manifest says {bytes}"));
+        } else if sum != sha {
+            problems.push(format!(
+                "{name}: sha256 {sum} differs from the manifest's {sha}"
+            ));
+        }
+        if mode_of(&path) & 0o077 != 0 {
+            problems.push(format!(
+                "{name}: readable by others (mode {:o})",
+                mode_of(&path)
+            ));
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut extra: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !names.contains(n))
+            .collect();
+        extra.sort();
+        for n in extra {
+            problems.push(format!("{n}: not in the manifest"));
+        }
+    }
+    let dump = manifest
+        .pointer("/postgres/file")
+        .and_then(Value::as_str)
+        .unwrap_or(DUMP);
+    if !names.iter().any(|n| n == dump) {
+        problems.push(format!(
+            "{MANIFEST}: the database dump {dump} is not among its files"
+        ));
+    } else if dir.join(dump).is_file()
+        && let Err(e) = pg_list(target.pg_backend(), &dir.join(dump)).await
+    {
+        problems.push(format!("{dump}: pg_restore cannot read it: {}", e.cause));
+    }
+    Ok(Verified {
+        dir: dir.display().to_string(),
+        ok: problems.is_empty(),
+        files_checked: checked,
+        problems,
+    })
+}
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// prune
+
+#[derive(Debug, Serialize)]
+pub struct Pruned {
+    pub dry_run: bool,
+    pub dir: String,
+    pub kept: Vec<String>,
+    pub deleted: Vec<String>,
+    pub bytes_freed: u64,
+}
+
+/// A backup in the backup dir: a folder from `all`, or a dump from `db` (with its .sha256).
+struct Found {
+    name: String,
+    series: &'static str,
+    at: chrono::NaiveDateTime,
+    paths: Vec<PathBuf>,
+}
+
+fn find_backups(dir: &Path) -> Result<Vec<Found>, OpError> {
+    if !dir.exists() {
+        // No backup made yet: nothing to prune.
+        return Ok(Vec::new());
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| file_err("cannot read", dir, e))?;
+    let mut found = Vec::new();
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir()
+            && let Some(ts) = name.strip_prefix(PREFIX)
+            && let Ok(at) = chrono::NaiveDateTime::parse_from_str(ts, STAMP)
+        {
+            found.push(Found {
+                name: name.clone(),
+                series: "all",
+                at,
+                paths: vec![entry.path()],
+            });
+        } else if kind.is_file()
+            && let Some(stem) = name.strip_suffix(".dump")
+            && let Some((_, ts)) = stem.rsplit_once('-')
+            && let Ok(at) = chrono::NaiveDateTime::parse_from_str(ts, STAMP)
+        {
+            let mut paths = vec![entry.path()];
+            let sidecar = dir.join(format!("{name}.sha256"));
+            if sidecar.is_file() {
+                paths.push(sidecar);
+            }
+            found.push(Found {
+                name,
+                series: "db",
+                at,
+                paths,
+            });
+        }
+    }
+    found.sort_by(|a, b| b.at.cmp(&a.at).then(b.name.cmp(&a.name)));
+    Ok(found)
+}
+
+fn size_of(path: &Path) -> u64 {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(path)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| size_of(&e.path())).sum())
+            .unwrap_or(0),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }
+}
+
+/// Deletes backups beyond the newest `keep_last` of each kind that are also older than
+/// `keep_days` days: a backup stays when either rule keeps it.
+pub async fn prune(
+    target: &Target,
+    dir: &Path,
+    keep_last: i64,
+    keep_days: i64,
+) -> Result<Pruned, OpError> {
+    if keep_last < 0 || keep_days < 0 {
+        return Err(OpError::invalid(
+            "keep_last and keep_days must not be negative",
+        ));
+    }
+    let found = find_backups(dir)?;
+    let cutoff = chrono::Utc::now().naive_utc() - chrono::Duration::days(keep_days);
+    let mut kept = Vec::new();
+    let mut gone = Vec::new();
+    let mut seen: BTreeMap<&str, i64> = BTreeMap::new();
+    for f in &found {
+        let rank = seen.entry(f.series).or_default();
+        *rank += 1;
+        if *rank <= keep_last || f.at >= cutoff {
+            kept.push(f.name.clone());
+        } else {
+            gone.push(f);
+        }
+    }
+    let bytes: u64 = gone.iter().flat_map(|f| &f.paths).map(|p| size_of(p)).sum();
+    let change = Change {
+        op: "backup::prune",
+        summary: format!(
+            "delete {} backups from {} (keeping the newest {keep_last} of each kind and those under {keep_days} days old)",
+            gone.len(),
+            dir.display()
+        ),
+        count: gone.len() as i64,
+        confirm: Confirm::Yes,
+    };
+    let mut result = Pruned {
+        dry_run: true,
+        dir: dir.display().to_string(),
+        kept,
+        deleted: gone.iter().map(|f| f.name.clone()).collect(),
+        bytes_freed: bytes,
+    };
+    if !proceed(target, &change)? {
+        return Ok(result);
+    }
+    result.dry_run = false;
+    for f in gone {
+        for p in &f.paths {
+            let r = if p.is_dir() {
+                std::fs::remove_dir_all(p)
+            } else {
+                std::fs::remove_file(p)
+            };
+            r.map_err(|e| file_err("cannot delete", p, e))?;
+        }
+    }
+    done(
+        target,
+        &change,
+        &format!(
+            "{} backups deleted, {} bytes freed",
+            result.deleted.len(),
+            bytes
+        ),
+    );
+    Ok(result)
+}
+
+// ---------------------------------------------------------------------------------------------
+// restore_db
+
+#[derive(Debug, Serialize)]
+pub struct Restored {
+    pub dry_run: bool,
+    pub file: String,
+    /// "custom" or "plain".
+    pub format: &'static str,
+    /// The checks the file passed before anything was touched.
+    pub checks: Vec<String>,
+    /// Tables whose data the dump holds.
+    pub tables_in_dump: i64,
+    /// Rows per table after the restore (empty on a dry run).
+    pub tables: BTreeMap<String, i64>,
+    /// Whether the counts equal the manifest's; () without a manifest.
+    pub matches_manifest: Option<bool>,
+    pub seconds: f64,
+}
+
+fn refuse(file: &Path, why: impl std::fmt::Display) -> OpError {
+    OpError::new(
+        ErrorKind::Invalid,
+        None,
+        format!(
+            "refusing to restore {}: {why}; the database was not touched",
+            file.display()
+        ),
+    )
+}
+
+/// The dump to restore and what is known of it: a backup folder's postgres.dump with its
+/// manifest, or a file (with a `.sha256` beside it, or a manifest in its folder).
+struct Source {
+    file: PathBuf,
+    sha256: Option<String>,
+    expected: Option<BTreeMap<String, i64>>,
+}
+
+fn source(path: &Path) -> Result<Source, OpError> {
+    let (dir, file) = if path.is_dir() {
+        (path.to_path_buf(), path.join(DUMP))
+    } else {
+        (
+            path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            path.to_path_buf(),
+        )
+    };
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut src = Source {
+        file: file.clone(),
+        sha256: None,
+        expected: None,
+    };
+    if let Ok(manifest) = read_manifest(&dir)
+        && manifest.pointer("/postgres/file").and_then(Value::as_str) == Some(name.as_str())
+    {
+        src.sha256 = manifest
+            .get("files")
+            .and_then(Value::as_array)
+            .and_then(|a| {
+                a.iter()
+                    .find(|f| f.get("name").and_then(Value::as_str) == Some(&name))
+            })
+            .and_then(|f| f.get("sha256").and_then(Value::as_str))
+            .map(str::to_string);
+        src.expected = manifest
+            .pointer("/postgres/tables")
+            .and_then(|t| serde_json::from_value(t.clone()).ok());
+    }
+    if src.sha256.is_none()
+        && let Ok(text) = std::fs::read_to_string(dir.join(format!("{name}.sha256")))
+    {
+        src.sha256 = text.split_whitespace().next().map(str::to_string);
+    }
+    Ok(src)
+}
+
+pub async fn restore_db(target: &Target, path: &Path) -> Result<Restored, OpError> {
+    let started = Instant::now();
+    let backend = target.pg_backend().clone();
+    let src = source(path)?;
+    let file = &src.file;
+    let meta = std::fs::metadata(file).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => OpError::new(
+            ErrorKind::NotFound,
+            None,
+            format!(
+                "refusing to restore {}: no such file; the database was not touched",
+                file.display()
+            ),
+        ),
+        _ => refuse(file, e),
+    })?;
+    if !meta.is_file() || meta.len() == 0 {
+        return Err(refuse(file, "it is empty or not a file"));
+    }
+    let mut head = [0u8; 4096];
+    let n = std::fs::File::open(file)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(|e| refuse(file, e))?;
+    let head = &head[..n];
+    let format = if head.starts_with(b"PGDMP") {
+        "custom"
+    } else if String::from_utf8_lossy(head).contains("PostgreSQL database dump") {
+        "plain"
+    } else {
+        return Err(refuse(
+            file,
+            "it is neither a pg_dump custom archive nor a plain pg_dump SQL file",
+        ));
+    };
+    let mut checks = Vec::new();
+    if let Some(expected) = &src.sha256 {
+        let (_, sum) = sha256_file(file).await?;
+        if &sum != expected {
+            return Err(refuse(
+                file,
+                format!(
+                    "its sha256 {sum} differs from the recorded {expected} (changed or truncated)"
+                ),
+            ));
+        }
+        checks.push("sha256 matches the recorded one".to_string());
+    }
+    let tables_in_dump;
+    if format == "custom" {
+        let progress = Progress::new(format!("checking {}", file.display()));
+        let list = pg_list(&backend, file)
+            .await
+            .map_err(|e| refuse(file, format!("pg_restore cannot read it: {}", e.cause)))?;
+        tables_in_dump = list.lines().filter(|l| l.contains(" TABLE DATA ")).count() as i64;
+        checks.push(format!(
+            "pg_restore --list reads {} entries",
+            list.lines().filter(|l| !l.starts_with(';')).count()
+        ));
+        if src.sha256.is_none() {
+            // Nothing to compare with: read the whole archive, so truncated or corrupt data is
+            // found now and not halfway through the restore.
+            let mut cmd = tokio::process::Command::new("pg_restore");
+            cmd.arg("--file=/dev/null")
+                .arg(file)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true);
+            run_tool(&backend, "pg_restore", cmd).await.map_err(|e| {
+                refuse(
+                    file,
+                    format!("its data cannot be read to the end: {}", e.cause),
+                )
+            })?;
+            checks.push("pg_restore reads all its data".to_string());
+        }
+        drop(progress);
+    } else {
+        let text_tail = read_tail(file, 8192).map_err(|e| refuse(file, e))?;
+        if !text_tail.contains(PLAIN_END) {
+            return Err(refuse(
+                file,
+                format!(
+                    "it does not end with `{PLAIN_END}` as a complete pg_dump plain dump does (truncated?)"
+                ),
+            ));
+        }
+        checks.push("ends as a complete pg_dump plain dump".to_string());
+        tables_in_dump = count_copies(file).map_err(|e| refuse(file, e))?;
+    }
+
+    let pg = pg_target(target)?;
+    let change = Change {
+        op: "backup::restore_db",
+        summary: format!(
+            "replace the contents of database {} at {} with {} ({tables_in_dump} tables)",
+            pg.database,
+            backend.address,
+            file.display()
+        ),
+        count: tables_in_dump.max(1),
+        confirm: Confirm::Yes,
+    };
+    let mut result = Restored {
+        dry_run: true,
+        file: file.display().to_string(),
+        format,
+        checks,
+        tables_in_dump,
+        tables: BTreeMap::new(),
+        matches_manifest: None,
+        seconds: 0.0,
+    };
+    if !proceed(target, &change)? {
+        result.seconds = started.elapsed().as_secs_f64();
+        return Ok(result);
+    }
+    result.dry_run = false;
+    let progress = Progress::new(format!("restoring {}", file.display()));
+    if format == "custom" {
+        let mut cmd = pg_tool(&pg, "pg_restore", true);
+        cmd.args([
+            "--single-transaction",
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--exit-on-error",
+        ])
+        .arg(file);
+        run_tool(&backend, "pg_restore", cmd).await?;
+    } else {
+        let mut cmd = pg_tool(&pg, "psql", true);
+        cmd.args([
+            "--no-psqlrc",
+            "--quiet",
+            "--single-transaction",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ]);
+        if !plain_cleans(file).map_err(|e| refuse(file, e))? {
+            // A dump made without --clean creates tables that exist: empty the schema first,
+            // inside the same transaction, so a failure leaves the database as it was.
+            cmd.args([
+                "--command",
+                "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;",
+            ]);
+        }
+        cmd.arg(format!("--file={}", file.display()));
+        run_tool(&backend, "psql", cmd).await?;
+    }
+    drop(progress);
+    let mut conn = connect(target).await?;
+    result.tables = row_counts(target, &mut conn).await?;
+    let _ = conn.close().await;
+    result.matches_manifest = src.expected.as_ref().map(|e| e == &result.tables);
+    result.seconds = started.elapsed().as_secs_f64();
+    done(
+        target,
+        &change,
+        &format!(
+            "restored: {} tables, {} rows",
+            result.tables.len(),
+            result.tables.values().sum::<i64>()
+        ),
+    );
+    Ok(result)
+}
+
+fn read_tail(file: &Path, n: u64) -> std::io::Result<String> {
+    use std::io::Seek;
+    let mut f = std::fs::File::open(file)?;
+    let len = f.metadata()?.len();
+    f.seek(std::io::SeekFrom::Start(len.saturating_sub(n)))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// Tables a plain dump loads (its COPY … FROM stdin statements).
+fn count_copies(file: &Path) -> std::io::Result<i64> {
+    use std::io::BufRead;
+    let reader = std::io::BufReader::new(std::fs::File::open(file)?);
+    let mut n = 0;
+    for line in reader.split(b'\n') {
+        let line = line?;
+        if line.starts_with(b"COPY ") && line.ends_with(b" FROM stdin;") {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Whether a plain dump drops its objects itself (pg_dump --clean) and makes schema public.
+fn plain_cleans(file: &Path) -> std::io::Result<bool> {
+    use std::io::BufRead;
+    let reader = std::io::BufReader::new(std::fs::File::open(file)?);
+    for line in reader.split(b'\n') {
+        let line = line?;
+        if line.starts_with(b"DROP ") {
+            return Ok(true);
+        }
+        if line.starts_with(b"CREATE TABLE") || line.starts_with(b"COPY ") {
+            return Ok(false);
+        }
+    }
+    Ok(false)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Specs
+
+fn dir_of(c: &crate::ops::spec::Call, name: &str) -> Result<PathBuf, OpError> {
+    Ok(expand_home(&c.str(name)?))
+}
+
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+static DB: Spec = Spec {
+    module: "backup",
+    name: "db",
+    params: &[],
+    options: &[Opt::new(
+        "dir",
+        Kind::Str,
+        Default::Setting("backup.dir"),
+        "where the dump goes (made 0700 when missing)",
+    )],
+    returns: "Map",
+    doc: "Dumps the configured database in pg_dump's custom format to <dir>/<database>-<UTC \
+          stamp>.dump (0600) with a .sha256 beside it, using the host's pg_dump when it is at \
+          least as new as the server. Returns file, bytes, sha256, database, server_version, \
+          pg_dump_version, tables (rows per table, counted in the dump's own snapshot), seconds.",
+    examples: &[Example::new(
+        r#"let d = backup::db(#{dir: "backups"}); [d.tables.processing_jobs, d.sha256.len()]"#,
+        "[8, 64]",
+    )],
+};
+
+static ALL: Spec = Spec {
+    module: "backup",
+    name: "all",
+    params: &[],
+    options: &[Opt::new(
+        "dir",
+        Kind::Str,
+        Default::Setting("backup.dir"),
+        "where the backup folder goes",
+    )],
+    returns: "Map",
+    doc: "Backs up the deployment into <dir>/opsh-backup-<UTC stamp>/ (0700, files 0600): \
+          postgres.dump (custom format), redis.rdb (BGSAVE waited on, copied from the server's \
+          data dir when it is on this host), the compose file and opsh-config.json with secrets \
+          masked, and manifest.json (each file's size and sha256, tool and server versions, row \
+          counts, opsh version, timestamps; a `qdrant` slot for snapshots). What could not be \
+          included is listed in `skipped`. Returns dir, files, skipped, tables, total_bytes, seconds.",
+    examples: &[Example::new(
+        r#"let b = backup::all(#{dir: "backups"}); [b.files[0].name, b.tables.processing_jobs]"#,
+        r#"["postgres.dump", 8]"#,
+    )],
+};
+
+static VERIFY: Spec = Spec {
+    module: "backup",
+    name: "verify",
+    params: &[Param::new(
+        "dir",
+        Kind::Str,
+        "a backup folder made by backup::all",
+    )],
+    options: &[],
+    returns: "Map",
+    doc: "Checks a backup folder: every file's size and sha256 against the manifest, files \
+          missing or not listed, permissions, the manifest's completeness, and that pg_restore \
+          can read the dump. Returns dir, ok, files_checked and problems (one line each).",
+    examples: &[Example::new(
+        r#"let b = backup::all(#{dir: "backups"}); let v = backup::verify(b.dir); [v.ok, v.problems]"#,
+        "[true, []]",
+    )],
+};
+
+static PRUNE: Spec = Spec {
+    module: "backup",
+    name: "prune",
+    params: &[],
+    options: &[
+        Opt::new(
+            "dir",
+            Kind::Str,
+            Default::Setting("backup.dir"),
+            "the backup dir",
+        ),
+        Opt::new(
+            "keep_last",
+            Kind::Int,
+            Default::Setting("backup.keep_last"),
+            "keep the newest this many of each kind (folders, dumps)",
+        ),
+        Opt::new(
+            "keep_days",
+            Kind::Int,
+            Default::Setting("backup.keep_days"),
+            "keep those younger than this many days",
+        ),
+    ],
+    returns: "Map",
+    doc: "Deletes old backups (opsh-backup-* folders and <database>-<stamp>.dump files) that \
+          neither rule keeps, after confirmation (`yes`, or --yes); --dry-run lists them. \
+          Returns dry_run, dir, kept, deleted (names), bytes_freed.",
+    examples: &[Example::new(
+        r#"backup::prune(#{dir: "backups"}).deleted"#,
+        "[]",
+    )],
+};
+
+static RESTORE_DB: Spec = Spec {
+    module: "backup",
+    name: "restore_db",
+    params: &[Param::new(
+        "file",
+        Kind::Str,
+        "a .dump (custom format), a plain .sql dump, or a backup folder",
+    )],
+    options: &[],
+    returns: "Map",
+    doc: "Restores the configured database from a dump. First checks it and refuses a missing, \
+          truncated or corrupt one before touching anything (sha256 against the manifest or the \
+          .sha256 beside it; pg_restore must read it; a plain .sql must end as pg_dump ends \
+          one); then asks for confirmation (`yes`, or --yes; --dry-run stops here) and restores \
+          in one transaction (pg_restore --single-transaction --clean --if-exists, or psql -1 \
+          with ON_ERROR_STOP). Returns dry_run, file, format, checks, tables_in_dump, tables \
+          (rows after), matches_manifest, seconds.",
+    examples: &[Example::new(
+        r#"let k = (); try { backup::restore_db("nowhere.dump") } catch (e) { k = e.kind } k"#,
+        r#""not_found""#,
+    )],
+};
+
+pub fn register(reg: &mut Registrar) {
+    reg.add(&DB, |c| {
+        let dir = dir_of(c, "dir")?;
+        c.block(db(c.target, &dir))
+    });
+    reg.add(&ALL, |c| {
+        let dir = dir_of(c, "dir")?;
+        c.block(all(c.target, &dir))
+    });
+    reg.add(&VERIFY, |c| {
+        let dir = dir_of(c, "dir")?;
+        c.block(verify(c.target, &dir))
+    });
+    reg.add(&PRUNE, |c| {
+        let dir = dir_of(c, "dir")?;
+        c.block(prune(
+            c.target,
+            &dir,
+            c.int("keep_last")?,
+            c.int("keep_days")?,
+        ))
+    });
+    reg.add(&RESTORE_DB, |c| {
+        let file = dir_of(c, "file")?;
+        c.block(restore_db(c.target, &file))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_secrets;
+
+    #[test]
+    fn compose_secrets_are_masked() {
+        let text = "services:\n  postgres:\n    environment:\n      POSTGRES_PASSWORD: youtube_pass\n      - OPENAI_API_KEY=sk-123\n      DATABASE_URL: postgres://u:youtube_pass@postgres:5432/db\n      POSTGRES_USER: youtube_user\n      X_TOKEN: ${X_TOKEN}\n";
+        let (out, n) = redact_secrets(text);
+        assert_eq!(
+            out,
+            "services:\n  postgres:\n    environment:\n      POSTGRES_PASSWORD: ***\n      - OPENAI_API_KEY=***\n      DATABASE_URL: postgres://u:***@postgres:5432/db\n      POSTGRES_USER: youtube_user\n      X_TOKEN: ${X_TOKEN}\n"
+        );
+        assert_eq!(n, 3);
+    }
+}

@@ -1,0 +1,285 @@
+//! The Qdrant client: qdrant-client over gRPC (qdrant.url, 6334) for everything but snapshot
+//! download, which is REST (qdrant.rest_url, 6333). The one place that turns its errors into
+//! operation errors, naming the likely mistake (the REST port where gRPC is needed, an API key
+//! refused, a collection that does not exist).
+//!
+//! qdrant-client's own version check is skipped: it `println!`s to stdout, which would break
+//! `--json`. [`compatibility`] is opsh's own, and connect warns on stderr.
+
+use std::time::Duration;
+
+use qdrant_client::{Qdrant as Grpc, QdrantError};
+
+use super::Connect;
+use crate::config::{Settings, redact_url};
+use crate::ops::error::{Backend, ErrorKind, OpError};
+
+/// The qdrant-client version opsh is built with (its minor version is what a server is compared
+/// with).
+pub const CLIENT_VERSION: &str = "1.20.0";
+
+pub struct Qdrant {
+    pub client: Grpc,
+    /// The REST base URL, without a trailing slash.
+    pub rest_url: String,
+    pub api_key: Option<String>,
+    /// The server's version, from the health check made on connect.
+    pub server_version: String,
+    /// Why the server and client may not work together, if they may not.
+    pub compatibility: Option<String>,
+}
+
+impl Connect for Qdrant {
+    const NAME: &'static str = "qdrant";
+
+    fn address(settings: &Settings) -> String {
+        redact_url(settings.get("qdrant.url"))
+    }
+
+    async fn connect(settings: &Settings, backend: &Backend) -> Result<Qdrant, OpError> {
+        let url = settings.get("qdrant.url");
+        url::Url::parse(url).map_err(|e| {
+            OpError::backend(backend, ErrorKind::Invalid, format!("qdrant.url: {e}"))
+        })?;
+        let api_key = Some(settings.get("qdrant.api_key").to_string()).filter(|k| !k.is_empty());
+        let client = Grpc::from_url(url)
+            .api_key(api_key.clone())
+            .skip_compatibility_check()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(300))
+            .build()
+            .map_err(error(backend))?;
+        // One direct call, so an unreachable server or a wrong port shows its real cause here.
+        let health = client.health_check().await.map_err(error(backend))?;
+        // Qdrant answers the health check without the API key; a call that needs it tells a
+        // refused key here rather than at the first real operation.
+        client.list_collections().await.map_err(error(backend))?;
+        let compatibility = compatibility(CLIENT_VERSION, &health.version);
+        if let Some(why) = &compatibility {
+            tracing::warn!("{backend}: {why}");
+        }
+        Ok(Qdrant {
+            client,
+            rest_url: settings
+                .get("qdrant.rest_url")
+                .trim_end_matches('/')
+                .to_string(),
+            api_key,
+            server_version: health.version,
+            compatibility,
+        })
+    }
+}
+
+/// Why a server of `server` version may not work with this client, or None. Qdrant's rule: same
+/// major version, minor versions at most one apart.
+pub fn compatibility(client: &str, server: &str) -> Option<String> {
+    let parse = |v: &str| -> Option<(u64, u64)> {
+        let mut parts = v.trim_start_matches('v').split('.');
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    };
+    let (Some((cmaj, cmin)), Some((smaj, smin))) = (parse(client), parse(server)) else {
+        return Some(format!(
+            "cannot read the server version {server:?}; compatibility with client {client} unknown"
+        ));
+    };
+    if cmaj != smaj || cmin.abs_diff(smin) > 1 {
+        Some(format!(
+            "server version {server} and opsh's client {client} differ by more than one minor \
+             version; some calls may fail"
+        ))
+    } else {
+        None
+    }
+}
+
+/// A qdrant-client error as an operation error naming the server and, where it is one of the
+/// common mistakes, what to do about it.
+pub fn error(backend: &Backend) -> impl Fn(QdrantError) -> OpError + '_ {
+    move |e| {
+        let (kind, cause) = describe(&e);
+        OpError::backend(backend, kind, cause)
+    }
+}
+
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
+
+fn describe(e: &QdrantError) -> (ErrorKind, String) {
+    use tonic::Code;
+    let status = match e {
+        QdrantError::ResponseError { status } => status,
+        QdrantError::ResourceExhaustedError { status, .. } => status,
+        QdrantError::InvalidUri(u) => return (ErrorKind::Invalid, format!("invalid URL: {u}")),
+        other => return (ErrorKind::Failed, other.to_string()),
+    };
+    let detail = {
+        let mut text = status.message().to_string();
+        if let Some(source) = std::error::Error::source(status) {
+            let more = chain(source);
+            if !text.contains(&more) {
+                text = if text.is_empty() {
+                    more
+                } else {
+                    format!("{text}: {more}")
+                };
+            }
+        }
+        text
+    };
+    let lower = detail.to_lowercase();
+    // An HTTP/1 server (Qdrant's REST port, or any web server) answering a gRPC (HTTP/2) call.
+    if lower.contains("h2 protocol error")
+        || lower.contains("http2 error")
+        || lower.contains("frame with invalid size")
+        || lower.contains("invalid http version")
+        || lower.contains("grpc-status header missing")
+        || lower.contains("connection reset") && status.code() == Code::Unknown
+    {
+        return (
+            ErrorKind::Unreachable,
+            format!(
+                "the server does not speak gRPC ({detail}); is qdrant.url Qdrant's REST port \
+                 (6333)? opsh needs the gRPC port, 6334 by default, and qdrant.rest_url for REST"
+            ),
+        );
+    }
+    match status.code() {
+        Code::Unauthenticated | Code::PermissionDenied => (
+            ErrorKind::Refused,
+            format!("the API key was refused ({detail}); check qdrant.api_key (QDRANT_API_KEY)"),
+        ),
+        Code::NotFound => (ErrorKind::NotFound, detail),
+        Code::Unavailable => (ErrorKind::Unreachable, detail),
+        Code::DeadlineExceeded => (ErrorKind::Timeout, detail),
+        Code::InvalidArgument => (ErrorKind::Invalid, detail),
+        Code::Cancelled if lower.contains("timeout") || lower.contains("timed out") => {
+            (ErrorKind::Timeout, detail)
+        }
+        _ if lower.contains("transport error") || lower.contains("connect") => {
+            (ErrorKind::Unreachable, detail)
+        }
+        _ => (ErrorKind::Failed, detail),
+    }
+}
+
+/// A missing collection as Qdrant says it ("Collection `x` doesn't exist!"), normalised.
+pub fn not_found(backend: &Backend, collection: &str) -> OpError {
+    OpError::backend(
+        backend,
+        ErrorKind::NotFound,
+        format!("collection `{collection}` does not exist"),
+    )
+}
+
+/// One REST GET into a file: the status checked, the body streamed to `out`, hashed on the way.
+/// Returns the byte count and the sha256 as lowercase hex.
+pub async fn rest_download(
+    qdrant: &Qdrant,
+    backend: &Backend,
+    path: &str,
+    out: &mut tokio::fs::File,
+) -> Result<(u64, String), OpError> {
+    use http_body_util::BodyExt;
+    use sha2::Digest;
+    use tokio::io::AsyncWriteExt;
+
+    let url = format!("{}{path}", qdrant.rest_url);
+    if url.starts_with("https:") {
+        return Err(OpError::backend(
+            backend,
+            ErrorKind::Invalid,
+            "qdrant.rest_url is https; opsh's snapshot download speaks plain http only",
+        ));
+    }
+    let uri: hyper::Uri = url.parse().map_err(|e| {
+        OpError::backend(backend, ErrorKind::Invalid, format!("qdrant.rest_url: {e}"))
+    })?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
+    let mut request = hyper::Request::get(uri);
+    if let Some(key) = &qdrant.api_key {
+        request = request.header("api-key", key);
+    }
+    let request = request
+        .body(http_body_util::Empty::new())
+        .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
+    let shown = redact_url(&qdrant.rest_url);
+    let response = client.request(request).await.map_err(|e| {
+        OpError::backend(
+            backend,
+            ErrorKind::Unreachable,
+            format!("REST {shown}: {}", chain(&e)),
+        )
+    })?;
+    let status = response.status();
+    let mut body = response.into_body();
+    if !status.is_success() {
+        let bytes = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["status"]["error"].as_str().map(str::to_string))
+            .unwrap_or_else(|| text.trim().chars().take(200).collect());
+        let kind = match status.as_u16() {
+            401 | 403 => ErrorKind::Refused,
+            404 => ErrorKind::NotFound,
+            _ => ErrorKind::Failed,
+        };
+        return Err(OpError::backend(
+            backend,
+            kind,
+            format!("REST {shown}: HTTP {status}: {message}"),
+        ));
+    }
+    let mut hasher = sha2::Sha256::new();
+    let mut size = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            OpError::backend(backend, ErrorKind::Failed, format!("REST {shown}: {e}"))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            hasher.update(&data);
+            size += data.len() as u64;
+            out.write_all(&data).await.map_err(|e| {
+                OpError::backend(backend, ErrorKind::Failed, format!("writing: {e}"))
+            })?;
+        }
+    }
+    out.flush()
+        .await
+        .map_err(|e| OpError::backend(backend, ErrorKind::Failed, format!("writing: {e}")))?;
+    let digest = hasher.finalize();
+    let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Ok((size, hex))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compatibility;
+
+    #[test]
+    fn minor_versions_more_than_one_apart_are_flagged() {
+        assert_eq!(compatibility("1.20.0", "1.20.3"), None);
+        assert_eq!(compatibility("1.20.0", "1.19.0"), None);
+        assert_eq!(compatibility("1.20.0", "1.21.0"), None);
+        assert!(compatibility("1.20.0", "1.18.2").is_some());
+        assert!(compatibility("1.20.0", "2.20.0").is_some());
+        assert!(compatibility("1.20.0", "garbage").is_some());
+    }
+}

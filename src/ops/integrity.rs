@@ -1,0 +1,1591 @@
+//! `integrity::` — the guide's PostgreSQL ↔ Qdrant consistency check (make check-data), its
+//! fix (check-data-fix, clean-orphans) and the cascade delete of one content item.
+//!
+//! What is compared is configuration: a [`Pair`] is a table (its id column and a row filter) and
+//! a collection, matched either by point id (the row's column holds the point id as text) or by
+//! a payload key naming the row. The deployment's two pairs are the defaults:
+//! vector_mappings rows of youtube_content ↔ youtube_content by chunk_id, and content ↔
+//! youtube_summaries by payload content_id (plus: content marked vector_stored must have its
+//! summary and its chunks). A site adds pairs with the setting `integrity.pairs` (JSON).
+//!
+//! Ids are compared as Qdrant identifies points ([`PointKey`]): `"4a7d…9b"` (an MD5 hex digest)
+//! and `"4a7d1ed4-1447-…"` are the same point. A chunk id Qdrant would refuse is "invalid":
+//! listed, never matching, never deleted.
+//!
+//! Memory and time. Both sides are read at the same time (PostgreSQL with COPY, Qdrant by a
+//! scroll without payload or vectors), each into a compact vector of ids — 8 bytes per numeric
+//! id, 16 per UUID — which are sorted and merged. That is 32 MB per million pairs of ids, and
+//! the check takes about as long as the slower of the two streams instead of their sum. A merge
+//! of two sorted streams would need PostgreSQL to sort by Qdrant's reading of the text, which it
+//! cannot express exactly (its uuid input accepts other forms than Qdrant's) and which costs a
+//! server-side sort of N rows on every check; 16 bytes an id is the cheaper price. Only the
+//! differences are kept beyond that, and a report carries counts plus a bounded sample.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgPoolCopyExt;
+
+use crate::ops::Target;
+use crate::ops::destructive::{Change, Confirm, done, proceed};
+use crate::ops::error::{ErrorKind, OpError};
+use crate::ops::jobs;
+use crate::ops::qdrant::{self as qd, PointKey};
+use crate::ops::spec::{Default, Example, Kind, Opt, Param, Registrar, Spec};
+
+/// The deployment's tables check-data requires.
+pub const REQUIRED_TABLES: [&str; 5] = [
+    "channels",
+    "content",
+    "transcripts",
+    "processing_jobs",
+    "vector_mappings",
+];
+
+/// How many ids of each kind a report shows.
+pub const SAMPLE: usize = 20;
+
+/// One table ↔ collection comparison.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Pair {
+    pub name: String,
+    pub table: String,
+    pub id_column: String,
+    /// A SQL predicate selecting the table's rows that belong to the collection.
+    #[serde(default)]
+    pub filter: Option<String>,
+    pub collection: String,
+    /// None: the id column holds the point id. Some(key): a point's payload `key` holds the
+    /// row's id.
+    #[serde(default)]
+    pub payload_key: Option<String>,
+    /// Rows that must have a point: a SQL predicate (by payload pairs; by id pairs: every row).
+    #[serde(default)]
+    pub required: Option<String>,
+}
+
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The deployment's pairs, with the configured collection names.
+pub fn default_pairs(target: &Target) -> Vec<Pair> {
+    let content = target.settings.get("qdrant.content_collection").to_string();
+    let summaries = target
+        .settings
+        .get("qdrant.summaries_collection")
+        .to_string();
+    vec![
+        Pair {
+            name: "chunks".into(),
+            table: "vector_mappings".into(),
+            id_column: "chunk_id".into(),
+            filter: Some(format!("vector_collection = {}", literal(&content))),
+            collection: content,
+            payload_key: None,
+            required: None,
+        },
+        Pair {
+            name: "summaries".into(),
+            table: "content".into(),
+            id_column: "id".into(),
+            filter: None,
+            collection: summaries,
+            payload_key: Some("content_id".into()),
+            required: Some("vector_stored".into()),
+        },
+    ]
+}
+
+/// The default pairs plus those of the setting `integrity.pairs` (a JSON array of pairs).
+pub fn configured_pairs(target: &Target) -> Result<Vec<Pair>, OpError> {
+    let mut pairs = default_pairs(target);
+    let extra = target.settings.get("integrity.pairs").trim();
+    if !extra.is_empty() {
+        let more: Vec<Pair> = serde_json::from_str(extra).map_err(|e| {
+            OpError::invalid(format!(
+                "setting integrity.pairs: {e} (expected a JSON array of {{name, table, id_column, collection, filter?, payload_key?, required?}})"
+            ))
+        })?;
+        for p in more {
+            pairs.retain(|q| q.name != p.name);
+            pairs.push(p);
+        }
+    }
+    Ok(pairs)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Connection {
+    pub ok: bool,
+    pub address: String,
+    /// "connected", the server version, or the error.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectionState {
+    pub name: String,
+    pub exists: bool,
+    pub points: u64,
+}
+
+/// One pair's result: counts and bounded samples (the full lists stay in [`Full`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct PairResult {
+    pub name: String,
+    pub table: String,
+    pub collection: String,
+    pub compared: bool,
+    /// Why it was not compared (a missing table or collection, an error).
+    pub error: String,
+    pub rows: u64,
+    pub points: u64,
+    pub matched: u64,
+    /// Rows whose point is absent (by payload: required rows without a point).
+    pub missing: u64,
+    /// Points with no row.
+    pub orphans: u64,
+    /// Row ids (or payload values) Qdrant could not hold: neither u64 nor UUID; never matched,
+    /// never deleted. By payload: points without the key.
+    pub invalid: u64,
+    pub sample_missing: Vec<String>,
+    pub sample_orphans: Vec<String>,
+    pub sample_invalid: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobsState {
+    pub checked: bool,
+    pub older_than: String,
+    pub stuck: u64,
+    pub sample_stuck_ids: Vec<i64>,
+}
+
+/// The check's report data, as the guide lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// healthy, warning or critical.
+    pub status: String,
+    pub connections: Connections,
+    pub tables: Tables,
+    pub collections: Vec<CollectionState>,
+    pub pairs: Vec<PairResult>,
+    /// Content marked vector_stored whose chunks or summary are missing.
+    pub content_missing_vectors: u64,
+    pub sample_content_missing_vectors: Vec<i64>,
+    pub jobs: JobsState,
+    /// One line per problem, in words.
+    pub issues: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Connections {
+    pub postgres: Connection,
+    pub qdrant: Connection,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tables {
+    pub required: Vec<String>,
+    pub missing: Vec<String>,
+}
+
+/// The full lists of the last check, for fix and for scripts.
+#[derive(Debug, Clone, Default)]
+pub struct Full {
+    pub pairs: Vec<(Pair, Lists)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Lists {
+    pub missing: Vec<String>,
+    pub orphans: Vec<PointKey>,
+    pub invalid: Vec<String>,
+}
+
+thread_local! {
+    /// The full lists of this run's last check (the engine runs on one thread).
+    static LAST: RefCell<Option<Full>> = const { RefCell::new(None) };
+}
+
+fn sample<T: ToString>(items: &[T]) -> Vec<String> {
+    items.iter().take(SAMPLE).map(ToString::to_string).collect()
+}
+
+/// Ids of one side, split as Qdrant orders them.
+#[derive(Default)]
+struct IdSet {
+    nums: Vec<u64>,
+    uuids: Vec<u128>,
+}
+
+impl IdSet {
+    fn push(&mut self, key: PointKey) {
+        match key {
+            PointKey::Num(n) => self.nums.push(n),
+            PointKey::Uuid(u) => self.uuids.push(u),
+        }
+    }
+    fn len(&self) -> usize {
+        self.nums.len() + self.uuids.len()
+    }
+    fn sort(&mut self) {
+        if !self.nums.is_sorted() {
+            self.nums.sort_unstable();
+        }
+        if !self.uuids.is_sorted() {
+            self.uuids.sort_unstable();
+        }
+        self.nums.dedup();
+        self.uuids.dedup();
+    }
+}
+
+/// Sorted-merge difference: (in a not b, in b not a, common count).
+fn diff<T: Ord + Copy>(a: &[T], b: &[T], only_a: &mut Vec<T>, only_b: &mut Vec<T>) -> u64 {
+    let (mut i, mut j, mut common) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                only_a.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                only_b.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    only_a.extend_from_slice(&a[i..]);
+    only_b.extend_from_slice(&b[j..]);
+    common
+}
+
+/// Decodes one field of COPY's text format.
+fn unescape(field: &[u8]) -> String {
+    if !field.contains(&b'\\') {
+        return String::from_utf8_lossy(field).into_owned();
+    }
+    let mut out = Vec::with_capacity(field.len());
+    let mut it = field.iter().copied();
+    while let Some(b) = it.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match it.next() {
+            Some(b'n') => out.push(b'\n'),
+            Some(b't') => out.push(b'\t'),
+            Some(b'r') => out.push(b'\r'),
+            Some(b'b') => out.push(8),
+            Some(b'f') => out.push(12),
+            Some(b'v') => out.push(11),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Streams one text column out of PostgreSQL with COPY, handing each value to `each`.
+async fn copy_column(
+    target: &Target,
+    select: &str,
+    mut each: impl FnMut(&[u8]),
+) -> Result<(), OpError> {
+    let pool = target.pg().await?;
+    let statement = format!("COPY ({select}) TO STDOUT");
+    let mut stream = pool
+        .copy_out_raw(&statement)
+        .await
+        .map_err(target.pg_err())?;
+    let mut rest: Vec<u8> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(target.pg_err())?;
+        let mut data: &[u8] = &chunk;
+        if !rest.is_empty() {
+            match data.iter().position(|&b| b == b'\n') {
+                Some(nl) => {
+                    rest.extend_from_slice(&data[..nl]);
+                    each(&rest);
+                    rest.clear();
+                    data = &data[nl + 1..];
+                }
+                None => {
+                    rest.extend_from_slice(data);
+                    continue;
+                }
+            }
+        }
+        let mut lines = data.split(|&b| b == b'\n');
+        let mut last = lines.next();
+        for line in lines {
+            if let Some(l) = last {
+                each(l);
+            }
+            last = Some(line);
+        }
+        if let Some(l) = last {
+            rest.extend_from_slice(l);
+        }
+    }
+    if !rest.is_empty() {
+        each(&rest);
+    }
+    Ok(())
+}
+
+fn where_clause(filter: &Option<String>) -> String {
+    match filter {
+        Some(f) if !f.trim().is_empty() => format!(" WHERE ({f})"),
+        _ => String::new(),
+    }
+}
+
+/// A by-id pair: both sides streamed at once into id sets, then merged.
+async fn compare_by_id(
+    target: &Target,
+    pair: &Pair,
+    page: u32,
+) -> Result<(PairResult, Lists), OpError> {
+    let select = format!(
+        "SELECT {}::text FROM {}{}",
+        ident(&pair.id_column),
+        ident(&pair.table),
+        where_clause(&pair.filter)
+    );
+    let mut rows = IdSet::default();
+    let mut invalid: Vec<String> = Vec::new();
+    let mut row_count = 0u64;
+    let pg = copy_column(target, &select, |line| {
+        row_count += 1;
+        let text = unescape(line);
+        match std::str::from_utf8(line)
+            .ok()
+            .filter(|_| !line.contains(&b'\\'))
+            .and_then(PointKey::parse)
+            .or_else(|| PointKey::parse(&text))
+        {
+            Some(k) => rows.push(k),
+            None => invalid.push(if line == b"\\N" { "NULL".into() } else { text }),
+        }
+    });
+    let mut points = IdSet::default();
+    let qd = qd::scroll(target, &pair.collection, page, &[], |page| {
+        for p in page {
+            if let Some(k) = p.id.as_ref().and_then(PointKey::from_grpc) {
+                points.push(k);
+            }
+        }
+    });
+    let (a, b) = tokio::join!(pg, qd);
+    a?;
+    b?;
+    rows.sort();
+    points.sort();
+    let (mut missing_n, mut orphan_n) = (Vec::new(), Vec::new());
+    let (mut missing_u, mut orphan_u) = (Vec::new(), Vec::new());
+    let matched = diff(&rows.nums, &points.nums, &mut missing_n, &mut orphan_n)
+        + diff(&rows.uuids, &points.uuids, &mut missing_u, &mut orphan_u);
+    let missing: Vec<String> = missing_n
+        .into_iter()
+        .map(PointKey::Num)
+        .chain(missing_u.into_iter().map(PointKey::Uuid))
+        .map(|k| k.to_string())
+        .collect();
+    let orphans: Vec<PointKey> = orphan_n
+        .into_iter()
+        .map(PointKey::Num)
+        .chain(orphan_u.into_iter().map(PointKey::Uuid))
+        .collect();
+    invalid.sort();
+    let result = PairResult {
+        name: pair.name.clone(),
+        table: pair.table.clone(),
+        collection: pair.collection.clone(),
+        compared: true,
+        error: String::new(),
+        rows: row_count,
+        points: points.len() as u64,
+        matched,
+        missing: missing.len() as u64,
+        orphans: orphans.len() as u64,
+        invalid: invalid.len() as u64,
+        sample_missing: sample(&missing),
+        sample_orphans: sample(&orphans),
+        sample_invalid: sample(&invalid),
+    };
+    Ok((
+        result,
+        Lists {
+            missing,
+            orphans,
+            invalid,
+        },
+    ))
+}
+
+/// A payload value naming a row, as text (integers in decimal, strings as they are).
+fn payload_text(v: &qdrant_client::qdrant::Value) -> Option<String> {
+    match qd::json_of(v) {
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// A by-payload pair: the rows' ids (and the required ones) first, then the points' payload
+/// values looked up among them.
+async fn compare_by_payload(
+    target: &Target,
+    pair: &Pair,
+    key: &str,
+    page: u32,
+) -> Result<(PairResult, Lists), OpError> {
+    let pool = target.pg().await?;
+    let required = pair
+        .required
+        .as_deref()
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or("false");
+    let sql = format!(
+        "SELECT {col}::text, COALESCE(({required}), false) FROM {table}{filter}",
+        col = ident(&pair.id_column),
+        table = ident(&pair.table),
+        filter = where_clause(&pair.filter)
+    );
+    let all: Vec<(Option<String>, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_all(pool)
+        .await
+        .map_err(target.pg_err())?;
+    let rows = all.len() as u64;
+    let mut ids: Vec<String> = all.iter().filter_map(|(id, _)| id.clone()).collect();
+    ids.sort_unstable();
+    let mut seen: HashSet<String> = HashSet::new();
+    let (mut orphans, mut invalid) = (Vec::new(), Vec::new());
+    let mut points = 0u64;
+    let mut matched = 0u64;
+    qd::scroll(target, &pair.collection, page, &[key], |page| {
+        for p in page {
+            let Some(id) = p.id.as_ref().and_then(PointKey::from_grpc) else {
+                continue;
+            };
+            points += 1;
+            match p.payload.get(key).and_then(payload_text) {
+                None => invalid.push(id.to_string()),
+                Some(value) => {
+                    if ids.binary_search(&value).is_ok() {
+                        matched += 1;
+                        seen.insert(value);
+                    } else {
+                        orphans.push(id);
+                    }
+                }
+            }
+        }
+    })
+    .await?;
+    let mut missing: Vec<String> = all
+        .into_iter()
+        .filter(|(id, req)| *req && id.as_ref().is_some_and(|i| !seen.contains(i)))
+        .filter_map(|(id, _)| id)
+        .collect();
+    missing.sort_by(|a, b| (a.len(), a.as_str()).cmp(&(b.len(), b.as_str())));
+    orphans.sort();
+    invalid.sort();
+    let result = PairResult {
+        name: pair.name.clone(),
+        table: pair.table.clone(),
+        collection: pair.collection.clone(),
+        compared: true,
+        error: String::new(),
+        rows,
+        points,
+        matched,
+        missing: missing.len() as u64,
+        orphans: orphans.len() as u64,
+        invalid: invalid.len() as u64,
+        sample_missing: sample(&missing),
+        sample_orphans: sample(&orphans),
+        sample_invalid: sample(&invalid),
+    };
+    Ok((
+        result,
+        Lists {
+            missing,
+            orphans,
+            invalid,
+        },
+    ))
+}
+
+fn not_compared(pair: &Pair, why: String) -> PairResult {
+    PairResult {
+        name: pair.name.clone(),
+        table: pair.table.clone(),
+        collection: pair.collection.clone(),
+        compared: false,
+        error: why,
+        rows: 0,
+        points: 0,
+        matched: 0,
+        missing: 0,
+        orphans: 0,
+        invalid: 0,
+        sample_missing: Vec::new(),
+        sample_orphans: Vec::new(),
+        sample_invalid: Vec::new(),
+    }
+}
+
+pub struct CheckOptions {
+    pub pairs: Vec<Pair>,
+    pub stuck_after: Duration,
+    pub page_size: u32,
+}
+
+/// Runs the check. Never fails on a backend: a connection that fails, a missing table or a
+/// missing collection is a critical finding in the result.
+pub async fn check(target: &Target, opts: &CheckOptions) -> (Check, Full) {
+    let mut issues = Vec::new();
+    let mut critical = false;
+    let mut warning = false;
+
+    let pg_address = target.pg_backend().address.clone();
+    let postgres = match target.pg().await {
+        Ok(_) => Connection {
+            ok: true,
+            address: pg_address,
+            detail: "connected".into(),
+        },
+        Err(e) => {
+            critical = true;
+            issues.push(format!("PostgreSQL connection failed: {e}"));
+            Connection {
+                ok: false,
+                address: pg_address,
+                detail: e.to_string(),
+            }
+        }
+    };
+    let q_address = target.qdrant_backend().address.clone();
+    let qdrant = match target.qdrant().await {
+        Ok(q) => Connection {
+            ok: true,
+            address: q_address,
+            detail: format!("version {}", q.server_version),
+        },
+        Err(e) => {
+            critical = true;
+            issues.push(format!("Qdrant connection failed: {e}"));
+            Connection {
+                ok: false,
+                address: q_address,
+                detail: e.to_string(),
+            }
+        }
+    };
+
+    let mut required: Vec<String> = REQUIRED_TABLES.iter().map(|t| t.to_string()).collect();
+    for p in &opts.pairs {
+        if !required.contains(&p.table) {
+            required.push(p.table.clone());
+        }
+    }
+    let mut missing_tables = Vec::new();
+    if postgres.ok {
+        match existing_tables(target, &required).await {
+            Ok(present) => {
+                missing_tables = required
+                    .iter()
+                    .filter(|t| !present.contains(*t))
+                    .cloned()
+                    .collect();
+            }
+            Err(e) => {
+                critical = true;
+                issues.push(format!("cannot list tables: {e}"));
+            }
+        }
+        for t in &missing_tables {
+            critical = true;
+            issues.push(format!(
+                "required table `{t}` is missing (run `opsh migrate`)"
+            ));
+        }
+    }
+
+    let mut collections = Vec::new();
+    let mut existing: Vec<String> = Vec::new();
+    if qdrant.ok {
+        match qd::names(target).await {
+            Ok(names) => existing = names,
+            Err(e) => {
+                critical = true;
+                issues.push(format!("cannot list collections: {e}"));
+            }
+        }
+        let mut wanted: Vec<&str> = Vec::new();
+        for p in &opts.pairs {
+            if !wanted.contains(&p.collection.as_str()) {
+                wanted.push(&p.collection);
+            }
+        }
+        for name in wanted {
+            let exists = existing.iter().any(|n| n == name);
+            let points = if exists {
+                match qd::count(target, name, true).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        warning = true;
+                        issues.push(format!("cannot count `{name}`: {e}"));
+                        0
+                    }
+                }
+            } else {
+                critical = true;
+                issues.push(format!("Qdrant collection `{name}` does not exist"));
+                0
+            };
+            collections.push(CollectionState {
+                name: name.to_string(),
+                exists,
+                points,
+            });
+        }
+    }
+
+    let mut pairs = Vec::new();
+    let mut full = Full::default();
+    for pair in &opts.pairs {
+        let why = if !postgres.ok || !qdrant.ok {
+            Some("a connection failed".to_string())
+        } else if missing_tables.contains(&pair.table) {
+            Some(format!("table `{}` is missing", pair.table))
+        } else if !existing.contains(&pair.collection) {
+            Some(format!("collection `{}` does not exist", pair.collection))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            pairs.push(not_compared(pair, why));
+            continue;
+        }
+        let compared = match &pair.payload_key {
+            None => compare_by_id(target, pair, opts.page_size).await,
+            Some(key) => compare_by_payload(target, pair, key, opts.page_size).await,
+        };
+        match compared {
+            Ok((result, lists)) => {
+                if result.missing > 0 {
+                    warning = true;
+                    let what = if pair.payload_key.is_some() {
+                        format!("rows of {} without a point", pair.table)
+                    } else {
+                        format!("{} rows whose point is missing", pair.table)
+                    };
+                    issues.push(format!(
+                        "{}: {} {what} in {}",
+                        pair.name, result.missing, pair.collection
+                    ));
+                }
+                if result.orphans > 0 {
+                    warning = true;
+                    issues.push(format!(
+                        "{}: {} orphan vectors in {} (no row in {}); delete them with: opsh clean-orphans",
+                        pair.name, result.orphans, pair.collection, pair.table
+                    ));
+                }
+                if result.invalid > 0 {
+                    warning = true;
+                    let what = if pair.payload_key.is_some() {
+                        format!(
+                            "points without a usable payload `{}`",
+                            pair.payload_key.as_deref().unwrap_or_default()
+                        )
+                    } else {
+                        format!(
+                            "{} values that are neither an integer nor a UUID (never deleted)",
+                            pair.id_column
+                        )
+                    };
+                    issues.push(format!("{}: {} {what}", pair.name, result.invalid));
+                }
+                pairs.push(result);
+                full.pairs.push((pair.clone(), lists));
+            }
+            Err(e) => {
+                critical = true;
+                issues.push(format!("{}: comparison failed: {e}", pair.name));
+                pairs.push(not_compared(pair, e.to_string()));
+            }
+        }
+    }
+
+    // Content marked vector_stored whose chunks or summary are missing (deployment pairs).
+    let mut content_missing: Vec<i64> = Vec::new();
+    if postgres.ok && missing_tables.is_empty() {
+        match content_missing_vectors(target, &pairs, &full).await {
+            Ok(ids) => content_missing = ids,
+            Err(e) => issues.push(format!("cannot check vector_stored content: {e}")),
+        }
+        if !content_missing.is_empty() {
+            warning = true;
+            issues.push(format!(
+                "{} content items are marked vector_stored but their chunks or summary are missing",
+                content_missing.len()
+            ));
+        }
+    }
+
+    let mut jobs_state = JobsState {
+        checked: false,
+        older_than: crate::duration::format(opts.stuck_after),
+        stuck: 0,
+        sample_stuck_ids: Vec::new(),
+    };
+    if postgres.ok && !missing_tables.iter().any(|t| t == "processing_jobs") {
+        match jobs::stuck(target, opts.stuck_after, None, 100_000).await {
+            Ok(stuck) => {
+                jobs_state.checked = true;
+                jobs_state.stuck = stuck.len() as u64;
+                jobs_state.sample_stuck_ids = stuck.iter().take(SAMPLE).map(|j| j.id).collect();
+                if !stuck.is_empty() {
+                    warning = true;
+                    issues.push(format!(
+                        "{} jobs processing for more than {}; reset them with: opsh reset-stuck-jobs",
+                        stuck.len(),
+                        jobs_state.older_than
+                    ));
+                }
+            }
+            Err(e) => issues.push(format!("cannot check stuck jobs: {e}")),
+        }
+    }
+
+    let status = if critical {
+        "critical"
+    } else if warning {
+        "warning"
+    } else {
+        "healthy"
+    };
+    (
+        Check {
+            status: status.into(),
+            connections: Connections { postgres, qdrant },
+            tables: Tables {
+                required,
+                missing: missing_tables,
+            },
+            collections,
+            pairs,
+            content_missing_vectors: content_missing.len() as u64,
+            sample_content_missing_vectors: content_missing.iter().take(SAMPLE).copied().collect(),
+            jobs: jobs_state,
+            issues,
+        },
+        full,
+    )
+}
+
+async fn existing_tables(target: &Target, names: &[String]) -> Result<Vec<String>, OpError> {
+    let pool = target.pg().await?;
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c
+         WHERE c.relname = ANY($1) AND c.relkind IN ('r', 'p', 'v', 'm')
+           AND pg_table_is_visible(c.oid)",
+    )
+    .bind(names)
+    .fetch_all(pool)
+    .await
+    .map_err(target.pg_err())
+}
+
+/// Every text form of a point id Qdrant reads as that id, lowercase, for looking rows up in SQL.
+fn text_forms(key: PointKey) -> Vec<String> {
+    match key {
+        PointKey::Num(n) => vec![n.to_string()],
+        PointKey::Uuid(u) => {
+            let u = uuid::Uuid::from_u128(u);
+            let h = u.hyphenated().to_string();
+            vec![
+                u.simple().to_string(),
+                format!("{{{h}}}"),
+                format!("urn:uuid:{h}"),
+                h,
+            ]
+        }
+    }
+}
+
+/// The deployment's extra check: content marked vector_stored with no chunk mapping, with a
+/// mapping whose point is missing, or (for the summaries pair) without its summary point.
+async fn content_missing_vectors(
+    target: &Target,
+    pairs: &[PairResult],
+    full: &Full,
+) -> Result<Vec<i64>, OpError> {
+    let defaults = default_pairs(target);
+    let (chunks, summaries) = (&defaults[0], &defaults[1]);
+    let mut ids: Vec<i64> = Vec::new();
+    let compared = |name: &str| pairs.iter().any(|p| p.name == name && p.compared);
+    if compared(&chunks.name) {
+        let missing_forms: Vec<String> = full
+            .pairs
+            .iter()
+            .filter(|(p, _)| p == chunks)
+            .flat_map(|(_, l)| l.missing.iter())
+            .filter_map(|t| PointKey::parse(t))
+            .flat_map(text_forms)
+            .collect();
+        let pool = target.pg().await?;
+        let found: Vec<i32> = sqlx::query_scalar(
+            "SELECT c.id FROM content c
+             WHERE c.vector_stored
+               AND (NOT EXISTS (SELECT 1 FROM vector_mappings m
+                                WHERE m.content_id = c.id AND m.vector_collection = $1)
+                    OR (cardinality($2::text[]) > 0 AND EXISTS (
+                         SELECT 1 FROM vector_mappings m
+                         WHERE m.content_id = c.id AND m.vector_collection = $1
+                           AND lower(m.chunk_id) = ANY($2))))",
+        )
+        .bind(&chunks.collection)
+        .bind(&missing_forms)
+        .fetch_all(pool)
+        .await
+        .map_err(target.pg_err())?;
+        ids.extend(found.into_iter().map(i64::from));
+    }
+    if compared(&summaries.name) {
+        for (p, l) in &full.pairs {
+            if p == summaries {
+                ids.extend(l.missing.iter().filter_map(|t| t.parse::<i64>().ok()));
+            }
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Which of these orphan candidates have a row now (read at this moment).
+async fn live_now(
+    target: &Target,
+    pair: &Pair,
+    keys: &[PointKey],
+) -> Result<HashSet<PointKey>, OpError> {
+    let pool = target.pg().await?;
+    let filter = match &pair.filter {
+        Some(f) if !f.trim().is_empty() => format!("({f}) AND "),
+        _ => String::new(),
+    };
+    let col = ident(&pair.id_column);
+    let table = ident(&pair.table);
+    match &pair.payload_key {
+        None => {
+            let forms: Vec<String> = keys.iter().copied().flat_map(text_forms).collect();
+            let sql = format!(
+                "SELECT {col}::text FROM {table} WHERE {filter}lower({col}::text) = ANY($1)"
+            );
+            let texts: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(&forms)
+                .fetch_all(pool)
+                .await
+                .map_err(target.pg_err())?;
+            Ok(texts.iter().filter_map(|t| PointKey::parse(t)).collect())
+        }
+        Some(key) => {
+            // The points' payload values, read again now, then their rows.
+            let points = qd::get(target, &pair.collection, keys, true).await?;
+            let values: Vec<(PointKey, String)> = points
+                .iter()
+                .filter_map(|p| {
+                    let k = PointKey::parse(&p.id)?;
+                    let v = match &p.payload[key.as_str()] {
+                        serde_json::Value::Number(n) => n.to_string(),
+                        serde_json::Value::String(s) => s.clone(),
+                        _ => return None,
+                    };
+                    Some((k, v))
+                })
+                .collect();
+            let texts: Vec<String> = values.iter().map(|(_, v)| v.clone()).collect();
+            let sql =
+                format!("SELECT {col}::text FROM {table} WHERE {filter}{col}::text = ANY($1)");
+            let rows: HashSet<String> = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
+                .bind(&texts)
+                .fetch_all(pool)
+                .await
+                .map_err(target.pg_err())?
+                .into_iter()
+                .collect();
+            // A point whose payload lost its key, or that is gone, is left alone too.
+            let mut live: HashSet<PointKey> = keys.iter().copied().collect();
+            for (k, v) in values {
+                if !rows.contains(&v) {
+                    live.remove(&k);
+                }
+            }
+            Ok(live)
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct PairFix {
+    pub name: String,
+    pub collection: String,
+    pub orphans: u64,
+    /// Deleted (with --dry-run: would be).
+    pub deleted: u64,
+    /// Orphans first seen less than the grace period ago: left for a later run.
+    pub deferred: u64,
+    /// Orphans that had a row by the time their delete was decided: left alone.
+    pub live: u64,
+    /// Invalid ids listed by the check: never deleted.
+    pub invalid_kept: u64,
+    pub sample_deleted: Vec<String>,
+    /// With --dry-run: every id that would be deleted.
+    pub would_delete: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Fixed {
+    pub dry_run: bool,
+    pub grace: String,
+    pub pairs: Vec<PairFix>,
+    pub deleted: u64,
+    pub jobs_reset: i64,
+    pub jobs_failed: i64,
+    /// The check made after the fix.
+    pub after: Check,
+}
+
+pub struct FixOptions {
+    pub check: CheckOptions,
+    pub grace: Duration,
+    pub jobs: bool,
+    pub orphans: bool,
+}
+
+/// Deletes every orphan vector seen as one for at least the grace period and still without a
+/// row when its batch is decided, resets stuck jobs, then checks again.
+pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), OpError> {
+    let (before, full) = check(target, &opts.check).await;
+    if before.status == "critical" {
+        return Err(OpError::new(
+            ErrorKind::Failed,
+            None,
+            format!(
+                "the check is critical, nothing was fixed: {}",
+                before.issues.join("; ")
+            ),
+        ));
+    }
+    let dry_run = target.flags.dry_run;
+    let pool = target.pg().await?;
+    let grace = opts.grace.as_secs_f64();
+    let mut plans: Vec<(Pair, Vec<PointKey>, PairFix)> = Vec::new();
+    // opsh's own bookkeeping table, made on first use (also by `opsh migrate`); a dry run
+    // creates nothing and reads an absent table as "no orphan seen before".
+    let have_candidates: bool =
+        sqlx::query_scalar("SELECT to_regclass('opsh_orphan_candidates') IS NOT NULL")
+            .fetch_one(pool)
+            .await
+            .map_err(target.pg_err())?;
+    if !dry_run && !have_candidates {
+        sqlx::query(CANDIDATES_TABLE)
+            .execute(pool)
+            .await
+            .map_err(target.pg_err())?;
+    }
+    let candidates = if dry_run && !have_candidates {
+        "(SELECT NULL::text AS collection, NULL::text AS point_id, NULL::timestamptz AS first_seen WHERE false)"
+    } else {
+        "opsh_orphan_candidates"
+    };
+    for (pair, lists) in &full.pairs {
+        if !opts.orphans {
+            break;
+        }
+        let texts: Vec<String> = lists.orphans.iter().map(ToString::to_string).collect();
+        if !dry_run {
+            // First seen: recorded once; forgotten when the point is no orphan any more.
+            sqlx::query(
+                "DELETE FROM opsh_orphan_candidates WHERE collection = $1 AND NOT (point_id = ANY($2))",
+            )
+            .bind(&pair.collection)
+            .bind(&texts)
+            .execute(pool)
+            .await
+            .map_err(target.pg_err())?;
+            sqlx::query(
+                "INSERT INTO opsh_orphan_candidates (collection, point_id)
+                 SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+            )
+            .bind(&pair.collection)
+            .bind(&texts)
+            .execute(pool)
+            .await
+            .map_err(target.pg_err())?;
+        }
+        // Under --dry-run nothing was recorded: an orphan not seen before counts as seen now.
+        let eligible: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT t.point_id FROM unnest($2::text[]) AS t(point_id)
+             LEFT JOIN {candidates} c ON c.collection = $1 AND c.point_id = t.point_id
+             WHERE COALESCE(c.first_seen, now()) <= now() - make_interval(secs => $3)"
+        )))
+        .bind(&pair.collection)
+        .bind(&texts)
+        .bind(grace)
+        .fetch_all(pool)
+        .await
+        .map_err(target.pg_err())?;
+        let mut eligible: Vec<PointKey> =
+            eligible.iter().filter_map(|t| PointKey::parse(t)).collect();
+        eligible.sort_unstable();
+        let plan = PairFix {
+            name: pair.name.clone(),
+            collection: pair.collection.clone(),
+            orphans: lists.orphans.len() as u64,
+            deferred: (lists.orphans.len() - eligible.len()) as u64,
+            invalid_kept: lists.invalid.len() as u64,
+            ..PairFix::default()
+        };
+        plans.push((pair.clone(), eligible, plan));
+    }
+    let orphan_total: usize = plans.iter().map(|(_, e, _)| e.len()).sum();
+    let stuck = if opts.jobs { before.jobs.stuck } else { 0 };
+    let change = Change {
+        op: "integrity::fix",
+        summary: format!(
+            "delete {orphan_total} orphan vectors (orphans for at least {}) and reset {stuck} stuck jobs",
+            crate::duration::format(opts.grace)
+        ),
+        count: (orphan_total as u64 + stuck) as i64,
+        confirm: Confirm::Yes,
+    };
+    let go = proceed(target, &change)?;
+    let mut deleted_total = 0u64;
+    for (pair, eligible, plan) in &mut plans {
+        if !go {
+            plan.deleted = eligible.len() as u64;
+            plan.sample_deleted = sample(eligible);
+            plan.would_delete = eligible.iter().map(ToString::to_string).collect();
+            continue;
+        }
+        for batch in eligible.chunks(qd::DELETE_BATCH) {
+            // Decided now: whatever has a row at this moment stays.
+            let live = live_now(target, pair, batch).await?;
+            let doomed: Vec<PointKey> = batch
+                .iter()
+                .copied()
+                .filter(|k| !live.contains(k))
+                .collect();
+            plan.live += (batch.len() - doomed.len()) as u64;
+            qd::delete_keys(target, &pair.collection, &doomed).await?;
+            let texts: Vec<String> = doomed.iter().map(ToString::to_string).collect();
+            sqlx::query(
+                "DELETE FROM opsh_orphan_candidates WHERE collection = $1 AND point_id = ANY($2)",
+            )
+            .bind(&pair.collection)
+            .bind(&texts)
+            .execute(pool)
+            .await
+            .map_err(target.pg_err())?;
+            if plan.sample_deleted.len() < SAMPLE {
+                plan.sample_deleted.extend(
+                    texts
+                        .iter()
+                        .take(SAMPLE - plan.sample_deleted.len())
+                        .cloned(),
+                );
+            }
+            plan.deleted += doomed.len() as u64;
+        }
+        deleted_total += plan.deleted;
+    }
+    let (mut jobs_reset, mut jobs_failed) = (0, 0);
+    if opts.jobs && before.jobs.checked {
+        let reset = jobs::reset_stuck(
+            target,
+            &jobs::ResetStuck {
+                older_than: opts.check.stuck_after,
+                max_retries: target.settings.int("jobs.max_retries"),
+                reason: format!(
+                    "reset by opsh check-data-fix: processing for more than {}",
+                    crate::duration::format(opts.check.stuck_after)
+                ),
+                job_types: None,
+            },
+        )
+        .await?;
+        jobs_reset = reset.reset;
+        jobs_failed = reset.failed;
+    }
+    if go {
+        done(
+            target,
+            &change,
+            &format!(
+                "{deleted_total} orphan vectors deleted, {jobs_reset} jobs pending again, {jobs_failed} failed"
+            ),
+        );
+    } else {
+        deleted_total = plans.iter().map(|(_, _, p)| p.deleted).sum();
+    }
+    let (after, full_after) = check(target, &opts.check).await;
+    Ok((
+        Fixed {
+            dry_run: !go,
+            grace: crate::duration::format(opts.grace),
+            pairs: plans.into_iter().map(|(_, _, p)| p).collect(),
+            deleted: deleted_total,
+            jobs_reset,
+            jobs_failed,
+            after,
+        },
+        full_after,
+    ))
+}
+
+#[derive(Debug, Serialize)]
+pub struct ContentDeleted {
+    pub dry_run: bool,
+    pub content_id: i64,
+    /// Whether the content row existed.
+    pub existed: bool,
+    pub chunk_points: u64,
+    pub summary_points: u64,
+    pub transcripts: i64,
+    pub jobs: i64,
+    pub mappings: i64,
+}
+
+/// The guide's cascade delete of one content item. Qdrant first (its chunk points by id from
+/// the mappings and by payload content_id, its summary point), then one PostgreSQL transaction
+/// (transcripts, jobs, mappings, the row). A crash between the two leaves mappings whose points
+/// are missing — check-data reports them — and running it again finishes the job.
+pub async fn delete_content(target: &Target, content_id: i64) -> Result<ContentDeleted, OpError> {
+    let pool = target.pg().await?;
+    let content_collection = target.settings.get("qdrant.content_collection").to_string();
+    let summaries = target
+        .settings
+        .get("qdrant.summaries_collection")
+        .to_string();
+    let id32 = i32::try_from(content_id)
+        .map_err(|_| OpError::invalid(format!("content id {content_id} is out of range")))?;
+    let (existed, transcripts, jobs_n, mappings): (bool, i64, i64, i64) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM content WHERE id = $1),
+                (SELECT count(*) FROM transcripts WHERE content_id = $1),
+                (SELECT count(*) FROM processing_jobs WHERE content_id = $1),
+                (SELECT count(*) FROM vector_mappings WHERE content_id = $1)",
+    )
+    .bind(id32)
+    .fetch_one(pool)
+    .await
+    .map_err(target.pg_err())?;
+    let chunk_ids: Vec<String> = sqlx::query_scalar(
+        "SELECT chunk_id FROM vector_mappings WHERE content_id = $1 AND vector_collection = $2",
+    )
+    .bind(id32)
+    .bind(&content_collection)
+    .fetch_all(pool)
+    .await
+    .map_err(target.pg_err())?;
+    let chunk_keys: Vec<PointKey> = chunk_ids
+        .iter()
+        .filter_map(|t| PointKey::parse(t))
+        .collect();
+    let qdrant = target.qdrant().await?;
+    let count_filter = |collection: String| async move {
+        let existing = qd::names(target).await?;
+        if !existing.contains(&collection) {
+            return Ok::<u64, OpError>(0);
+        }
+        let n = qdrant
+            .client
+            .count(qdrant_client::qdrant::CountPoints {
+                collection_name: collection.clone(),
+                filter: Some(qdrant_client::qdrant::Filter::must([
+                    qdrant_client::qdrant::Condition::matches("content_id", content_id),
+                ])),
+                exact: Some(true),
+                ..std::default::Default::default()
+            })
+            .await
+            .map_err(target.qdrant_err())?
+            .result
+            .map(|r| r.count)
+            .unwrap_or(0);
+        Ok(n)
+    };
+    let by_filter = count_filter(content_collection.clone()).await?;
+    let by_id = if chunk_keys.is_empty() {
+        0
+    } else {
+        qd::get(target, &content_collection, &chunk_keys, false)
+            .await
+            .map(|p| p.len() as u64)
+            .unwrap_or(0)
+    };
+    let chunk_points = by_filter.max(by_id);
+    let summary_points = count_filter(summaries.clone()).await?;
+    let result = |dry_run| ContentDeleted {
+        dry_run,
+        content_id,
+        existed,
+        chunk_points,
+        summary_points,
+        transcripts,
+        jobs: jobs_n,
+        mappings,
+    };
+    let change = Change {
+        op: "integrity::delete_content",
+        summary: format!(
+            "delete content {content_id} everywhere: {transcripts} transcripts, {jobs_n} jobs, {mappings} mappings, {chunk_points} chunk points, {summary_points} summary points"
+        ),
+        count: i64::from(existed)
+            + transcripts
+            + jobs_n
+            + mappings
+            + (chunk_points + summary_points) as i64,
+        confirm: Confirm::Yes,
+    };
+    if !proceed(target, &change)? {
+        return Ok(result(true));
+    }
+    let names = qd::names(target).await?;
+    if names.contains(&content_collection) {
+        if !chunk_keys.is_empty() {
+            qd::delete_keys(target, &content_collection, &chunk_keys).await?;
+        }
+        qd::delete_filter_raw(target, &content_collection, content_id).await?;
+    }
+    if names.contains(&summaries) {
+        qd::delete_filter_raw(target, &summaries, content_id).await?;
+    }
+    let mut tx = pool.begin().await.map_err(target.pg_err())?;
+    for sql in [
+        "DELETE FROM transcripts WHERE content_id = $1",
+        "DELETE FROM processing_jobs WHERE content_id = $1",
+        "DELETE FROM vector_mappings WHERE content_id = $1",
+        "DELETE FROM content WHERE id = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(id32)
+            .execute(&mut *tx)
+            .await
+            .map_err(target.pg_err())?;
+    }
+    tx.commit().await.map_err(target.pg_err())?;
+    done(target, &change, "deleted");
+    Ok(result(false))
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const PAIRS: Opt = Opt::new(
+    "pairs",
+    Kind::Array,
+    Default::None,
+    "the pairs to compare (maps: name, table, id_column, collection, filter?, payload_key?, required?); default: the deployment's two plus setting integrity.pairs",
+);
+const STUCK_AFTER: Opt = Opt::new(
+    "stuck_after",
+    Kind::Duration,
+    Default::Setting("jobs.stuck_after.check_data"),
+    "processing this long counts as stuck",
+);
+const PAGE_SIZE: Opt = Opt::new(
+    "page_size",
+    Kind::Int,
+    Default::Value("10000"),
+    "points per Qdrant scroll request",
+);
+
+static CHECK: Spec = Spec {
+    module: "integrity",
+    name: "check",
+    params: &[],
+    options: &[PAIRS, STUCK_AFTER, PAGE_SIZE],
+    returns: "Map",
+    doc: "The guide's data-integrity check (make check-data): connections (postgres, qdrant), \
+          required tables, collections and their counts, each pair compared (rows, points, \
+          matched, missing, orphans, invalid, with samples of 20), content marked vector_stored \
+          whose chunks or summary are missing, stuck jobs. status is critical when a connection \
+          fails or a required table or collection is missing, warning when anything is out of \
+          line, else healthy; issues says what, in words. Ids are compared as Qdrant reads them \
+          (an MD5 hex chunk_id matches its hyphenated point). The full lists stay available to \
+          integrity::orphans and integrity::fix. Never fails on a backend: a failure is critical.",
+    examples: &[
+        Example::new(
+            "let c = integrity::check(); [c.status, c.pairs.map(|p| [p.name, p.rows, p.points, p.matched, p.missing, p.orphans, p.invalid])]",
+            r#"["warning", [["chunks", 4, 4, 2, 1, 2, 1], ["summaries", 3, 2, 1, 1, 1, 0]]]"#,
+        ),
+        Example::new(
+            "let c = integrity::check(); [c.pairs[0].sample_orphans, c.pairs[0].sample_invalid, c.content_missing_vectors, c.jobs.stuck]",
+            r#"[["7", "9b2c58c1-1e7f-5a4e-9d8e-0a1b2c3d4e5f"], ["chunk-three"], 1, 0]"#,
+        ),
+    ],
+};
+
+static ORPHANS: Spec = Spec {
+    module: "integrity",
+    name: "orphans",
+    params: &[Param::new(
+        "pair",
+        Kind::Str,
+        "the pair's name: chunks, summaries, …",
+    )],
+    options: &[],
+    returns: "Array",
+    doc: "Every orphan point id of a pair from this run's last integrity::check (running one \
+          when there was none): points whose row is gone, in Qdrant's order.",
+    examples: &[Example::new(
+        r#"integrity::orphans("summaries")"#,
+        r#"["5c0d4f6e-7a8b-5c9d-8e0f-1a2b3c4d5e6f"]"#,
+    )],
+};
+
+static MISSING: Spec = Spec {
+    module: "integrity",
+    name: "missing",
+    params: &[Param::new(
+        "pair",
+        Kind::Str,
+        "the pair's name: chunks, summaries, …",
+    )],
+    options: &[],
+    returns: "Array",
+    doc: "Every missing id of a pair from this run's last integrity::check: by id, the point ids \
+          of rows whose point is absent; by payload, the required rows without a point.",
+    examples: &[Example::new(
+        r#"integrity::missing("chunks")"#,
+        r#"["0f8e2a9c-3b1d-4c5e-8f7a-6b5c4d3e2f10"]"#,
+    )],
+};
+
+static INVALID: Spec = Spec {
+    module: "integrity",
+    name: "invalid",
+    params: &[Param::new(
+        "pair",
+        Kind::Str,
+        "the pair's name: chunks, summaries, …",
+    )],
+    options: &[],
+    returns: "Array",
+    doc: "Every invalid id of a pair from this run's last integrity::check: row ids that are \
+          neither an unsigned integer nor a UUID (never matched, never deleted), or points \
+          without the payload key.",
+    examples: &[Example::new(
+        r#"integrity::invalid("chunks")"#,
+        r#"["chunk-three"]"#,
+    )],
+};
+
+static FIX: Spec = Spec {
+    module: "integrity",
+    name: "fix",
+    params: &[Param::optional(
+        "report",
+        Kind::Any,
+        "a check's result (ignored: fix always checks afresh, since its decisions must be current)",
+    )],
+    options: &[
+        Opt::new(
+            "grace",
+            Kind::Duration,
+            Default::Setting("integrity.orphan_grace"),
+            "a point must have been seen as an orphan at least this long ago",
+        ),
+        Opt::new(
+            "orphans",
+            Kind::Bool,
+            Default::Value("true"),
+            "delete orphan vectors",
+        ),
+        Opt::new(
+            "jobs",
+            Kind::Bool,
+            Default::Value("true"),
+            "reset stuck jobs",
+        ),
+        PAIRS,
+        STUCK_AFTER,
+        PAGE_SIZE,
+    ],
+    returns: "Map",
+    doc: "check-data-fix: checks, then deletes ALL orphan vectors of every pair in batches of \
+          1000 (waiting for each) and resets stuck jobs, then checks again (after). A point is \
+          deleted only when it was first seen as an orphan at least grace ago (recorded in \
+          opsh_orphan_candidates) and still has no row when its batch is decided, so a worker \
+          writing the point before its row never loses it. Invalid ids are never deleted. Asks \
+          for confirmation; with --dry-run nothing changes and would_delete lists every id. \
+          Returns dry_run, grace, pairs (orphans, deleted, deferred, live, invalid_kept, \
+          sample_deleted, would_delete), deleted, jobs_reset, jobs_failed, after.",
+    examples: &[Example::new(
+        r#"let f = integrity::fix(#{grace: "0s", stuck_after: "1h"}); [f.deleted, f.jobs_reset, f.jobs_failed, f.after.pairs.map(|p| p.orphans)]"#,
+        "[3, 1, 1, [0, 0]]",
+    )],
+};
+
+static DELETE_CONTENT: Spec = Spec {
+    module: "integrity",
+    name: "delete_content",
+    params: &[Param::new("content_id", Kind::Int, "the content row's id")],
+    options: &[],
+    returns: "Map",
+    doc: "The guide's cascade delete of one content item: its chunk points (by the mappings' ids \
+          and by payload content_id) and summary point in Qdrant first, then in one PostgreSQL \
+          transaction its transcripts, jobs, mappings and row. A crash between the two leaves \
+          mappings without points, which check-data reports; running it again finishes. Asks for \
+          confirmation; with --dry-run nothing changes. Returns dry_run, content_id, existed, \
+          chunk_points, summary_points, transcripts, jobs, mappings.",
+    examples: &[Example::new(
+        "let d = integrity::delete_content(1); [d.existed, d.chunk_points, d.summary_points, d.jobs, d.mappings, qdrant::count(\"youtube_content\")]",
+        "[true, 2, 1, 4, 2, 2]",
+    )],
+};
+
+fn check_options(c: &crate::ops::spec::Call) -> Result<CheckOptions, OpError> {
+    let pairs = match c.value("pairs") {
+        Some(v) if !v.is_unit() => rhai::serde::from_dynamic::<Vec<Pair>>(&v)
+            .map_err(|e| OpError::invalid(format!("option `pairs`: {e}")))?,
+        _ => configured_pairs(c.target)?,
+    };
+    let page = c.int("page_size")?;
+    let page_size = u32::try_from(page)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| OpError::invalid(format!("option `page_size`: {page} is not positive")))?;
+    Ok(CheckOptions {
+        pairs,
+        stuck_after: c.duration("stuck_after")?,
+        page_size,
+    })
+}
+
+fn remember(full: Full) {
+    LAST.with(|l| *l.borrow_mut() = Some(full));
+}
+
+fn lists_of(
+    c: &crate::ops::spec::Call,
+    pick: fn(&Lists) -> Vec<String>,
+) -> crate::ops::spec::Outcome<Vec<String>> {
+    let name = c.str("pair")?;
+    if LAST.with(|l| l.borrow().is_none()) {
+        let opts = CheckOptions {
+            pairs: configured_pairs(c.target)?,
+            stuck_after: c
+                .target
+                .settings
+                .duration("jobs.stuck_after.check_data")
+                .unwrap_or(Duration::from_secs(86_400)),
+            page_size: 10_000,
+        };
+        let (_, full) = c.block(async { Ok(check(c.target, &opts).await) })?;
+        remember(full);
+    }
+    LAST.with(|l| {
+        let last = l.borrow();
+        let full = last.as_ref().expect("set above");
+        match full.pairs.iter().find(|(p, _)| p.name == name) {
+            Some((_, lists)) => Ok(pick(lists)),
+            None => Err(OpError::new(
+                ErrorKind::NotFound,
+                None,
+                format!(
+                    "no compared pair `{name}` in the last check; compared: {}",
+                    full.pairs
+                        .iter()
+                        .map(|(p, _)| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+            .into()),
+        }
+    })
+}
+
+pub fn register(reg: &mut Registrar) {
+    reg.add(&CHECK, |c| {
+        let opts = check_options(c)?;
+        let (report, full) = c.block(async { Ok(check(c.target, &opts).await) })?;
+        remember(full);
+        Ok(report)
+    });
+    reg.add(&ORPHANS, |c| {
+        lists_of(c, |l| l.orphans.iter().map(ToString::to_string).collect())
+    });
+    reg.add(&MISSING, |c| lists_of(c, |l| l.missing.clone()));
+    reg.add(&INVALID, |c| lists_of(c, |l| l.invalid.clone()));
+    reg.add(&FIX, |c| {
+        let opts = FixOptions {
+            check: check_options(c)?,
+            grace: c.duration("grace")?,
+            jobs: c.bool("jobs")?,
+            orphans: c.bool("orphans")?,
+        };
+        let (fixed, full) = c.block(fix(c.target, &opts))?;
+        remember(full);
+        Ok(fixed)
+    });
+    reg.add(&DELETE_CONTENT, |c| {
+        c.block(delete_content(c.target, c.int("content_id")?))
+    });
+}
+
+/// When each orphan vector (a Qdrant point with no PostgreSQL row) was first seen: fix deletes a
+/// point only once it has been an orphan for integrity.orphan_grace, so a worker that writes the
+/// point before its vector_mappings row never loses it.
+pub const CANDIDATES_TABLE: &str = "CREATE TABLE IF NOT EXISTS opsh_orphan_candidates (
+    collection varchar(100) NOT NULL,
+    point_id   varchar(100) NOT NULL,
+    first_seen timestamptz  NOT NULL DEFAULT now(),
+    PRIMARY KEY (collection, point_id)
+)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_splits_both_sides() {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let common = diff(&[1u64, 2, 4, 6], &[2, 3, 4, 7], &mut a, &mut b);
+        assert_eq!((common, a, b), (2, vec![1, 6], vec![3, 7]));
+    }
+
+    #[test]
+    fn copy_text_escapes_are_undone() {
+        assert_eq!(unescape(br"a\\b\tc"), "a\\b\tc");
+        assert_eq!(unescape(b"plain"), "plain");
+    }
+
+    #[test]
+    fn every_accepted_form_is_listed_for_sql_lookups() {
+        let k = PointKey::parse("4a7d1ed414474e4033ac29ccb8653d9b").unwrap();
+        let forms = text_forms(k);
+        assert!(forms.contains(&"4a7d1ed4-1447-4e40-33ac-29ccb8653d9b".to_string()));
+        assert!(forms.iter().all(|f| PointKey::parse(f) == Some(k)));
+    }
+}

@@ -1,0 +1,489 @@
+//! check-data, check-data-fix, clean-orphans, daily-integrity-check and integrity:: through the
+//! binary, against real PostgreSQL (the deployment's schema) and the Qdrant double, seeded with
+//! the examples' fixtures (tests/fixtures/examples-qdrant.sql and .json; what each row and point
+//! is for is written there).
+
+#[path = "support/seed.rs"]
+mod seed;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Opsh, TestDb};
+
+const BASE_SQL: &str = include_str!("fixtures/examples.sql");
+const QDRANT_SQL: &str = include_str!("fixtures/examples-qdrant.sql");
+const QDRANT_POINTS: &str = include_str!("fixtures/examples-qdrant.json");
+
+struct Env {
+    db: TestDb,
+    qdrant: qdrant_double::Running,
+}
+
+fn setup() -> Env {
+    setup_with(qdrant_double::Options::default(), &[])
+}
+
+fn setup_with(options: qdrant_double::Options, skip: &[&str]) -> Env {
+    let options_key = options.api_key.clone();
+    let db = TestDb::new();
+    db.exec(BASE_SQL);
+    db.exec(QDRANT_SQL);
+    let qdrant = qdrant_double::QdrantDouble::start(options).expect("double");
+    let mut points: Value = serde_json::from_str(QDRANT_POINTS).unwrap();
+    for name in skip {
+        points["collections"].as_object_mut().unwrap().remove(*name);
+    }
+    seed::seed_with_key(&qdrant.grpc_url(), &points, options_key.as_deref());
+    Env { db, qdrant }
+}
+
+impl Env {
+    fn opsh(&self) -> Opsh {
+        Opsh::new()
+            .db(&self.db)
+            .env("QDRANT_URL", &self.qdrant.grpc_url())
+            .env("OPSH_QDRANT_REST_URL", &self.qdrant.rest_url())
+    }
+
+    fn eval(&self, code: &str) -> Value {
+        let run = self.opsh().args(["--json", "--yes", "-e", code]).run();
+        run.code(0);
+        run.json()
+    }
+
+    fn ids(&self, collection: &str) -> Vec<String> {
+        serde_json::from_value(self.eval(&format!("qdrant::ids({collection:?})"))).unwrap()
+    }
+}
+
+fn pair<'a>(data: &'a Value, name: &str) -> &'a Value {
+    data["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no pair {name} in {data}"))
+}
+
+#[test]
+fn check_data_compares_ids_as_qdrant_reads_them_and_lists_invalid_ones() {
+    let env = setup();
+    let run = env.opsh().args(["--json", "check-data"]).run();
+    run.code(1);
+    let report = run.json();
+    assert_eq!(report["status"], "warning");
+    let data = &report["data"];
+    let chunks = pair(data, "chunks");
+    // The MD5-hex chunk_id matches its hyphenated point; the upper-case one is missing.
+    assert_eq!(
+        (
+            &chunks["rows"],
+            &chunks["points"],
+            &chunks["matched"],
+            &chunks["sample_missing"],
+            &chunks["sample_orphans"],
+            &chunks["sample_invalid"]
+        ),
+        (
+            &json!(4),
+            &json!(4),
+            &json!(2),
+            &json!(["0f8e2a9c-3b1d-4c5e-8f7a-6b5c4d3e2f10"]),
+            &json!(["7", "9b2c58c1-1e7f-5a4e-9d8e-0a1b2c3d4e5f"]),
+            &json!(["chunk-three"])
+        )
+    );
+    let summaries = pair(data, "summaries");
+    assert_eq!(
+        summaries["sample_orphans"],
+        json!(["5c0d4f6e-7a8b-5c9d-8e0f-1a2b3c4d5e6f"])
+    );
+    assert_eq!(summaries["sample_missing"], json!(["3"]));
+    assert_eq!(data["content_missing_vectors"], 1);
+    let issues = report["issues"].as_array().unwrap();
+    assert!(
+        issues.iter().any(|i| i
+            .as_str()
+            .unwrap()
+            .contains("chunk_id values that are neither an integer nor a UUID")),
+        "{issues:?}"
+    );
+    // The text report, as the guide prints it.
+    let text = env.opsh().args(["check-data"]).run();
+    text.code(1);
+    assert!(
+        text.stdout.contains("vector_mappings ↔ youtube_content"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn fix_deletes_every_orphan_past_its_grace_and_never_an_invalid_or_matched_point() {
+    let env = setup();
+    // First sight: recorded, nothing deleted yet.
+    let first = env
+        .opsh()
+        .args(["--json", "--yes", "clean-orphans", "grace=1h"])
+        .run();
+    first.code(1);
+    let first = first.json();
+    assert_eq!(first["data"]["deleted"], 0);
+    assert_eq!(first["data"]["pairs"][0]["deferred"], 2);
+    assert_eq!(env.ids("youtube_content").len(), 4);
+    // Past the grace period they go, all of them.
+    std::thread::sleep(Duration::from_millis(1500));
+    let second = env
+        .opsh()
+        .args(["--json", "--yes", "check-data-fix", "grace=1s"])
+        .run();
+    let second = second.json();
+    assert_eq!(second["data"]["deleted"], 3, "{second}");
+    assert_eq!(
+        env.ids("youtube_content"),
+        [
+            "4a7d1ed4-1447-4e40-33ac-29ccb8653d9b",
+            "6f1ed002-ab5d-5c5c-8a8f-2f6a3c0f7e01"
+        ]
+    );
+    assert_eq!(
+        env.ids("youtube_summaries"),
+        ["1c2d3e4f-5a6b-5c7d-8e9f-0a1b2c3d4e5f"]
+    );
+    // The invalid chunk id's row is untouched and still listed.
+    assert_eq!(
+        env.eval(r#"integrity::invalid("chunks")"#),
+        json!(["chunk-three"])
+    );
+    assert_eq!(
+        env.db.scalar("SELECT count(*) FROM opsh_orphan_candidates"),
+        "0"
+    );
+}
+
+#[test]
+fn dry_run_lists_what_would_be_deleted_and_changes_nothing() {
+    let env = setup();
+    let run = env
+        .opsh()
+        .args([
+            "--json",
+            "--dry-run",
+            "check-data-fix",
+            "grace=0s",
+            "stuck_after=1h",
+        ])
+        .run();
+    let report = run.json();
+    assert_eq!(report["data"]["dry_run"], true);
+    assert_eq!(
+        report["data"]["fix"][0]["sample_would_delete"],
+        json!(["7", "9b2c58c1-1e7f-5a4e-9d8e-0a1b2c3d4e5f"])
+    );
+    assert_eq!(report["data"]["jobs_reset"], 1);
+    assert_eq!(env.ids("youtube_content").len(), 4);
+    assert_eq!(env.ids("youtube_summaries").len(), 2);
+    assert_eq!(
+        env.db.scalar("SELECT count(*) FROM opsh_orphan_candidates"),
+        "0"
+    );
+    assert_eq!(
+        env.db
+            .scalar("SELECT count(*) FROM processing_jobs WHERE status = 'processing'"),
+        "3"
+    );
+}
+
+/// A worker writes each point, then its mapping row a moment later. clean-orphans runs over
+/// and over meanwhile; not one of the worker's points may go.
+#[test]
+fn a_concurrent_writer_never_loses_a_vector() {
+    let env = setup();
+    let url = env.qdrant.grpc_url();
+    let db_url = env.db.url.clone();
+    let writer = std::thread::spawn(move || {
+        let rt = seed::runtime();
+        let pool = rt.block_on(sqlx::PgPool::connect(&db_url)).unwrap();
+        let mut written = Vec::new();
+        for i in 0..25u32 {
+            let id = format!("{:032x}", 0xabc0_0000_u128 + u128::from(i));
+            seed::upsert(
+                &url,
+                "youtube_content",
+                4,
+                &[(json!(id.clone()), json!({"content_id": 1}))],
+            );
+            std::thread::sleep(Duration::from_millis(150));
+            rt.block_on(
+                sqlx::query(
+                    "INSERT INTO vector_mappings (content_id, chunk_id, vector_collection, chunk_text)
+                     VALUES (1, $1, 'youtube_content', 'live')",
+                )
+                .bind(&id)
+                .execute(&pool),
+            )
+            .unwrap();
+            written.push(id);
+        }
+        written
+    });
+    let started = Instant::now();
+    let mut runs = 0;
+    while !writer.is_finished() || runs < 2 {
+        let run = env
+            .opsh()
+            .args(["--json", "--yes", "clean-orphans", "grace=1s"])
+            .run();
+        assert!(
+            run.code == 0 || run.code == 1,
+            "{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+        runs += 1;
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "took too long"
+        );
+    }
+    let written = writer.join().unwrap();
+    // One more pass after the grace period: the real orphans go, every live point stays.
+    std::thread::sleep(Duration::from_millis(1200));
+    env.opsh()
+        .args(["--yes", "clean-orphans", "grace=1s"])
+        .run();
+    let ids = env.ids("youtube_content");
+    for id in &written {
+        let hyphenated = uuid::Uuid::parse_str(id).unwrap().to_string();
+        assert!(
+            ids.contains(&hyphenated),
+            "live point {hyphenated} was deleted"
+        );
+    }
+    assert!(
+        !ids.contains(&"7".to_string()),
+        "the orphan 7 is still there: {ids:?}"
+    );
+    assert_eq!(ids.len(), written.len() + 2, "{ids:?}");
+}
+
+#[test]
+fn daily_integrity_check_fixes_and_exits_with_the_final_state() {
+    let env = setup();
+    let run = env
+        .opsh()
+        .args(["--json", "--yes", "daily-integrity-check", "grace=0s"])
+        .run();
+    // The missing vector and the invalid chunk id are not fixable: still a warning.
+    run.code(1);
+    let report = run.json();
+    assert_eq!(report["data"]["first_status"], "warning");
+    assert_eq!(report["data"]["deleted"], 3);
+    let chunks = pair(&report["data"], "chunks");
+    assert_eq!(
+        (&chunks["orphans"], &chunks["missing"]),
+        (&json!(0), &json!(1))
+    );
+}
+
+#[test]
+fn a_missing_collection_is_critical_and_named() {
+    let env = setup_with(qdrant_double::Options::default(), &["youtube_summaries"]);
+    let run = env.opsh().args(["--json", "check-data"]).run();
+    run.code(2);
+    let report = run.json();
+    let issues = report["issues"].to_string();
+    assert!(
+        issues.contains("Qdrant collection `youtube_summaries` does not exist"),
+        "{issues}"
+    );
+    // The other pair is still compared.
+    assert_eq!(pair(&report["data"], "chunks")["orphans"], 2);
+    // And the fix refuses to act on a critical state.
+    let fix = env.opsh().args(["--yes", "check-data-fix"]).run();
+    assert_eq!(fix.code, 3, "{}", fix.stderr);
+    assert!(
+        fix.stderr
+            .contains("the check is critical, nothing was fixed"),
+        "{}",
+        fix.stderr
+    );
+}
+
+#[test]
+fn postgres_down_is_a_critical_report_not_a_crash() {
+    let env = setup();
+    let run = env
+        .opsh()
+        .env(
+            "DATABASE_URL",
+            "postgres://youtube_user:youtube_pass@127.0.0.1:1/youtube_agent",
+        )
+        .args(["--json", "check-data"])
+        .run();
+    run.code(2);
+    let report = run.json();
+    let pg = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "postgres")
+        .unwrap();
+    assert_eq!(pg["status"], "critical");
+    assert!(
+        pg["detail"].as_str().unwrap().contains("127.0.0.1:1"),
+        "{pg}"
+    );
+    assert!(!run.stdout.contains("youtube_pass"));
+}
+
+#[test]
+fn qdrant_down_wrong_port_and_refused_key_say_so() {
+    let env = setup_with(qdrant_double::Options::default().api_key("right-key"), &[]);
+    // Down: nothing listens.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let down = env
+        .opsh()
+        .env("QDRANT_URL", &format!("http://127.0.0.1:{port}"))
+        .env("QDRANT_API_KEY", "right-key")
+        .args(["-e", "qdrant::ping()"])
+        .run();
+    assert_eq!(down.code, 3);
+    assert!(
+        down.stderr
+            .contains(&format!("qdrant::ping: qdrant at http://127.0.0.1:{port}")),
+        "{}",
+        down.stderr
+    );
+    // The REST port where gRPC is needed.
+    let rest = env
+        .opsh()
+        .env("QDRANT_URL", &env.qdrant.rest_url())
+        .env("QDRANT_API_KEY", "right-key")
+        .args(["-e", "qdrant::ping()"])
+        .run();
+    assert_eq!(rest.code, 3);
+    assert!(rest.stderr.contains("REST port (6333)"), "{}", rest.stderr);
+    // A wrong key.
+    let refused = env
+        .opsh()
+        .env("QDRANT_API_KEY", "wrong-key")
+        .args([
+            "-e",
+            "try { qdrant::ping() } catch (e) { print(e.kind); throw e; }",
+        ])
+        .run();
+    assert_eq!(refused.code, 3);
+    assert!(refused.stdout.starts_with("refused"), "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("the API key was refused"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains("wrong-key"));
+    // check-data makes each of them a critical report.
+    let report = env
+        .opsh()
+        .env("QDRANT_API_KEY", "wrong-key")
+        .args(["--json", "check-data"])
+        .run();
+    report.code(2);
+    // With the right key it works.
+    let ok = env
+        .opsh()
+        .env("QDRANT_API_KEY", "right-key")
+        .args(["--json", "-e", "qdrant::count(\"youtube_content\")"])
+        .run();
+    ok.code(0);
+    assert_eq!(ok.json(), 4);
+}
+
+#[test]
+fn a_missing_collection_is_not_found_by_name() {
+    let env = setup();
+    let run = env
+        .opsh()
+        .args([
+            "-e",
+            r#"try { qdrant::count("nope") } catch (e) { print(e.kind); throw e; }"#,
+        ])
+        .run();
+    assert_eq!(run.code, 3);
+    assert!(run.stdout.starts_with("not_found"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("collection `nope` does not exist"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn delete_content_interrupted_after_qdrant_is_reported_and_finished_by_a_rerun() {
+    let env = setup();
+    // The first half of a cascade delete: content 1's points are gone, its rows are not.
+    env.eval(r#"qdrant::delete_by_filter("youtube_content", #{content_id: 1}); qdrant::delete_by_filter("youtube_summaries", #{content_id: 1})"#);
+    let check = env.eval("integrity::check()");
+    assert_eq!(pair(&check, "chunks")["missing"], 3);
+    assert_eq!(check["sample_content_missing_vectors"], json!([1, 3]));
+    // Run again: it finishes.
+    let done = env.eval("integrity::delete_content(1)");
+    assert_eq!(done["mappings"], 2);
+    assert_eq!(
+        env.db.scalar("SELECT count(*) FROM content WHERE id = 1"),
+        "0"
+    );
+    let check = env.eval("integrity::check()");
+    assert_eq!(pair(&check, "chunks")["missing"], 1);
+    assert_eq!(check["sample_content_missing_vectors"], json!([3]));
+}
+
+#[test]
+fn snapshot_downloads_verified_and_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = setup();
+    let opsh = env.opsh().args([
+        "--json",
+        "-e",
+        r#"let s = qdrant::snapshot("youtube_content"); qdrant::download_snapshot("youtube_content", s.name, "snap.bin")"#,
+    ]);
+    let run = opsh.run();
+    run.code(0);
+    assert_eq!(run.json()["verified"], true);
+    let mode = std::fs::metadata(opsh.path().join("snap.bin"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn qdrant_stats_lists_the_collections() {
+    let env = setup();
+    let run = env.opsh().args(["qdrant-stats"]).run();
+    run.code(0);
+    assert!(run.stdout.contains("youtube_content"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("4 points, 4 dims Cosine"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn recreate_keeps_the_collections_own_vector_configuration() {
+    let env = setup();
+    let r = env.eval(r#"qdrant::recreate("youtube_content")"#);
+    assert_eq!(
+        (&r["vector_size"], &r["config_from"]),
+        (&json!(4), &json!("collection"))
+    );
+    let r = env.eval(r#"qdrant::recreate("brand_new")"#);
+    assert_eq!(
+        (&r["vector_size"], &r["distance"], &r["config_from"]),
+        (&json!(1024), &json!("Cosine"), &json!("settings"))
+    );
+}
