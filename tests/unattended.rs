@@ -554,3 +554,116 @@ fn a_log_file_gets_each_runs_start_and_end_and_json_logs_are_json() {
     }
     assert!(run.stderr.contains("\"status\":\"ok\""), "{}", run.stderr);
 }
+
+// --- The guide's checklists ------------------------------------------------------------------
+
+/// The (name, status) of each check of a JSON report.
+fn checks(doc: &serde_json::Value) -> Vec<(String, String)> {
+    doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn daily_check_reports_containers_error_logs_and_jobs_in_one_report() {
+    let db = TestDb::new();
+    seed_jobs(
+        &db,
+        &[
+            ("vectorize", "processing", 180, 0),
+            ("vectorize", "pending", 1, 0),
+        ],
+    );
+    let project = format!("opsh_test_daily_{}", std::process::id());
+    let run = Opsh::new()
+        .db(&db)
+        .env("COMPOSE_PROJECT_NAME", &project)
+        .args(["daily-check"])
+        .run();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "Daily check\n⚠️ containers: no container of the Compose project {project}; set compose.project\n\
+✅ error logs: no line matching ERROR|CRITICAL|FATAL in the last 24h\n\
+✅ jobs: pending 1, processing 1, completed 0, failed 0\n\
+⚠️ stuck jobs: 1 processing for more than 1h; oldest: job 1 for 3h\n\
+Issues:\n  - run `opsh reset-stuck-jobs` (or check-data-fix) to put them back to pending\n\
+Status: ⚠️ warning\n"
+        )
+    );
+    // PostgreSQL down: that part is critical, the others are still checked.
+    let down = Opsh::new()
+        .env("DATABASE_URL", DOWN)
+        .env("COMPOSE_PROJECT_NAME", &project)
+        .args(["daily-check", "--json"])
+        .run();
+    assert_eq!(down.code, 2);
+    assert_eq!(
+        checks(&down.json()),
+        pairs(&[
+            ("containers", "warning"),
+            ("error logs", "ok"),
+            ("database", "critical")
+        ])
+    );
+}
+
+#[test]
+fn weekly_check_reports_integrity_backup_and_disks_in_one_report() {
+    let db = TestDb::new();
+    let opsh = Opsh::new()
+        .db(&db)
+        // No Qdrant here: the integrity part is critical, the backup and disks still run.
+        .env("QDRANT_URL", "http://127.0.0.1:1")
+        .args(["weekly-check", "dir=backups", "--json"]);
+    let run = opsh.run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let doc = run.json();
+    assert_eq!(
+        checks(&doc),
+        pairs(&[
+            ("data integrity", "critical"),
+            ("database backup", "ok"),
+            ("disk /", checks(&doc)[2].1.as_str()),
+        ])
+    );
+    let file = doc["data"]["backup_file"].as_str().unwrap();
+    assert!(
+        std::path::Path::new(file).is_absolute() || opsh.path().join(file).exists(),
+        "{file}"
+    );
+}
+
+#[test]
+fn monthly_check_reports_backup_sizes_and_logs_in_one_report() {
+    let db = TestDb::new();
+    let opsh = Opsh::new()
+        .db(&db)
+        .env("QDRANT_URL", "http://127.0.0.1:1")
+        .file("logs/keep.log", "recent\n")
+        .args(["monthly-check", "dir=backups", "--yes", "--json"]);
+    let run = opsh.run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let doc = run.json();
+    let names: Vec<String> = checks(&doc).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names[0], "backup");
+    assert!(names.contains(&"database".to_string()), "{names:?}");
+    assert!(names.contains(&"qdrant".to_string()), "{names:?}");
+    assert_eq!(names.last().unwrap(), "old logs");
+    assert!(doc["data"]["database_bytes"].as_i64().unwrap() > 1_000_000);
+}
