@@ -256,7 +256,7 @@ fn pause_unpause_stop_start_restart_act_on_all_at_once_and_are_idempotent() {
 ✅ {p}_worker_1: already paused\n✅ {p}_worker_2: already paused\n✅ pause: 1 paused, 3 unchanged, 0 failed\n\
 Status: ✅ healthy\n"
         ),
-        " INFO pause 1 containers: 1 paused, 0 failed op=docker::pause count=1 dry_run=false\n",
+        "",
     );
     stack
         .opsh()

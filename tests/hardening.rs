@@ -382,11 +382,11 @@ fn scripts_lists_overrides_and_problems_and_hides_modules() {
     assert_eq!(
         site,
         [
-            "binary            site      unreadable: not UTF-8 text: byte 0xFF at line 2, column 1",
-            "check-jobs        site      our check-jobs [overrides the bundled procedure]",
-            "gone              site      unreadable: No such file or directory (os error 2)",
-            "risky             site      refused: file ./ops/risky.rhai is writable by its group and others (mode 666); run `chmod go-w ./ops/risky.rhai`",
-            "uses              site      uses both kinds of module",
+            "binary                 site      unreadable: not UTF-8 text: byte 0xFF at line 2, column 1",
+            "check-jobs             site      our check-jobs [overrides the bundled procedure]",
+            "gone                   site      unreadable: No such file or directory (os error 2)",
+            "risky                  site      refused: file ./ops/risky.rhai is writable by its group and others (mode 666); run `chmod go-w ./ops/risky.rhai`",
+            "uses                   site      uses both kinds of module",
         ]
     );
 
@@ -708,7 +708,7 @@ fn a_byte_order_mark_at_the_start_of_a_script_is_skipped() {
     let run = opsh.args(["scripts"]).run();
     assert!(
         run.stdout
-            .contains("bom               site      with a BOM\n"),
+            .contains("bom                    site      with a BOM\n"),
         "{}",
         run.stdout
     );

@@ -150,7 +150,7 @@ fn a_site_script_overrides_the_bundled_one() {
         .run();
     assert!(
         list.stdout.contains(
-            "check-jobs        site      our own check-jobs [overrides the bundled procedure]\n"
+            "check-jobs             site      our own check-jobs [overrides the bundled procedure]\n"
         ),
         "{}",
         list.stdout
@@ -167,11 +167,14 @@ fn a_site_script_overrides_the_bundled_one() {
 #[test]
 fn script_dirs_come_from_configuration() {
     Opsh::new()
-        .file("site/hello.rhai", "// hi\n\"from site dir\"")
+        .file(
+            "site/hello.rhai",
+            "// hi\n\"from                   site dir\"",
+        )
         .file("opsh.toml", "[scripts]\ndirs = [\"site\"]\n")
         .args(["hello"])
         .run()
-        .expect(0, "from site dir\n", "");
+        .expect(0, "from                   site dir\n", "");
     Opsh::new()
         .file(".config/opsh/scripts/hello.rhai", "// hi\n\"from home\"")
         .args(["hello"])
