@@ -149,13 +149,13 @@ fn schema_check_names_what_is_missing_and_how_to_fix_it() {
             "table content (run `opsh migrate`)",
             "table transcripts (run `opsh migrate`)",
             "table vector_mappings (run `opsh migrate`)",
+            // opsh's own audit table.
+            "table opsh_audit (run `opsh migrate`)",
             "column processing_jobs.retry_count (run `opsh migrate`)",
             "column processing_jobs.updated_at (run `opsh migrate`)",
             "index idx_jobs_status (run `opsh migrate`)",
             "index idx_jobs_type (run `opsh migrate`)",
             "index idx_processing_jobs_stuck (run `opsh migrate`)",
-            // opsh's own audit table.
-            "table opsh_audit (run `opsh migrate`)",
             // A deployment column that migrate does not add to an existing table.
             "column processing_jobs.priority (add it by hand as deployment-schema.md defines processing_jobs.priority)",
         ]
