@@ -54,6 +54,42 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// The output: text, json (as --json) or prometheus (metrics for node_exporter's textfile collector)
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub format: Option<crate::runner::Format>,
+
+    /// Write the output to FILE atomically (temp file in its folder, then rename) instead of stdout
+    #[arg(long, global = true, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Run against the named targets of opsh.toml ([targets.NAME]); several, comma-separated, run in turn into one report
+    #[arg(
+        long,
+        global = true,
+        env = "OPSH_TARGET",
+        value_name = "NAME[,NAME]",
+        value_delimiter = ','
+    )]
+    pub target: Vec<String>,
+
+    /// A procedure that changes data and is already running elsewhere: wait up to DUR for it instead of exiting 3
+    #[arg(long, global = true, value_name = "DUR")]
+    pub wait_lock: Option<String>,
+
+    /// Also log to PATH.YYYY-MM-DD (a new file each day, 30 kept), with timestamps
+    #[arg(long, global = true, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+
+    /// How log events are written: text or json (one object per line)
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: crate::logging::LogFormat,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -74,6 +110,12 @@ pub enum Command {
     Config,
     /// Add what the schema lacks (with --dry-run: list the changes)
     Migrate,
+    /// The recent destructive actions: who, where, what, how many, how it ended
+    Audit {
+        /// At most this many records, newest first
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
     /// The registered Rhai functions: signature, options, examples (one function or module in full)
     Api {
         /// A function (`jobs::reset_stuck`) or a module (`jobs`)
@@ -114,7 +156,8 @@ pub fn main() -> std::process::ExitCode {
         .iter()
         .skip(1)
         .take_while(|a| *a != "--")
-        .any(|a| a == "--json");
+        .any(|a| a == "--json" || a == "--format=json")
+        || raw.windows(2).any(|w| w[0] == "--format" && w[1] == "json");
     let args = match utf8_args(&raw) {
         Ok(args) => args,
         Err(e) => {
@@ -122,11 +165,24 @@ pub fn main() -> std::process::ExitCode {
             return e.exit_code().into();
         }
     };
-    let cli = match parse(&args) {
+    let mut cli = match parse(&args) {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e, json).into(),
     };
-    crate::logging::init(cli.quiet, cli.verbose);
+    if cli.format == Some(crate::runner::Format::Json) {
+        cli.json = true;
+    }
+    if let Err(message) = crate::logging::try_init(
+        cli.quiet,
+        cli.verbose,
+        cli.log_file.as_deref(),
+        cli.log_format,
+    ) {
+        crate::logging::init(cli.quiet, cli.verbose);
+        let e = Error::Usage { message };
+        report_error(&e, cli.json);
+        return e.exit_code().into();
+    }
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(status)) => status.into(),
         Ok(Err(e)) => {
@@ -217,7 +273,7 @@ fn parse(args: &[String]) -> Result<Cli, clap::Error> {
     Cli::try_parse_from(rewritten)
 }
 
-fn run(cli: Cli) -> Result<u8, Error> {
+fn run(mut cli: Cli) -> Result<u8, Error> {
     if let Some(Command::Completions { shell }) = &cli.command {
         let mut script = Vec::new();
         clap_complete::generate(*shell, &mut Cli::command(), "opsh", &mut script);
@@ -229,7 +285,24 @@ fn run(cli: Cli) -> Result<u8, Error> {
         config_file: cli.config.clone(),
         timeout: cli.timeout.clone(),
     };
-    let settings = Settings::load(&overrides)?;
+    let mut settings = Settings::load(&overrides)?;
+    cli.target.retain(|t| !t.trim().is_empty());
+    let several = cli.target.len() > 1;
+    if let [name] = cli.target.as_slice() {
+        settings = settings.for_target(name.trim())?;
+    }
+    if several && !matches!(cli.command, Some(Command::Run { .. })) {
+        return Err(Error::Usage {
+            message: "--target with several names runs a procedure against each; other commands take one target".into(),
+        });
+    }
+    if (cli.output.is_some() || cli.format == Some(crate::runner::Format::Prometheus))
+        && !matches!(cli.command, Some(Command::Run { .. }))
+    {
+        return Err(Error::Usage {
+            message: "--output and --format prometheus apply to running a procedure".into(),
+        });
+    }
     if let Some(Command::Config) = &cli.command {
         return Ok(output::config(&settings, cli.json));
     }
@@ -246,6 +319,39 @@ fn run(cli: Cli) -> Result<u8, Error> {
         yes: cli.yes,
         json: cli.json,
     };
+    if let Some(Command::Run { script, args }) = &cli.command {
+        let wait_lock = cli
+            .wait_lock
+            .as_deref()
+            .map(|d| {
+                crate::duration::parse(d).map_err(|why| Error::Usage {
+                    message: format!("--wait-lock {d}: {why}"),
+                })
+            })
+            .transpose()?;
+        let options = crate::runner::Options {
+            format: cli.format.unwrap_or(if cli.json {
+                crate::runner::Format::Json
+            } else {
+                crate::runner::Format::Text
+            }),
+            output: cli.output.clone(),
+            wait_lock,
+            targets: if several {
+                cli.target.clone()
+            } else {
+                Vec::new()
+            },
+        };
+        let status = crate::runner::run(&settings, &bridge, flags, script, args, &options);
+        runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+        return status;
+    }
+    if let Some(Command::Audit { limit }) = &cli.command {
+        let listing = crate::ops::audit::list(&settings, *limit);
+        runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+        return Ok(output::audit(&listing, cli.json));
+    }
     let mut host = Host::new(Target::new(settings, bridge, flags), cli.json);
     let status = dispatch(&mut host, cli);
     // Clients close their connections on drop, which needs the runtime.
@@ -305,13 +411,16 @@ fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
                 .iter()
                 .map(|l| {
                     let mut doc = serde_json::to_value(l).unwrap_or_default();
-                    let arguments = host
-                        .catalog()
-                        .find(&l.name)
-                        .ok()
+                    let script = host.catalog().find(&l.name).ok();
+                    let arguments = script
+                        .as_ref()
                         .and_then(|s| crate::host::params::declared(&s.display, &s.source).ok())
                         .unwrap_or_default();
                     doc["arguments"] = serde_json::to_value(arguments).unwrap_or_default();
+                    // `// changes: data`: runs under its run lock.
+                    doc["changes_data"] = script
+                        .is_some_and(|s| crate::host::params::changes_data(&s.source))
+                        .into();
                     doc
                 })
                 .collect();
@@ -326,7 +435,10 @@ fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
     }
 }
 
-fn find_script(host: &Host, script: &str) -> Result<crate::host::catalog::Script, Error> {
+pub(crate) fn find_script(
+    host: &Host,
+    script: &str,
+) -> Result<crate::host::catalog::Script, Error> {
     if script.ends_with(".rhai") || script.contains('/') {
         host.catalog().file(std::path::Path::new(script))
     } else {
@@ -335,7 +447,7 @@ fn find_script(host: &Host, script: &str) -> Result<crate::host::catalog::Script
 }
 
 /// `key=value` words, in order.
-fn parse_args(words: &[String]) -> Result<Vec<(String, String)>, Error> {
+pub(crate) fn parse_args(words: &[String]) -> Result<Vec<(String, String)>, Error> {
     let mut args = Vec::new();
     for word in words {
         let Some((key, value)) = word.split_once('=') else {

@@ -242,6 +242,12 @@ const KEYS: &[Key] = &[
         kind: Kind::OptionalDuration,
     },
     Key {
+        name: "audit.file",
+        env: &[],
+        default: "~/.local/state/opsh/audit.jsonl",
+        kind: Kind::Text,
+    },
+    Key {
         name: "jobs.max_retries",
         env: &[],
         default: "3",
@@ -281,6 +287,8 @@ pub enum Source {
     DotEnv(PathBuf),
     Env(String),
     Flag(&'static str),
+    /// A named target's section of the config file.
+    Target(PathBuf, String),
 }
 
 impl fmt::Display for Source {
@@ -291,6 +299,7 @@ impl fmt::Display for Source {
             Source::DotEnv(p) => write!(f, "{}", p.display()),
             Source::Env(var) => write!(f, "env {var}"),
             Source::Flag(flag) => write!(f, "flag {flag}"),
+            Source::Target(p, name) => write!(f, "{} [targets.{name}]", p.display()),
         }
     }
 }
@@ -314,6 +323,10 @@ pub struct Overrides {
 #[derive(Debug, Clone)]
 pub struct Settings {
     values: BTreeMap<&'static str, Value>,
+    /// The named targets of the config file (`[targets.prod]`), each with its own values.
+    targets: BTreeMap<String, (PathBuf, Values)>,
+    /// The target these settings are for, when one was chosen.
+    target: Option<String>,
 }
 
 /// One line of `opsh config`.
@@ -351,9 +364,14 @@ impl Settings {
             })
             .collect();
 
+        let mut targets = BTreeMap::new();
         if let Some(path) = config_file(overrides, env, cwd)? {
             let text = read_text(&path, "config file")?;
-            for (key, text) in parse_toml(&path, &text)? {
+            let (top, named) = parse_toml(&path, &text)?;
+            for (name, values) in named {
+                targets.insert(name, (path.clone(), values));
+            }
+            for (key, text) in top {
                 values.insert(
                     key,
                     Value {
@@ -389,7 +407,74 @@ impl Settings {
                 message: format!("key `{}` (from {}): {why}", key.name, value.source),
             })?;
         }
-        Ok(Settings { values })
+        Ok(Settings {
+            values,
+            targets,
+            target: None,
+        })
+    }
+
+    /// The names of the targets in the config file (`[targets.NAME]`), sorted.
+    pub fn target_names(&self) -> Vec<String> {
+        self.targets.keys().cloned().collect()
+    }
+
+    /// The target these settings are for (`--target NAME`), if any.
+    pub fn target_name(&self) -> Option<&str> {
+        self.target.as_deref()
+    }
+
+    /// The settings of a named target: its section's values over everything else but flags.
+    /// The operator named the target, so its URLs win over DATABASE_URL and the like from the
+    /// environment or .env, which would otherwise send every target to the same place.
+    pub fn for_target(&self, name: &str) -> Result<Settings, Error> {
+        let Some((path, values)) = self.targets.get(name) else {
+            let names = self.target_names();
+            let known = if names.is_empty() {
+                "the config file defines no [targets.NAME] section".to_string()
+            } else {
+                format!(
+                    "the targets are {}",
+                    names
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            let hint = crate::suggest::closest(name, names.iter().map(String::as_str))
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
+            return Err(Error::Config {
+                message: format!("unknown target `{name}`; {hint}{known}"),
+            });
+        };
+        let mut settings = self.clone();
+        for (key, text) in values {
+            if matches!(
+                settings.values.get(key),
+                Some(Value {
+                    source: Source::Flag(_),
+                    ..
+                })
+            ) {
+                continue;
+            }
+            settings.values.insert(
+                key,
+                Value {
+                    text: text.clone(),
+                    source: Source::Target(path.clone(), name.to_string()),
+                },
+            );
+        }
+        settings.target = Some(name.to_string());
+        Ok(settings)
+    }
+
+    /// A path value, `~` expanded.
+    pub fn path(&self, key: &str) -> PathBuf {
+        expand_home(self.raw(key))
     }
 
     fn raw(&self, key: &str) -> &str {
@@ -518,6 +603,7 @@ const OTHER_OPSH_VARS: &[&str] = &[
     "OPSH_LOG",
     "OPSH_KEEP_SERVICES",
     "OPSH_SERVICES_NO_DOCKER",
+    "OPSH_TARGET",
 ];
 
 /// The `OPSH_<KEY>` name of a setting.
@@ -619,18 +705,49 @@ fn read_text(path: &Path, what: &str) -> Result<String, Error> {
     })
 }
 
+/// Values of a config file section: (key, text).
+type Values = Vec<(&'static str, String)>;
+
 /// Flattens opsh.toml into dotted keys, rejecting unknown keys and wrong types with the file,
-/// line and key named.
-fn parse_toml(path: &Path, text: &str) -> Result<Vec<(&'static str, String)>, Error> {
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+/// line and key named. `[targets.NAME]` sections hold the same keys as the top level
+/// (`postgres.url = …`, or `[targets.NAME.postgres]` tables) and come back by name.
+fn parse_toml(path: &Path, text: &str) -> Result<(Values, Vec<(String, Values)>), Error> {
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
         Error::Config {
             message: format!("{}:{line}: {}", path.display(), e.message().trim_end()),
         }
     })?;
+    let mut targets = Vec::new();
+    if let Some(named) = table.remove("targets") {
+        let toml::Value::Table(named) = named else {
+            return Err(Error::Config {
+                message: format!(
+                    "{}:{}: `targets` must be sections such as [targets.prod]",
+                    path.display(),
+                    find_key_line(text, "", "targets")
+                ),
+            });
+        };
+        for (name, section) in named {
+            let toml::Value::Table(section) = section else {
+                return Err(Error::Config {
+                    message: format!(
+                        "{}: `targets.{name}` must be a section [targets.{name}] of settings",
+                        path.display()
+                    ),
+                });
+            };
+            let mut values = Vec::new();
+            flatten(path, text, "", &section, &mut values).map_err(|e| Error::Config {
+                message: format!("[targets.{name}]: {e}"),
+            })?;
+            targets.push((name, values));
+        }
+    }
     let mut out = Vec::new();
     flatten(path, text, "", &table, &mut out)?;
-    Ok(out)
+    Ok((out, targets))
 }
 
 fn flatten(
@@ -848,7 +965,9 @@ mod tests {
 
     #[test]
     fn toml_errors_name_line_and_key() {
-        let err = parse_toml(Path::new("opsh.toml"), "[postgres]\nurl = 5\n").unwrap_err();
+        let err = parse_toml(Path::new("opsh.toml"), "[postgres]\nurl = 5\n")
+            .map(drop)
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "opsh.toml:2: key `postgres.url` must be a string, not integer"
@@ -857,12 +976,15 @@ mod tests {
             Path::new("opsh.toml"),
             "[postgres]\nurl = \"x\"\n[redis]\nurl = 6\n",
         )
+        .map(drop)
         .unwrap_err();
         assert_eq!(
             err.to_string(),
             "opsh.toml:4: key `redis.url` must be a string, not integer"
         );
-        let err = parse_toml(Path::new("opsh.toml"), "[postgres]\nurll = \"x\"\n").unwrap_err();
+        let err = parse_toml(Path::new("opsh.toml"), "[postgres]\nurll = \"x\"\n")
+            .map(drop)
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "opsh.toml:2: unknown key `postgres.urll` (did you mean `postgres.url`?)"

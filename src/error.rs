@@ -44,6 +44,10 @@ pub enum Error {
     #[error("refused: {message}")]
     Refused { message: String },
 
+    /// Another run of a data-changing procedure holds its run lock.
+    #[error("{message}")]
+    Locked { message: String },
+
     #[error("interrupted")]
     Interrupted,
 
@@ -86,6 +90,7 @@ impl Error {
             Error::ScriptFile { .. } => "script_file",
             Error::Script { .. } => "script",
             Error::Refused { .. } => "refused",
+            Error::Locked { .. } => "locked",
             Error::Interrupted => "interrupted",
             Error::TimedOut(_) => "timeout",
             Error::Io(_) => "io",

@@ -15,5 +15,6 @@ pub mod output;
 pub mod redact;
 pub mod repl;
 pub mod report;
+pub mod runner;
 pub mod suggest;
 pub mod text;

@@ -227,6 +227,53 @@ pub fn migrated(outcome: Outcome, json: bool) -> u8 {
     code::OK
 }
 
+/// `opsh audit`: the recent destructive actions, newest first.
+pub fn audit(listing: &crate::ops::audit::Listing, json: bool) -> u8 {
+    if let Some(warning) = &listing.warning {
+        tracing::warn!("{warning}");
+    }
+    if json {
+        out(&format!(
+            "{}\n",
+            serde_json::to_string(listing).unwrap_or_default()
+        ));
+        return code::OK;
+    }
+    if listing.records.is_empty() {
+        out("No destructive action recorded.\n");
+        return code::OK;
+    }
+    let mut text = String::new();
+    for l in &listing.records {
+        let r = &l.record;
+        let at = r.at.get(..19).unwrap_or(&r.at).replace('T', " ");
+        let what = r.procedure.as_deref().unwrap_or("-");
+        let target = r
+            .target
+            .as_deref()
+            .map(|t| format!(" [{t}]"))
+            .unwrap_or_default();
+        let mut marks = Vec::new();
+        if r.dry_run {
+            marks.push("dry run");
+        }
+        if l.pending {
+            marks.push("pending: kept in the local file");
+        }
+        let marks = if marks.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", marks.join(", "))
+        };
+        text.push_str(&format!(
+            "{at}Z  {}@{}{target}  {what}  {}: {} -> {}{marks}\n",
+            r.os_user, r.host, r.op, r.summary, r.outcome
+        ));
+    }
+    out(&text);
+    code::OK
+}
+
 /// Writes to stdout as it is.
 pub fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();

@@ -29,7 +29,8 @@ fn seed(db: &TestDb) {
     );
 }
 
-/// Per table: row count, md5 of its rows in order, and its id sequence's position.
+/// Per table: row count, md5 of its rows in order, and its id sequence's position. opsh_audit's
+/// rows are left out: the restore itself is audited there, after it.
 fn fingerprint(db: &TestDb) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let tables = db.scalar(
@@ -38,7 +39,7 @@ fn fingerprint(db: &TestDb) -> Vec<(String, String)> {
     );
     assert!(tables.contains("vector_mappings"), "{tables}");
     out.push(("tables".to_string(), tables.clone()));
-    for t in tables.split(',') {
+    for t in tables.split(',').filter(|t| *t != "opsh_audit") {
         out.push((
             format!("{t} rows"),
             db.scalar(&format!("SELECT count(*) FROM {t}")),

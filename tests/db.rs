@@ -149,6 +149,8 @@ fn schema_check_names_what_is_missing_and_how_to_fix_it() {
             "table content (run `opsh migrate`)",
             "table transcripts (run `opsh migrate`)",
             "table vector_mappings (run `opsh migrate`)",
+            // opsh's own audit table.
+            "table opsh_audit (run `opsh migrate`)",
             "column processing_jobs.retry_count (run `opsh migrate`)",
             "column processing_jobs.updated_at (run `opsh migrate`)",
             "index idx_jobs_status (run `opsh migrate`)",
@@ -174,7 +176,8 @@ fn migrate_is_safe_on_an_existing_deployment_and_dry_run_lists_what_would_run() 
     let json = dry.json();
     assert_eq!(json["dry_run"], true);
     assert_eq!(json["applied"], serde_json::json!([]));
-    assert_eq!(json["pending"].as_array().unwrap().len(), 4);
+    // retry_count, updated_at, the stuck-job index, the chunk_id index, opsh_audit.
+    assert_eq!(json["pending"].as_array().unwrap().len(), 5);
     assert_eq!(
         db.scalar("SELECT count(*) FROM pg_attribute WHERE attrelid = 'processing_jobs'::regclass AND attname = 'retry_count'"),
         "0",

@@ -407,7 +407,7 @@ fn scripts_lists_overrides_and_problems_and_hides_modules() {
         serde_json::json!({
             "name": "check-jobs", "origin": "site", "description": "our check-jobs",
             "path": "./ops/check-jobs.rhai", "overrides_bundled": true, "problem": null,
-            "arguments": []
+            "arguments": [], "changes_data": false
         })
     );
 

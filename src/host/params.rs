@@ -10,6 +10,16 @@
 //! to its kind (a duration stays as written, "2h", so messages show it as the operator did); an
 //! undeclared key is refused with a suggestion; a declared argument left out takes its default.
 //! A script that declares nothing gets its arguments as text, unchecked.
+//!
+//! A procedure that changes data says so in its header, on a line of its own:
+//!
+//! ```text
+//! // changes: data
+//! ```
+//!
+//! Such a procedure runs under a PostgreSQL advisory lock named after it, so two runs of it
+//! (cron overlapping an operator, two cron hosts) never overlap; read-only procedures take no
+//! lock. See [`crate::ops::runlock`].
 
 use rhai::{Dynamic, Map};
 use serde::Serialize;
@@ -89,6 +99,18 @@ pub fn declared(display: &str, source: &str) -> Result<Vec<Declared>, Error> {
         });
     }
     Ok(out)
+}
+
+/// Whether a script's header declares `// changes: data`. Only the header counts: the comment
+/// lines before the first line of code.
+pub fn changes_data(source: &str) -> bool {
+    source
+        .lines()
+        .map(str::trim)
+        .take_while(|l| l.is_empty() || l.starts_with("//") || l.starts_with("#!"))
+        .filter_map(|l| l.strip_prefix("//"))
+        .filter_map(|l| l.trim().strip_prefix("changes:"))
+        .any(|what| what.split(',').any(|w| w.trim() == "data"))
 }
 
 /// The ARGS map: given `key=value` words checked against the declarations and converted,
@@ -183,5 +205,12 @@ mod tests {
         );
         assert_eq!(d[1].kind, Kind::Int);
         assert!(declared("x.rhai", "// arg n: number").is_err());
+    }
+
+    #[test]
+    fn changes_data_is_read_from_the_header_only() {
+        assert!(changes_data("// Reset\n//\n// changes: data\nlet r = 1;"));
+        assert!(!changes_data("// Check\nlet r = 1;\n// changes: data\n"));
+        assert!(!changes_data("// Check\n// changes: nothing\n"));
     }
 }

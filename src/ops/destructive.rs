@@ -2,10 +2,7 @@
 //! confirmation is asked on the terminal (or given by --yes, or refused without a terminal), and
 //! what was done is handed to the audit hook.
 
-use std::cell::{Cell, RefCell};
 use std::io::{BufRead, IsTerminal, Write};
-
-use serde::Serialize;
 
 use crate::ops::Target;
 use crate::ops::error::OpError;
@@ -38,7 +35,7 @@ pub fn proceed(target: &Target, change: &Change) -> Result<bool, OpError> {
     if target.flags.dry_run {
         target
             .audit
-            .record(change, true, "dry run: nothing changed");
+            .record(target, change, true, "dry run: nothing changed");
         return Ok(false);
     }
     if change.count == 0 || target.audit.covered.get() {
@@ -59,7 +56,7 @@ pub fn proceed(target: &Target, change: &Change) -> Result<bool, OpError> {
 
 /// Records a change that was made (called by the operation after it succeeded).
 pub fn done(target: &Target, change: &Change, outcome: &str) {
-    target.audit.record(change, false, outcome);
+    target.audit.record(target, change, false, outcome);
 }
 
 /// Asks the operator to type `expected`; --yes answers for them; without a terminal it refuses
@@ -93,63 +90,4 @@ pub fn ask(target: &Target, prompt: &str, expected: &str) -> Result<(), OpError>
     }
 }
 
-/// One destructive action: what, how many, whether it was a dry run, how it ended.
-#[derive(Debug, Clone, Serialize)]
-pub struct Record {
-    pub op: String,
-    pub summary: String,
-    pub count: i64,
-    pub dry_run: bool,
-    pub outcome: String,
-    pub at: String,
-}
-
-/// The audit hook. Today it logs each record (target `opsh::audit`) and keeps them for the run;
-/// the unattended-runs work writes them to the opsh_audit table.
-#[derive(Default)]
-pub struct Audit {
-    records: RefCell<Vec<Record>>,
-    /// Set while a procedure confirmed as a whole (reset-soft: one "yes") runs its steps, so
-    /// each step does not ask again; every step is still recorded.
-    pub covered: Cell<bool>,
-}
-
-impl Audit {
-    /// Confirmations are taken as given until the guard drops (the caller asked for the whole).
-    pub fn cover(&self) -> Covered<'_> {
-        Covered {
-            audit: self,
-            before: self.covered.replace(true),
-        }
-    }
-
-    fn record(&self, change: &Change, dry_run: bool, outcome: &str) {
-        let record = Record {
-            op: change.op.to_string(),
-            summary: change.summary.clone(),
-            count: change.count,
-            dry_run,
-            outcome: outcome.to_string(),
-            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        };
-        tracing::debug!(target: "opsh::audit", op = %record.op, count = record.count, dry_run, "{}: {}", record.summary, record.outcome);
-        self.records.borrow_mut().push(record);
-    }
-
-    /// The records of this run, oldest first.
-    pub fn records(&self) -> Vec<Record> {
-        self.records.borrow().clone()
-    }
-}
-
-/// While alive, the steps of a confirmed procedure do not ask again.
-pub struct Covered<'a> {
-    audit: &'a Audit,
-    before: bool,
-}
-
-impl Drop for Covered<'_> {
-    fn drop(&mut self) {
-        self.audit.covered.set(self.before);
-    }
-}
+pub use crate::ops::audit::{Audit, Record};

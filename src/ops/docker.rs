@@ -326,6 +326,12 @@ pub async fn act(
     };
     let go = proceed(target, &change)?;
     let t = timeout.map(|d| i32::try_from(d.as_secs()).unwrap_or(i32::MAX));
+    // Stopping many containers takes up to the stop timeout each: show how far it got.
+    let progress = crate::ops::progress::Progress::bar(
+        if go { todo as u64 } else { 0 },
+        &format!("{} containers", action.name()),
+    );
+    let progress = &progress;
     let containers = join_all(found.iter().map(|f| {
         let api = &docker.api;
         let err = target.docker_err();
@@ -386,6 +392,7 @@ pub async fn act(
                 }
             };
             acted.seconds = started.elapsed().as_secs_f64();
+            progress.inc(1);
             match outcome {
                 Ok(()) => {
                     acted.result = action.done().to_string();
@@ -407,6 +414,7 @@ pub async fn act(
         }
     }))
     .await;
+    progress.finish();
     let count = |p: fn(&Acted) -> bool| containers.iter().filter(|a| p(a)).count() as i64;
     let acts = Acts {
         action: action.name().into(),

@@ -398,9 +398,13 @@ pub async fn wait_idle(
         older_than: None,
         limit: 1000,
     };
+    // Seconds waited out of the timeout; drawn only on a terminal.
+    let progress = crate::ops::progress::Progress::bar(timeout.as_secs(), "waiting for jobs");
     loop {
         let running = list(target, &filter).await?;
         let waited = started.elapsed();
+        progress.set_position(waited.as_secs());
+        progress.set_message(format!("{} jobs processing", running.len()));
         if running.is_empty() || waited >= timeout {
             return Ok(Idle {
                 idle: running.is_empty(),

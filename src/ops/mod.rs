@@ -1,6 +1,7 @@
 //! The typed operations, a domain per file. Each domain has a plain async Rust API whose results
 //! derive Serialize, and one `register` that exposes it to Rhai through its function specs.
 
+pub mod audit;
 pub mod backup;
 pub mod cache;
 pub mod clients;
@@ -13,8 +14,10 @@ pub mod files;
 pub mod host;
 pub mod integrity;
 pub mod jobs;
+pub mod progress;
 pub mod qdrant;
 pub mod reset;
+pub mod runlock;
 pub mod spec;
 mod target;
 

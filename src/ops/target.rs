@@ -21,6 +21,8 @@ pub struct Flags {
 }
 
 pub struct Target {
+    /// The named target (`--target prod`), or None for the configuration's top level.
+    pub name: Option<String>,
     pub settings: Settings,
     pub bridge: Bridge,
     pub flags: Flags,
@@ -35,6 +37,7 @@ pub struct Target {
 impl Target {
     pub fn new(settings: Settings, bridge: Bridge, flags: Flags) -> Target {
         Target {
+            name: settings.target_name().map(str::to_string),
             postgres: Lazy::new(&settings),
             docker: Lazy::new(&settings),
             redis: Lazy::new(&settings),
@@ -44,6 +47,11 @@ impl Target {
             flags,
             audit: Audit::default(),
         }
+    }
+
+    /// The target's name as labels show it: its name, or `default`.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or("default")
     }
 
     pub fn pg_backend(&self) -> &Backend {

@@ -606,8 +606,8 @@ impl Hinter for OpshHelper {
         let text = self.hint_text(line, pos)?;
         // One screen line: what fits after the prompt and the text typed on this line.
         let columns = terminal_size::terminal_size().map_or(80, |(w, _)| usize::from(w.0));
-        let typed =
-            crate::repl::PROMPT.len() + line.rsplit('\n').next().unwrap_or("").chars().count();
+        let typed = crate::repl::prompt().chars().count()
+            + line.rsplit('\n').next().unwrap_or("").chars().count();
         let room = columns.saturating_sub(typed + 1);
         if room < 12 {
             return None;

@@ -28,6 +28,14 @@ use render::Display;
 
 pub const PROMPT: &str = "opsh> ";
 
+/// The prompt of this session: `opsh> `, or `opsh[prod]> ` against a named target.
+static SESSION_PROMPT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The prompt in use (the helper measures the line after it).
+pub fn prompt() -> &'static str {
+    SESSION_PROMPT.get().map_or(PROMPT, String::as_str)
+}
+
 /// One REPL session: the host, the persistent scope and how results are shown.
 pub struct Session<'h> {
     pub host: &'h mut Host,
@@ -284,10 +292,13 @@ fn interactive(host: &mut Host, json: bool) -> u8 {
         let _ = editor.load_history(path);
     }
     println!("{}", banner(host));
+    if let Some(name) = host.target().name.as_deref() {
+        let _ = SESSION_PROMPT.set(format!("opsh[{name}]> "));
+    }
     let mut session = Session::new(host, json);
     session.display = display;
     loop {
-        match editor.readline(PROMPT) {
+        match editor.readline(prompt()) {
             Ok(line) => {
                 if line.trim().is_empty() {
                     continue;

@@ -37,7 +37,7 @@ use serde::Serialize;
 use sqlx::{Acquire, AssertSqlSafe, PgConnection, Row};
 
 /// A table of the deployment, created exactly as its init.sql does.
-struct Table {
+pub struct Table {
     name: &'static str,
     ddl: &'static str,
 }
@@ -124,6 +124,29 @@ const TABLES: &[Table] = &[
 )",
     },
 ];
+
+/// opsh's own tables: its audit of destructive actions (see [`crate::ops::audit`]). Made by
+/// `opsh migrate` beside the deployment's; nothing of the deployment reads or writes them.
+pub const OPSH_TABLES: &[Table] = &[Table {
+    name: "opsh_audit",
+    ddl: "CREATE TABLE IF NOT EXISTS opsh_audit (
+    id BIGSERIAL PRIMARY KEY,
+    record_id TEXT NOT NULL UNIQUE,
+    at TIMESTAMPTZ NOT NULL,
+    os_user TEXT NOT NULL,
+    host TEXT NOT NULL,
+    procedure TEXT,
+    arguments JSONB NOT NULL DEFAULT '{}',
+    target TEXT,
+    op TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    count BIGINT NOT NULL,
+    dry_run BOOLEAN NOT NULL,
+    outcome TEXT NOT NULL,
+    run_started TIMESTAMPTZ,
+    recorded_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)",
+}];
 
 /// The tables opsh manages, in dependency order.
 pub fn table_names() -> impl Iterator<Item = &'static str> {
@@ -543,6 +566,25 @@ pub async fn plan(conn: &mut PgConnection) -> Result<Plan, sqlx::Error> {
             "missing; created as the deployment's init.sql creates it",
             vec![Unit::Tx(statements)],
         ));
+    }
+
+    // opsh's own tables, after the deployment's.
+    for table in OPSH_TABLES {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(table.name)
+            .fetch_one(&mut *conn)
+            .await?;
+        if !exists {
+            plan.changes.push(Change::new(
+                "table",
+                table.name,
+                "missing; opsh's own: the audit of destructive actions (`opsh audit`)",
+                vec![Unit::Tx(vec![
+                    table.ddl.to_string(),
+                    format!("CREATE INDEX IF NOT EXISTS {0}_at ON {0} (at)", table.name),
+                ])],
+            ));
+        }
     }
 
     // opsh's columns on existing tables.
