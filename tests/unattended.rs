@@ -666,4 +666,63 @@ fn monthly_check_reports_backup_sizes_and_logs_in_one_report() {
     assert!(names.contains(&"qdrant".to_string()), "{names:?}");
     assert_eq!(names.last().unwrap(), "old logs");
     assert!(doc["data"]["database_bytes"].as_i64().unwrap() > 1_000_000);
+    assert!(
+        checks(&doc).contains(&("database growth".to_string(), "ok".to_string())),
+        "{doc}"
+    );
+    assert_eq!(
+        doc["data"].get("rows_growth"),
+        None,
+        "no earlier backup: no growth"
+    );
+}
+
+/// The second month compares its rows with the first month's backup manifest.
+#[test]
+fn monthly_check_reports_growth_since_the_previous_backup() {
+    let db = TestDb::new();
+    let opsh = Opsh::new()
+        .db(&db)
+        .env("QDRANT_URL", "http://127.0.0.1:1")
+        .args(["monthly-check", "dir=backups", "--yes", "--json"]);
+    assert_eq!(opsh.run().code, 2);
+    let first = std::fs::read_dir(opsh.path().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(first.join("manifest.json")).unwrap()).unwrap();
+    let before: i64 = manifest["postgres"]["tables"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_i64().unwrap())
+        .sum();
+    db.exec(
+        "INSERT INTO channels (name, url, platform) VALUES ('a', 'https://a', 'youtube'), ('b', 'https://b', 'youtube')",
+    );
+    // A second backup in the same second would share the first one's name.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let run = opsh.run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let doc = run.json();
+    let growth = doc["data"]["rows_growth"].as_i64().unwrap();
+    assert_eq!(growth, doc["data"]["rows"].as_i64().unwrap() - before);
+    assert!(growth >= 2, "two channels were added: {growth}");
+    let detail = checks_detail(&doc, "database growth");
+    assert!(
+        detail.starts_with(&format!("{growth} rows since the backup of ")),
+        "{detail}"
+    );
+}
+
+fn checks_detail(doc: &serde_json::Value, name: &str) -> String {
+    doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .map(|c| c["detail"].as_str().unwrap().to_string())
+        .unwrap_or_default()
 }

@@ -1705,6 +1705,43 @@ fn plain_cleans(file: &Path) -> std::io::Result<bool> {
 // ---------------------------------------------------------------------------------------------
 // Specs
 
+/// The manifest of the newest backup-all folder in `dir` (what monthly-check compares this
+/// month's sizes with), or None when there is none; a folder whose manifest cannot be read is
+/// passed over for the one before it.
+pub fn latest(dir: &Path) -> Result<Option<Value>, OpError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(OpError::invalid(format!(
+                "cannot read {}: {e}",
+                dir.display()
+            )));
+        }
+    };
+    let mut folders: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(PREFIX))
+        })
+        .collect();
+    // The UTC stamp in the name sorts by time.
+    folders.sort();
+    for folder in folders.iter().rev() {
+        let Ok(text) = std::fs::read(folder.join(MANIFEST)) else {
+            continue;
+        };
+        if let Ok(mut manifest) = serde_json::from_slice::<Value>(&text) {
+            manifest["dir"] = Value::String(folder.display().to_string());
+            return Ok(Some(manifest));
+        }
+    }
+    Ok(None)
+}
+
 fn dir_of(c: &crate::ops::spec::Call, name: &str) -> Result<PathBuf, OpError> {
     Ok(expand_home(&c.str(name)?))
 }
@@ -1776,6 +1813,26 @@ static VERIFY: Spec = Spec {
     examples: &[Example::new(
         r#"let b = backup::all(#{dir: "backups"}); let v = backup::verify(b.dir); [v.ok, v.problems]"#,
         "[true, []]",
+    )],
+};
+
+static LATEST: Spec = Spec {
+    module: "backup",
+    name: "latest",
+    params: &[],
+    options: &[Opt::new(
+        "dir",
+        Kind::Str,
+        Default::Setting("backup.dir"),
+        "the backup dir",
+    )],
+    returns: "Map",
+    doc: "The manifest of the newest backup-all folder in dir (postgres.tables row counts, \
+          qdrant.snapshots with points, finished_at, and dir), or () when there is none: what \
+          monthly-check compares this month's sizes with.",
+    examples: &[Example::new(
+        r#"backup::latest(#{dir: "no-backups-here"})"#,
+        "null",
     )],
 };
 
@@ -1879,6 +1936,7 @@ pub fn register(reg: &mut Registrar) {
         let dir = dir_of(c, "dir")?;
         c.block(verify(c.target, &dir))
     });
+    reg.add(&LATEST, |c| Ok(latest(&dir_of(c, "dir")?)?));
     reg.add(&PRUNE, |c| {
         let dir = dir_of(c, "dir")?;
         c.block(prune(
