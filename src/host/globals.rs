@@ -21,25 +21,7 @@ impl ExitRequest {
     }
 }
 
-const fn global(
-    name: &'static str,
-    params: &'static [Param],
-    returns: &'static str,
-    doc: &'static str,
-    examples: &'static [Example],
-) -> Spec {
-    Spec {
-        module: "",
-        name,
-        params,
-        options: &[],
-        returns,
-        doc,
-        examples,
-    }
-}
-
-static EXIT: Spec = global(
+static EXIT: Spec = Spec::global(
     "exit",
     &[Param::optional(
         "value",
@@ -52,7 +34,7 @@ static EXIT: Spec = global(
     &[Example::new("exit(2); 5", r#"{"exit_code": 2}"#)],
 );
 
-static SLEEP: Spec = global(
+static SLEEP: Spec = Spec::global(
     "sleep",
     &[Param::new(
         "duration",
@@ -67,7 +49,7 @@ static SLEEP: Spec = global(
     )],
 );
 
-static ENV: Spec = global(
+static ENV: Spec = Spec::global(
     "env",
     &[Param::new("name", Kind::Str, "the variable's name")],
     "Dynamic",
@@ -78,7 +60,7 @@ static ENV: Spec = global(
     )],
 );
 
-static NOW: Spec = global(
+static NOW: Spec = Spec::global(
     "now",
     &[],
     "String",
@@ -89,7 +71,7 @@ static NOW: Spec = global(
     )],
 );
 
-static DURATION: Spec = global(
+static DURATION: Spec = Spec::global(
     "duration",
     &[Param::new(
         "text",
@@ -104,7 +86,7 @@ static DURATION: Spec = global(
     )],
 );
 
-static FMT_DURATION: Spec = global(
+static FMT_DURATION: Spec = Spec::global(
     "fmt_duration",
     &[Param::new("seconds", Kind::Int, "whole seconds")],
     "String",
@@ -112,7 +94,7 @@ static FMT_DURATION: Spec = global(
     &[Example::new("fmt_duration(5400)", r#""1h 30m""#)],
 );
 
-static DRY_RUN: Spec = global(
+static DRY_RUN: Spec = Spec::global(
     "dry_run",
     &[],
     "bool",
@@ -120,7 +102,7 @@ static DRY_RUN: Spec = global(
     &[Example::new("dry_run()", "false")],
 );
 
-static CONFIRM: Spec = global(
+static CONFIRM: Spec = Spec::global(
     "confirm",
     &[
         Param::new("prompt", Kind::Str, "the question"),
@@ -140,7 +122,7 @@ const MESSAGE: &[Param] = &[Param::new("message", Kind::Str, "the text")];
 
 static LOG_INFO: Spec = Spec {
     module: "log",
-    ..global(
+    ..Spec::global(
         "info",
         MESSAGE,
         "()",
@@ -150,7 +132,7 @@ static LOG_INFO: Spec = Spec {
 };
 static LOG_WARN: Spec = Spec {
     module: "log",
-    ..global(
+    ..Spec::global(
         "warn",
         MESSAGE,
         "()",
@@ -160,7 +142,7 @@ static LOG_WARN: Spec = Spec {
 };
 static LOG_ERROR: Spec = Spec {
     module: "log",
-    ..global(
+    ..Spec::global(
         "error",
         MESSAGE,
         "()",

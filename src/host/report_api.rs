@@ -27,25 +27,7 @@ const REPORT: Param = Param::new("report", Kind::Report, "the report");
 const NAME: Param = Param::new("name", Kind::Str, "what was checked");
 const DETAIL: Param = Param::new("detail", Kind::Str, "what was found");
 
-const fn method(
-    name: &'static str,
-    params: &'static [Param],
-    returns: &'static str,
-    doc: &'static str,
-    examples: &'static [Example],
-) -> Spec {
-    Spec {
-        module: "",
-        name,
-        params,
-        options: &[],
-        returns,
-        doc,
-        examples,
-    }
-}
-
-static OK: Spec = method(
+static OK: Spec = Spec::global(
     "ok",
     &[REPORT, NAME, DETAIL],
     "()",
@@ -55,7 +37,7 @@ static OK: Spec = method(
         r#"["ok", 1]"#,
     )],
 );
-static WARN: Spec = method(
+static WARN: Spec = Spec::global(
     "warn",
     &[REPORT, NAME, DETAIL],
     "()",
@@ -65,7 +47,7 @@ static WARN: Spec = method(
         r#""warning""#,
     )],
 );
-static CRITICAL: Spec = method(
+static CRITICAL: Spec = Spec::global(
     "critical",
     &[REPORT, NAME, DETAIL],
     "()",
@@ -75,7 +57,7 @@ static CRITICAL: Spec = method(
         r#""critical""#,
     )],
 );
-static UNKNOWN: Spec = method(
+static UNKNOWN: Spec = Spec::global(
     "unknown",
     &[REPORT, NAME, DETAIL],
     "()",
@@ -85,7 +67,7 @@ static UNKNOWN: Spec = method(
         r#""unknown""#,
     )],
 );
-static CHECK: Spec = method(
+static CHECK: Spec = Spec::global(
     "check",
     &[
         REPORT,
@@ -100,7 +82,7 @@ static CHECK: Spec = method(
         r#"{"detail": "3 stuck", "name": "jobs", "status": "warning"}"#,
     )],
 );
-static ISSUE: Spec = method(
+static ISSUE: Spec = Spec::global(
     "issue",
     &[
         REPORT,
@@ -117,7 +99,7 @@ static ISSUE: Spec = method(
         r#"["3 jobs stuck for more than 1h"]"#,
     )],
 );
-static DATA: Spec = method(
+static DATA: Spec = Spec::global(
     "data",
     &[
         REPORT,
@@ -131,28 +113,28 @@ static DATA: Spec = method(
         r#""ok""#,
     )],
 );
-static STATUS: Spec = method(
+static STATUS: Spec = Spec::global(
     "status",
     &[REPORT],
     "String",
     "The worst status so far (a property: r.status).",
     &[Example::new(r#"report::new("t").status"#, r#""ok""#)],
 );
-static CHECKS: Spec = method(
+static CHECKS: Spec = Spec::global(
     "checks",
     &[REPORT],
     "Array",
     "The checks so far, as maps with name, status and detail (a property).",
     &[Example::new(r#"report::new("t").checks"#, "[]")],
 );
-static ISSUES: Spec = method(
+static ISSUES: Spec = Spec::global(
     "issues",
     &[REPORT],
     "Array",
     "The issues recorded so far (a property).",
     &[Example::new(r#"report::new("t").issues"#, "[]")],
 );
-static TO_STRING: Spec = method(
+static TO_STRING: Spec = Spec::global(
     "to_string",
     &[REPORT],
     "String",

@@ -244,6 +244,25 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// A global function or a report method: no module, no options.
+    pub const fn global(
+        name: &'static str,
+        params: &'static [Param],
+        returns: &'static str,
+        doc: &'static str,
+        examples: &'static [Example],
+    ) -> Spec {
+        Spec {
+            module: "",
+            name,
+            params,
+            options: &[],
+            returns,
+            doc,
+            examples,
+        }
+    }
+
     /// `jobs::reset_stuck`, the name scripts call and errors start with.
     pub fn path(&self) -> String {
         if self.module.is_empty() {
