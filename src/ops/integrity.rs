@@ -1345,14 +1345,13 @@ static CHECK: Spec = Spec {
     ],
 };
 
+/// The pair a list function reads.
+const PAIR: Param = Param::new("pair", Kind::Str, "the pair's name: chunks, summaries, …");
+
 static ORPHANS: Spec = Spec {
     module: "integrity",
     name: "orphans",
-    params: &[Param::new(
-        "pair",
-        Kind::Str,
-        "the pair's name: chunks, summaries, …",
-    )],
+    params: &[PAIR],
     options: &[],
     returns: "Array",
     doc: "Every orphan point id of a pair from this run's last integrity::check (running one \
@@ -1366,11 +1365,7 @@ static ORPHANS: Spec = Spec {
 static MISSING: Spec = Spec {
     module: "integrity",
     name: "missing",
-    params: &[Param::new(
-        "pair",
-        Kind::Str,
-        "the pair's name: chunks, summaries, …",
-    )],
+    params: &[PAIR],
     options: &[],
     returns: "Array",
     doc: "Every missing id of a pair from this run's last integrity::check: by id, the point ids \
@@ -1384,11 +1379,7 @@ static MISSING: Spec = Spec {
 static INVALID: Spec = Spec {
     module: "integrity",
     name: "invalid",
-    params: &[Param::new(
-        "pair",
-        Kind::Str,
-        "the pair's name: chunks, summaries, …",
-    )],
+    params: &[PAIR],
     options: &[],
     returns: "Array",
     doc: "Every invalid id of a pair from this run's last integrity::check: row ids that are \

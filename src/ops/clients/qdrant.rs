@@ -183,6 +183,25 @@ pub fn not_found(backend: &Backend, collection: &str) -> OpError {
     )
 }
 
+/// The REST address of `path`: plain http only (the snapshot transfers speak nothing else).
+fn rest_uri(
+    qdrant: &Qdrant,
+    backend: &Backend,
+    path: &str,
+    what: &str,
+) -> Result<hyper::Uri, OpError> {
+    let url = format!("{}{path}", qdrant.rest_url);
+    if url.starts_with("https:") {
+        return Err(OpError::backend(
+            backend,
+            ErrorKind::Invalid,
+            format!("qdrant.rest_url is https; opsh's snapshot {what} speaks plain http only"),
+        ));
+    }
+    url.parse()
+        .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, format!("qdrant.rest_url: {e}")))
+}
+
 /// One REST GET into a file: the status checked, the body streamed to `out`, hashed on the way.
 /// Returns the byte count and the sha256 as lowercase hex.
 pub async fn rest_download(
@@ -195,17 +214,7 @@ pub async fn rest_download(
     use sha2::Digest;
     use tokio::io::AsyncWriteExt;
 
-    let url = format!("{}{path}", qdrant.rest_url);
-    if url.starts_with("https:") {
-        return Err(OpError::backend(
-            backend,
-            ErrorKind::Invalid,
-            "qdrant.rest_url is https; opsh's snapshot download speaks plain http only",
-        ));
-    }
-    let uri: hyper::Uri = url.parse().map_err(|e| {
-        OpError::backend(backend, ErrorKind::Invalid, format!("qdrant.rest_url: {e}"))
-    })?;
+    let uri = rest_uri(qdrant, backend, path, "download")?;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
     let mut request = hyper::Request::get(uri);
@@ -281,17 +290,7 @@ pub async fn rest_upload(
 ) -> Result<serde_json::Value, OpError> {
     use http_body_util::BodyExt;
 
-    let url = format!("{}{path}", qdrant.rest_url);
-    if url.starts_with("https:") {
-        return Err(OpError::backend(
-            backend,
-            ErrorKind::Invalid,
-            "qdrant.rest_url is https; opsh's snapshot upload speaks plain http only",
-        ));
-    }
-    let uri: hyper::Uri = url.parse().map_err(|e| {
-        OpError::backend(backend, ErrorKind::Invalid, format!("qdrant.rest_url: {e}"))
-    })?;
+    let uri = rest_uri(qdrant, backend, path, "upload")?;
     let boundary = format!("opsh-{:016x}", rand_u64());
     let safe_name: String = file_name
         .chars()
