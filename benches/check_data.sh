@@ -23,5 +23,5 @@ if [ ! -f "$stamp" ] || [ "$req" -nt "$stamp" ]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
     touch "$stamp"
 fi
-(cd "$root" && cargo build --release --quiet -p opsh -p qdrant-double)
+(cd "$root" && cargo build --release --quiet -p opsh -p qdrant-double --bins --example raw_scroll)
 exec "$venv/bin/python" "$root/benches/check_data.py" "$@"

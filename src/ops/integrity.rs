@@ -12,20 +12,21 @@
 //! and `"4a7d1ed4-1447-…"` are the same point. A chunk id Qdrant would refuse is "invalid":
 //! listed, never matching, never deleted.
 //!
-//! Memory and time. Both sides are read at the same time (PostgreSQL with COPY, Qdrant by a
-//! scroll without payload or vectors), each into a compact vector of ids — 8 bytes per numeric
-//! id, 16 per UUID — which are sorted and merged. That is 32 MB per million pairs of ids, and
-//! the check takes about as long as the slower of the two streams instead of their sum. A merge
-//! of two sorted streams would need PostgreSQL to sort by Qdrant's reading of the text, which it
-//! cannot express exactly (its uuid input accepts other forms than Qdrant's) and which costs a
-//! server-side sort of N rows on every check; 16 bytes an id is the cheaper price. Only the
-//! differences are kept beyond that, and a report carries counts plus a bounded sample.
+//! Memory and time. Both sides are read at once: the rows by COPY on a task of their own, each
+//! chunk id parsed into a point key and pushed into a [`Spill`] (an external sort: runs of
+//! 131,072 keys sorted in memory and written to an unnamed temp file), the points by a scroll
+//! without payload or vectors whose next page is asked for before the last one is processed.
+//! Once the rows are read, the points are merged against them as they arrive, in Qdrant's id
+//! order; the points that came before that wait in a spill of their own, written in order and
+//! read back in one pass. What stays in memory is a run or two of keys, a read-ahead buffer per
+//! run and the differences (missing, orphans, invalid): a few MB whatever N is, plus 17 bytes
+//! per id of temp file in TMPDIR. A report carries counts plus a bounded sample.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgPoolCopyExt;
 
@@ -35,6 +36,7 @@ use crate::ops::error::{ErrorKind, OpError};
 use crate::ops::jobs;
 use crate::ops::qdrant::{self as qd, PointKey};
 use crate::ops::spec::{Default, Example, Kind, Opt, Param, Registrar, Spec};
+use crate::ops::spill::{Record, Spill};
 
 /// The deployment's tables check-data requires.
 pub const REQUIRED_TABLES: [&str; 5] = [
@@ -220,58 +222,41 @@ fn sample<T: ToString>(items: &[T]) -> Vec<String> {
     items.iter().take(SAMPLE).map(ToString::to_string).collect()
 }
 
-/// Ids of one side, split as Qdrant orders them.
-#[derive(Default)]
-struct IdSet {
-    nums: Vec<u64>,
-    uuids: Vec<u128>,
-}
+impl Record for PointKey {
+    fn encode(&self, out: &mut Vec<u8>) {
+        // A tag byte, then the value big-endian: bytes compare as Qdrant orders ids.
+        match *self {
+            PointKey::Num(n) => {
+                out.push(0);
+                out.extend_from_slice(&u128::from(n).to_be_bytes());
+            }
+            PointKey::Uuid(u) => {
+                out.push(1);
+                out.extend_from_slice(&u.to_be_bytes());
+            }
+        }
+    }
 
-impl IdSet {
-    fn push(&mut self, key: PointKey) {
-        match key {
-            PointKey::Num(n) => self.nums.push(n),
-            PointKey::Uuid(u) => self.uuids.push(u),
-        }
-    }
-    fn len(&self) -> usize {
-        self.nums.len() + self.uuids.len()
-    }
-    fn sort(&mut self) {
-        if !self.nums.is_sorted() {
-            self.nums.sort_unstable();
-        }
-        if !self.uuids.is_sorted() {
-            self.uuids.sort_unstable();
-        }
-        self.nums.dedup();
-        self.uuids.dedup();
+    fn decode(buf: &[u8]) -> Option<(Self, usize)> {
+        let bytes: [u8; 16] = buf.get(1..17)?.try_into().ok()?;
+        let value = u128::from_be_bytes(bytes);
+        let key = match buf[0] {
+            0 => PointKey::Num(u64::try_from(value).ok()?),
+            _ => PointKey::Uuid(value),
+        };
+        Some((key, 17))
     }
 }
 
-/// Sorted-merge difference: (in a not b, in b not a, common count).
-fn diff<T: Ord + Copy>(a: &[T], b: &[T], only_a: &mut Vec<T>, only_b: &mut Vec<T>) -> u64 {
-    let (mut i, mut j, mut common) = (0, 0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => {
-                only_a.push(a[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                only_b.push(b[j]);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                common += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    only_a.extend_from_slice(&a[i..]);
-    only_b.extend_from_slice(&b[j..]);
-    common
+fn spill_err(e: std::io::Error) -> OpError {
+    OpError::new(
+        ErrorKind::Failed,
+        None,
+        format!(
+            "cannot spill ids to a temp file in {}: {e} (set TMPDIR to a writable directory with room)",
+            std::env::temp_dir().display()
+        ),
+    )
 }
 
 /// Decodes one field of COPY's text format.
@@ -300,52 +285,57 @@ fn unescape(field: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Streams one text column out of PostgreSQL with COPY, handing each value to `each`.
-async fn copy_column(
+/// Streams one text column out of PostgreSQL with COPY on a task of its own (so its parsing
+/// runs beside the Qdrant scroll, not between its pages), handing each value to `each`; the
+/// task ends with what it made of them.
+async fn copy_column<T: Send + 'static>(
     target: &Target,
     select: &str,
-    mut each: impl FnMut(&[u8]),
-) -> Result<(), OpError> {
-    let pool = target.pg().await?;
+    mut state: T,
+    mut each: impl FnMut(&mut T, &[u8]) + Send + 'static,
+) -> Result<crate::ops::AbortOnDrop<Result<T, OpError>>, OpError> {
+    let pool = target.pg().await?.clone();
+    let backend = target.pg_backend().clone();
     let statement = format!("COPY ({select}) TO STDOUT");
-    let mut stream = pool
-        .copy_out_raw(&statement)
-        .await
-        .map_err(target.pg_err())?;
-    let mut rest: Vec<u8> = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(target.pg_err())?;
-        let mut data: &[u8] = &chunk;
-        if !rest.is_empty() {
-            match data.iter().position(|&b| b == b'\n') {
-                Some(nl) => {
-                    rest.extend_from_slice(&data[..nl]);
-                    each(&rest);
-                    rest.clear();
-                    data = &data[nl + 1..];
-                }
-                None => {
-                    rest.extend_from_slice(data);
-                    continue;
+    let task = tokio::spawn(async move {
+        let pg_err = crate::ops::clients::postgres::error(&backend);
+        let mut stream = pool.copy_out_raw(&statement).await.map_err(&pg_err)?;
+        let mut rest: Vec<u8> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(&pg_err)?;
+            let mut data: &[u8] = &chunk;
+            if !rest.is_empty() {
+                match data.iter().position(|&b| b == b'\n') {
+                    Some(nl) => {
+                        rest.extend_from_slice(&data[..nl]);
+                        each(&mut state, &rest);
+                        rest.clear();
+                        data = &data[nl + 1..];
+                    }
+                    None => {
+                        rest.extend_from_slice(data);
+                        continue;
+                    }
                 }
             }
-        }
-        let mut lines = data.split(|&b| b == b'\n');
-        let mut last = lines.next();
-        for line in lines {
+            let mut lines = data.split(|&b| b == b'\n');
+            let mut last = lines.next();
+            for line in lines {
+                if let Some(l) = last {
+                    each(&mut state, l);
+                }
+                last = Some(line);
+            }
             if let Some(l) = last {
-                each(l);
+                rest.extend_from_slice(l);
             }
-            last = Some(line);
         }
-        if let Some(l) = last {
-            rest.extend_from_slice(l);
+        if !rest.is_empty() {
+            each(&mut state, &rest);
         }
-    }
-    if !rest.is_empty() {
-        each(&rest);
-    }
-    Ok(())
+        Ok::<T, OpError>(state)
+    });
+    Ok(crate::ops::AbortOnDrop(task))
 }
 
 fn where_clause(filter: &Option<String>) -> String {
@@ -355,7 +345,123 @@ fn where_clause(filter: &Option<String>) -> String {
     }
 }
 
-/// A by-id pair: both sides streamed at once into id sets, then merged.
+/// The rows of a by-id pair as the COPY task leaves them.
+#[derive(Default)]
+struct Rows {
+    keys: Spill<PointKey>,
+    invalid: Vec<String>,
+    count: u64,
+    spilled: Option<std::io::Error>,
+}
+
+/// A by-id comparison in progress: the rows' keys, sorted, walked along with the points as the
+/// scroll hands them over in Qdrant's id order. Only the differences are kept.
+#[derive(Default)]
+struct Merging {
+    rows: Option<std::iter::Peekable<crate::ops::spill::Sorted<PointKey>>>,
+    last: Option<PointKey>,
+    matched: u64,
+    missing: Vec<PointKey>,
+    orphans: Vec<PointKey>,
+    error: Option<OpError>,
+}
+
+impl Merging {
+    /// Takes the rows once their task ended, then catches up with the points read meanwhile.
+    fn start(&mut self, done: Result<Rows, OpError>, early: Spill<PointKey>) -> Option<Rows> {
+        let mut rows = match done {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.error = Some(e);
+                return None;
+            }
+        };
+        if let Some(e) = rows.spilled.take() {
+            self.error = Some(spill_err(e));
+            return None;
+        }
+        match std::mem::take(&mut rows.keys).into_sorted() {
+            Ok(sorted) => self.rows = Some(sorted.peekable()),
+            Err(e) => {
+                self.error = Some(spill_err(e));
+                return None;
+            }
+        }
+        match early.into_sorted() {
+            Ok(points) => {
+                for k in points {
+                    match k {
+                        Ok(k) => self.point(k),
+                        Err(e) => {
+                            self.error.get_or_insert(spill_err(e));
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => self.error = Some(spill_err(e)),
+        }
+        Some(rows)
+    }
+
+    fn point(&mut self, k: PointKey) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Some(last) = self.last
+            && k <= last
+        {
+            // Qdrant scrolls in id order, each id once; a merge cannot trust anything else.
+            self.error = Some(OpError::new(
+                ErrorKind::Failed,
+                None,
+                format!("the scroll returned point {k} after {last}, out of Qdrant's id order"),
+            ));
+            return;
+        }
+        self.last = Some(k);
+        let Some(rows) = self.rows.as_mut() else {
+            return;
+        };
+        loop {
+            match rows.peek() {
+                None => return self.orphans.push(k),
+                Some(Err(_)) => {
+                    if let Some(Err(e)) = rows.next() {
+                        self.error = Some(spill_err(e));
+                    }
+                    return;
+                }
+                Some(Ok(row)) => match row.cmp(&k) {
+                    std::cmp::Ordering::Less => {
+                        self.missing.push(*row);
+                        rows.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        self.matched += 1;
+                        rows.next();
+                        return;
+                    }
+                    std::cmp::Ordering::Greater => return self.orphans.push(k),
+                },
+            }
+        }
+    }
+
+    /// (matched, missing, orphans): the rows after the last point are missing too.
+    fn finish(mut self) -> Result<(u64, Vec<PointKey>, Vec<PointKey>), OpError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        for row in self.rows.into_iter().flatten() {
+            self.missing.push(row.map_err(spill_err)?);
+        }
+        Ok((self.matched, self.missing, self.orphans))
+    }
+}
+
+/// A by-id pair: the rows read on a task of their own into a spill, sorted as Qdrant orders
+/// ids, while the scroll's points are merged against them as they come.
 async fn compare_by_id(
     target: &Target,
     pair: &Pair,
@@ -367,50 +473,63 @@ async fn compare_by_id(
         ident(&pair.table),
         where_clause(&pair.filter)
     );
-    let mut rows = IdSet::default();
-    let mut invalid: Vec<String> = Vec::new();
-    let mut row_count = 0u64;
-    let pg = copy_column(target, &select, |line| {
-        row_count += 1;
-        let text = unescape(line);
-        match std::str::from_utf8(line)
-            .ok()
-            .filter(|_| !line.contains(&b'\\'))
-            .and_then(PointKey::parse)
-            .or_else(|| PointKey::parse(&text))
-        {
-            Some(k) => rows.push(k),
-            None => invalid.push(if line == b"\\N" { "NULL".into() } else { text }),
+    let each_row = |rows: &mut Rows, line: &[u8]| {
+        rows.count += 1;
+        let key = match std::str::from_utf8(line) {
+            Ok(text) if !line.contains(&b'\\') => PointKey::parse(text),
+            _ => PointKey::parse(&unescape(line)),
+        };
+        match key {
+            Some(k) => {
+                if let Err(e) = rows.keys.push(k) {
+                    rows.spilled = Some(e);
+                }
+            }
+            None if line == b"\\N" => rows.invalid.push("NULL".into()),
+            None => rows.invalid.push(unescape(line)),
         }
-    });
-    let mut points = IdSet::default();
-    let qd = qd::scroll(target, &pair.collection, page, &[], |page| {
+    };
+    let mut rows_task = copy_column(target, &select, Rows::default(), each_row).await?;
+    let pg_backend = target.pg_backend().clone();
+    let joined = move |r: Result<Result<Rows, OpError>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| Err(OpError::new(ErrorKind::Failed, Some(&pg_backend), e)))
+    };
+    // Points are merged against the sorted rows as they arrive; the ones that come before the
+    // rows are ready wait in a spill (in order, so it is read back without a merge).
+    let mut merging = Merging::default();
+    let mut early: Spill<PointKey> = Spill::new();
+    let mut rows: Option<Rows> = None;
+    let mut point_count = 0u64;
+    qd::scroll(target, &pair.collection, page, &[], |page| {
+        if rows.is_none()
+            && merging.error.is_none()
+            && let Some(done) = (&mut rows_task.0).now_or_never()
+        {
+            rows = merging.start(joined(done), std::mem::take(&mut early));
+        }
         for p in page {
             if let Some(k) = p.id.as_ref().and_then(PointKey::from_grpc) {
-                points.push(k);
+                point_count += 1;
+                if rows.is_some() {
+                    merging.point(k);
+                } else if let Err(e) = early.push(k) {
+                    merging.error.get_or_insert(spill_err(e));
+                }
             }
         }
-    });
-    let (a, b) = tokio::join!(pg, qd);
-    a?;
-    b?;
-    rows.sort();
-    points.sort();
-    let (mut missing_n, mut orphan_n) = (Vec::new(), Vec::new());
-    let (mut missing_u, mut orphan_u) = (Vec::new(), Vec::new());
-    let matched = diff(&rows.nums, &points.nums, &mut missing_n, &mut orphan_n)
-        + diff(&rows.uuids, &points.uuids, &mut missing_u, &mut orphan_u);
-    let missing: Vec<String> = missing_n
-        .into_iter()
-        .map(PointKey::Num)
-        .chain(missing_u.into_iter().map(PointKey::Uuid))
-        .map(|k| k.to_string())
-        .collect();
-    let orphans: Vec<PointKey> = orphan_n
-        .into_iter()
-        .map(PointKey::Num)
-        .chain(orphan_u.into_iter().map(PointKey::Uuid))
-        .collect();
+    })
+    .await?;
+    if rows.is_none() && merging.error.is_none() {
+        let done = (&mut rows_task.0).await;
+        rows = merging.start(joined(done), early);
+    }
+    let (matched, missing, orphans) = merging.finish()?;
+    let Rows {
+        mut invalid,
+        count: row_count,
+        ..
+    } = rows.expect("the rows were read");
+    let missing: Vec<String> = missing.iter().map(ToString::to_string).collect();
     invalid.sort();
     let result = PairResult {
         name: pair.name.clone(),
@@ -419,7 +538,7 @@ async fn compare_by_id(
         compared: true,
         error: String::new(),
         rows: row_count,
-        points: points.len() as u64,
+        points: point_count,
         matched,
         missing: missing.len() as u64,
         orphans: orphans.len() as u64,
@@ -1559,11 +1678,71 @@ pub const CANDIDATES_TABLE: &str = "CREATE TABLE IF NOT EXISTS opsh_orphan_candi
 mod tests {
     use super::*;
 
+    fn nums(v: &[u64]) -> Vec<PointKey> {
+        v.iter().map(|&n| PointKey::Num(n)).collect()
+    }
+
     #[test]
-    fn merge_splits_both_sides() {
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        let common = diff(&[1u64, 2, 4, 6], &[2, 3, 4, 7], &mut a, &mut b);
-        assert_eq!((common, a, b), (2, vec![1, 6], vec![3, 7]));
+    fn merging_matches_points_read_before_and_after_the_rows_are_ready() {
+        let mut rows = Rows {
+            keys: Spill::with_run(2),
+            ..Rows::default()
+        };
+        for k in nums(&[9, 1, 4, 4, 7, 12]) {
+            rows.keys.push(k).unwrap();
+        }
+        let mut early = Spill::with_run(2);
+        for k in nums(&[0, 1, 3]) {
+            early.push(k).unwrap();
+        }
+        let mut m = Merging::default();
+        assert!(m.start(Ok(rows), early).is_some());
+        for k in nums(&[4, 8, 9]) {
+            m.point(k);
+        }
+        let (matched, missing, orphans) = m.finish().unwrap();
+        assert_eq!(matched, 3, "1, 4 (a repeated row counts once) and 9");
+        assert_eq!(missing, nums(&[7, 12]));
+        assert_eq!(orphans, nums(&[0, 3, 8]));
+    }
+
+    #[test]
+    fn a_point_out_of_qdrants_order_fails_the_comparison() {
+        let mut m = Merging::default();
+        m.start(Ok(Rows::default()), Spill::new());
+        for k in nums(&[5, 6, 2]) {
+            m.point(k);
+        }
+        let err = m.finish().unwrap_err().to_string();
+        assert!(err.contains("point 2 after 6"), "{err}");
+    }
+
+    #[test]
+    fn spilled_point_keys_come_back_in_qdrant_order() {
+        // Numbers before UUIDs, each ascending, across several runs and with repeats.
+        let mut keys: Vec<PointKey> = (0..5000u64)
+            .map(|i| {
+                let v = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                if i % 3 == 0 {
+                    PointKey::Num(v % 1000)
+                } else {
+                    PointKey::Uuid(u128::from(v) << 64 | u128::from(i % 97))
+                }
+            })
+            .collect();
+        keys.push(PointKey::Num(u64::MAX));
+        keys.push(PointKey::Uuid(0));
+        let mut spill = Spill::with_run(64);
+        for k in &keys {
+            spill.push(*k).unwrap();
+        }
+        let back: Vec<PointKey> = spill.into_sorted().unwrap().map(Result::unwrap).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(back, keys);
+        assert!(
+            matches!(back.iter().position(|k| matches!(k, PointKey::Uuid(_))), Some(i) if back[i - 1] == PointKey::Num(u64::MAX))
+        );
     }
 
     #[test]

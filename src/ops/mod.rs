@@ -19,6 +19,7 @@ pub mod qdrant;
 pub mod reset;
 pub mod runlock;
 pub mod spec;
+pub mod spill;
 mod target;
 
 pub use target::{Flags, Target};
@@ -55,5 +56,15 @@ pub fn register_all(
         let mut reg = Registrar::new(target, specs);
         register(&mut reg);
         engine.register_static_module(name, reg.finish().into());
+    }
+}
+
+/// A spawned task that is cancelled when its handle is dropped (a cancelled run, an early
+/// return), instead of running on unobserved.
+pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

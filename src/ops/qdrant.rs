@@ -40,17 +40,13 @@ impl PointKey {
         {
             return Some(PointKey::Num(n));
         }
-        uuid::Uuid::parse_str(text)
-            .ok()
-            .map(|u| PointKey::Uuid(u.as_u128()))
+        parse_uuid(text).map(PointKey::Uuid)
     }
 
     pub fn from_grpc(id: &PointId) -> Option<PointKey> {
         match id.point_id_options.as_ref()? {
             PointIdOptions::Num(n) => Some(PointKey::Num(*n)),
-            PointIdOptions::Uuid(text) => uuid::Uuid::parse_str(text)
-                .ok()
-                .map(|u| PointKey::Uuid(u.as_u128())),
+            PointIdOptions::Uuid(text) => parse_uuid(text).map(PointKey::Uuid),
         }
     }
 
@@ -62,6 +58,47 @@ impl PointKey {
         PointId {
             point_id_options: Some(options),
         }
+    }
+}
+
+/// A UUID as `Uuid::parse_str` reads it. The two forms nearly every id has — hyphenated (as
+/// Qdrant answers) and 32 hex digits (an MD5 digest) — are decoded here directly, since the
+/// integrity check reads millions of them; the rest go to the uuid crate.
+fn parse_uuid(text: &str) -> Option<u128> {
+    const HEX: [u8; 256] = {
+        let mut t = [0xFF; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            t[b'A' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
+    let digits = |hex: &[u8]| -> Option<u128> {
+        hex.iter().try_fold(0u128, |v, &c| match HEX[c as usize] {
+            0xFF => None,
+            d => Some(v << 4 | u128::from(d)),
+        })
+    };
+    let b = text.as_bytes();
+    match b.len() {
+        32 => digits(b),
+        36 if b[8] == b'-' && b[13] == b'-' && b[18] == b'-' && b[23] == b'-' => {
+            let mut hex = [0u8; 32];
+            hex[..8].copy_from_slice(&b[..8]);
+            hex[8..12].copy_from_slice(&b[9..13]);
+            hex[12..16].copy_from_slice(&b[14..18]);
+            hex[16..20].copy_from_slice(&b[19..23]);
+            hex[20..].copy_from_slice(&b[24..]);
+            digits(&hex)
+        }
+        _ => uuid::Uuid::parse_str(text).ok().map(|u| u.as_u128()),
     }
 }
 
@@ -280,26 +317,39 @@ pub async fn scroll(
     mut each: impl FnMut(Vec<q::RetrievedPoint>),
 ) -> Result<(), OpError> {
     let qdrant = target.qdrant().await?;
-    let mut offset: Option<PointId> = None;
-    loop {
-        let reply = qdrant
-            .client
-            .scroll(ScrollPoints {
-                collection_name: collection.into(),
-                offset: offset.take(),
-                limit: Some(page_size.max(1)),
-                with_payload: payload_keys(keys),
-                with_vectors: no_vectors(),
-                ..std::default::Default::default()
-            })
-            .await
-            .map_err(collection_err(target, collection))?;
-        each(reply.result);
-        match reply.next_page_offset {
-            Some(next) => offset = Some(next),
-            None => return Ok(()),
+    let with_payload = payload_keys(keys);
+    let page = |offset: Option<PointId>| {
+        let client = qdrant.client.clone();
+        let request = ScrollPoints {
+            collection_name: collection.into(),
+            offset,
+            limit: Some(page_size.max(1)),
+            with_payload: with_payload.clone(),
+            with_vectors: no_vectors(),
+            ..std::default::Default::default()
+        };
+        crate::ops::AbortOnDrop(tokio::spawn(async move { client.scroll(request).await }))
+    };
+    let mut next = Some(page(None));
+    while let Some(mut pending) = next.take() {
+        let reply = match (&mut pending.0).await {
+            Ok(reply) => reply.map_err(collection_err(target, collection))?,
+            Err(e) => {
+                return Err(OpError::backend(
+                    target.qdrant_backend(),
+                    ErrorKind::Failed,
+                    e,
+                ));
+            }
+        };
+        // The next page is asked for before this one is handed on, so Qdrant reads it while
+        // this one is processed: the scroll's round trips no longer wait on the caller.
+        if let Some(offset) = reply.next_page_offset {
+            next = Some(page(Some(offset)));
         }
+        each(reply.result);
     }
+    Ok(())
 }
 
 /// Every point id of a collection, in Qdrant's order.
@@ -1114,5 +1164,29 @@ mod tests {
             assert_eq!(PointKey::parse(bad), None, "{bad}");
         }
         assert!(PointKey::Num(u64::MAX) < PointKey::Uuid(0));
+    }
+
+    #[test]
+    fn the_fast_uuid_path_reads_exactly_what_the_uuid_crate_reads() {
+        // Every 32- and 36-byte text built from a UUID with one byte swapped for an awkward one
+        // (a hyphen moved, a non-hex letter, a multibyte char, a space, a brace).
+        let base = "4a7d1ed4-1447-4e40-33ac-29ccb8653d9b";
+        let simple: String = base.chars().filter(|&c| c != '-').collect();
+        let swaps = ['-', 'g', 'G', ' ', '{', '0', 'F', 'z', '\0'];
+        let mut texts = vec![base.to_string(), simple.clone(), base.to_uppercase()];
+        for text in [base, simple.as_str()] {
+            for i in 0..text.len() {
+                for c in swaps {
+                    let mut t = text.to_string();
+                    t.replace_range(i..i + 1, &c.to_string());
+                    texts.push(t);
+                }
+            }
+        }
+        texts.push(format!("{}é", &base[..34]));
+        for t in &texts {
+            let crate_reads = uuid::Uuid::parse_str(t).ok().map(|u| u.as_u128());
+            assert_eq!(super::parse_uuid(t), crate_reads, "{t:?}");
+        }
     }
 }
