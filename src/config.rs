@@ -169,6 +169,14 @@ const KEYS: &[Key] = &[
         kind: Kind::Duration,
     },
     Key {
+        // Services (or container names) scripts may run commands in with docker::exec; "*"
+        // for all. Empty: none, as DESIGN says scripts get no shell unless configured.
+        name: "docker.allow_exec",
+        env: &[],
+        default: "",
+        kind: Kind::List,
+    },
+    Key {
         name: "compose.project",
         env: &["COMPOSE_PROJECT_NAME"],
         default: "youtube_agent",
