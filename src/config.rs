@@ -201,6 +201,14 @@ const KEYS: &[Key] = &[
         kind: Kind::Text,
     },
     Key {
+        // A PEM file of CA certificates https health URLs may be signed by (besides the
+        // system's), e.g. a site's own CA.
+        name: "health.ca_file",
+        env: &[],
+        default: "",
+        kind: Kind::Text,
+    },
+    Key {
         name: "health.timeout",
         env: &[],
         default: "5s",
@@ -943,7 +951,7 @@ fn find_table_line(text: &str, dotted: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-fn expand_home(path: &str) -> PathBuf {
+pub fn expand_home(path: &str) -> PathBuf {
     match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => Path::new(&home).join(rest),
         _ => PathBuf::from(path),
