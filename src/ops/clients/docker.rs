@@ -217,6 +217,12 @@ fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> 
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             return Some(io.kind());
         }
+        // Transparent: its source() is the io::Error's source, which skips the io::Error.
+        if let Some(bollard::errors::Error::IOError { err }) =
+            err.downcast_ref::<bollard::errors::Error>()
+        {
+            return Some(err.kind());
+        }
         cur = err.source();
     }
     None
