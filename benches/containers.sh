@@ -47,6 +47,12 @@ SOCK=${SOCK#unix://}
 [[ -S $SOCK ]] || { echo "the api columns need the engine's unix socket (DOCKER_HOST=$DOCKER_HOST)" >&2; exit 1; }
 cleanup() {
     docker-compose -f "$FILE" -p "$PROJECT" down -v -t 0 >/dev/null 2>&1 || true
+    # down once left the project's network behind (the engine kept a stale endpoint): say so.
+    local net
+    for net in $(docker network ls -q --filter "label=com.docker.compose.project=$PROJECT"); do
+        docker network rm "$net" >/dev/null 2>&1 ||
+            echo "benches/containers.sh: could not remove network $net of $PROJECT" >&2
+    done
     rm -rf "$DIR"
 }
 trap cleanup EXIT INT TERM
