@@ -169,6 +169,14 @@ const KEYS: &[Key] = &[
         kind: Kind::Duration,
     },
     Key {
+        // Services (or container names) scripts may run commands in with docker::exec; "*"
+        // for all. Empty: none, as DESIGN says scripts get no shell unless configured.
+        name: "docker.allow_exec",
+        env: &[],
+        default: "",
+        kind: Kind::List,
+    },
+    Key {
         name: "compose.project",
         env: &["COMPOSE_PROJECT_NAME"],
         default: "youtube_agent",
@@ -190,6 +198,14 @@ const KEYS: &[Key] = &[
         name: "health.urls",
         env: &[],
         default: "agent-service=http://localhost:8000/health,whisper-server=http://localhost:8082/health,embedding-server=http://localhost:8083/health",
+        kind: Kind::Text,
+    },
+    Key {
+        // A PEM file of CA certificates https health URLs may be signed by (besides the
+        // system's), e.g. a site's own CA.
+        name: "health.ca_file",
+        env: &[],
+        default: "",
         kind: Kind::Text,
     },
     Key {
@@ -935,7 +951,7 @@ fn find_table_line(text: &str, dotted: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-fn expand_home(path: &str) -> PathBuf {
+pub fn expand_home(path: &str) -> PathBuf {
     match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => Path::new(&home).join(rest),
         _ => PathBuf::from(path),

@@ -494,19 +494,32 @@ fn stats_logs_exec_inspect_and_their_procedures() {
         "",
     );
 
-    let exec = json_of(
-        &stack,
-        r#"docker::exec("web", "echo out; echo err >&2; exit 3")"#,
-    );
+    // docker.allow_exec lists where scripts may run commands; web and worker here.
+    let exec_in = |code: &str| {
+        stack
+            .opsh()
+            .env("OPSH_DOCKER_ALLOW_EXEC", "web:worker")
+            .args(["--json", "-e", code])
+            .run()
+            .code(0)
+            .json()
+    };
+    let exec = exec_in(r#"docker::exec("web", "echo out; echo err >&2; exit 3")"#);
     assert_eq!(exec["exit_code"], 3);
     assert_eq!(exec["stdout"], "out\n");
     assert_eq!(exec["stderr"], "err\n");
     assert_eq!(exec["container"], stack.name("web", 1));
-    let exec = json_of(&stack, r#"docker::exec("worker", ["echo", "a b"])"#);
+    let exec = exec_in(r#"docker::exec("worker", ["echo", "a b"])"#);
     assert_eq!(
         (&exec["exit_code"], &exec["output"]),
         (&json!(0), &json!("a b\n"))
     );
+    // A container name counts as its service.
+    let exec = exec_in(&format!(
+        r#"docker::exec("{}", "echo by name")"#,
+        stack.name("worker", 2)
+    ));
+    assert_eq!(exec["output"], "by name\n");
 
     assert_eq!(
         json_of(
@@ -515,6 +528,67 @@ fn stats_logs_exec_inspect_and_their_procedures() {
         ),
         json!([format!("/{}", stack.name("web", 1)), "running", "healthy"])
     );
+}
+
+#[test]
+fn exec_is_refused_unless_docker_allow_exec_lists_the_service() {
+    let stack = Stack::new();
+    let marker = "/tmp/opsh-exec-ran";
+    let touch = format!(r#"docker::exec("web", "touch {marker}")"#);
+    let ran = || {
+        Command::new("docker")
+            .args(["exec", &stack.name("web", 1), "test", "-e", marker])
+            .status()
+            .unwrap()
+            .success()
+    };
+    let refused = |run: &support::Run, now: &str| {
+        run.code(3);
+        assert!(
+            run.stderr.contains(&format!(
+                "running a command in `web` is not allowed: scripts get no shell in containers unless the configuration allows it ({now}); list the service in docker.allow_exec"
+            )),
+            "{}",
+            run.stderr
+        );
+    };
+    // By default no service is allowed, and nothing runs.
+    let run = stack.opsh().args(["-e", &touch]).run();
+    refused(&run, "none is allowed now");
+    // Another service listed: still refused, and the message says what is allowed.
+    let run = stack
+        .opsh()
+        .env("OPSH_DOCKER_ALLOW_EXEC", "worker")
+        .args(["-e", &touch])
+        .run();
+    refused(&run, "allowed now: worker");
+    assert!(!ran(), "a refused exec ran its command");
+    // Scripts can catch it by kind.
+    let kind = stack
+        .opsh()
+        .args([
+            "-e",
+            r#"let k = (); try { docker::exec("web", "true") } catch (e) { k = e.kind } k"#,
+        ])
+        .run();
+    kind.expect(0, "refused\n", "");
+
+    // Allowed in opsh.toml, for the service; then "*" for all.
+    let run = stack
+        .opsh()
+        .file("opsh.toml", "[docker]\nallow_exec = [\"web\"]\n")
+        .args(["--json", "-e", &touch])
+        .run();
+    run.code(0);
+    assert_eq!(run.json()["exit_code"], 0);
+    assert!(ran(), "the allowed exec did not run");
+    let run = stack
+        .opsh()
+        .env("OPSH_DOCKER_ALLOW_EXEC", "*")
+        .args(["--json", "-e", r#"docker::exec("stubborn", "echo any")"#])
+        .run();
+    run.code(0);
+    assert_eq!(run.json()["output"], "any\n");
 }
 
 #[test]

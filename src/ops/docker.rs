@@ -784,6 +784,47 @@ pub async fn exec(target: &Target, service: &str, cmd: Vec<String>) -> Result<Ex
     Ok(out)
 }
 
+/// The services docker.allow_exec lets scripts run commands in ("*": all).
+fn exec_allow_list(target: &Target) -> Vec<String> {
+    target
+        .settings
+        .get("docker.allow_exec")
+        .split([':', ','])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The gate of the script-facing docker::exec (DESIGN: scripts get no shell unless the
+/// configuration allows it). `service` may be a container name whose service is listed.
+/// opsh's own fixed commands (e.g. a backup's pg_dump) call [`exec`] directly, ungated.
+async fn exec_allowed(target: &Target, service: &str) -> Result<(), OpError> {
+    let allowed = exec_allow_list(target);
+    if allowed.iter().any(|a| a == "*" || a == service) {
+        return Ok(());
+    }
+    if !allowed.is_empty() {
+        // A container name: its service decides (a name not found is simply not allowed).
+        let found = find(target, Some(&[service.to_string()])).await;
+        if found.is_ok_and(|found| found.iter().any(|f| allowed.contains(&f.service))) {
+            return Ok(());
+        }
+    }
+    let now = if allowed.is_empty() {
+        "none is allowed now".to_string()
+    } else {
+        format!("allowed now: {}", allowed.join(", "))
+    };
+    Err(OpError::new(
+        ErrorKind::Refused,
+        None,
+        format!(
+            "running a command in `{service}` is not allowed: scripts get no shell in containers unless the configuration allows it ({now}); list the service in docker.allow_exec (opsh.toml: [docker] allow_exec = [\"{service}\"], or [\"*\"] for all; environment: OPSH_DOCKER_ALLOW_EXEC)"
+        ),
+    ))
+}
+
 /// The engine's inspect document of a service's first container (or of a named container).
 pub async fn inspect(target: &Target, service: &str) -> Result<ContainerInspectResponse, OpError> {
     let found = find(target, Some(&[service.to_string()])).await?;
@@ -989,10 +1030,12 @@ static EXEC: Spec = Spec {
     options: &[],
     returns: "Map",
     doc: "Runs a command in the service's first running container: container, exit_code, output \
-          (stdout and stderr as they came), stdout, stderr.",
+          (stdout and stderr as they came), stdout, stderr. Scripts get no shell unless the \
+          configuration allows it: only in the services listed in docker.allow_exec (\"*\" for \
+          all; none by default), otherwise an error of kind refused naming the setting.",
     examples: &[Example::new(
-        r#"let k = (); try { docker::exec("no-such-service", "true") } catch (e) { k = e.kind } k"#,
-        r#""not_found""#,
+        r#"let k = (); try { docker::exec("postgres", "true") } catch (e) { k = e.kind } k"#,
+        r#""refused""#,
     )],
 };
 
@@ -1118,7 +1161,10 @@ pub fn register(reg: &mut Registrar) {
         if argv.is_empty() {
             return Err(OpError::invalid("`cmd`: the command is empty").into());
         }
-        c.block(exec(c.target, &service, argv))
+        c.block(async {
+            exec_allowed(c.target, &service).await?;
+            exec(c.target, &service, argv).await
+        })
     });
     reg.add(&INSPECT, |c| {
         let service = c.str("service")?;

@@ -247,9 +247,10 @@ pub struct HttpCheck {
     pub body: String,
 }
 
-/// GET a URL once (plain HTTP), within `timeout`. Never fails: a refused connection or a
-/// timeout is reported in `error`.
-pub async fn http_check(url: &str, timeout: Duration) -> HttpCheck {
+/// GET a URL once (http:// or https://), within `timeout`. Never fails: a refused
+/// connection, a certificate the client does not trust or a timeout is reported in `error`.
+/// https trusts the system's CA certificates and those of `ca_file` (PEM), if given.
+pub async fn http_check(url: &str, timeout: Duration, ca_file: Option<&Path>) -> HttpCheck {
     let started = Instant::now();
     let mut out = HttpCheck {
         url: url.to_string(),
@@ -261,27 +262,28 @@ pub async fn http_check(url: &str, timeout: Duration) -> HttpCheck {
     };
     let result = tokio::time::timeout(timeout, async {
         let uri: hyper::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err("only http:// URLs are checked".to_string());
-        }
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<Empty<Bytes>>();
-        let res = client.get(uri).await.map_err(|e| {
-            let mut cur: &dyn std::error::Error = &e;
-            while let Some(next) = cur.source() {
-                cur = next;
+        let builder =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+        match uri.scheme_str() {
+            Some("http") => get(builder.build_http(), uri).await,
+            Some("https") => {
+                let https = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls_config(ca_file)?)
+                    .https_only()
+                    .enable_http1()
+                    .build();
+                get(builder.build(https), uri).await.map_err(|e| {
+                    if e.contains("certificate") {
+                        format!(
+                            "TLS: {e}; trust the server's CA with health.ca_file (a PEM file) or the ca_file option"
+                        )
+                    } else {
+                        e
+                    }
+                })
             }
-            cur.to_string()
-        })?;
-        let status = res.status().as_u16();
-        let body = res
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        Ok((status, body))
+            _ => Err("only http:// and https:// URLs are checked".to_string()),
+        }
     })
     .await;
     out.ms = (started.elapsed().as_secs_f64() * 10000.0).round() / 10.0;
@@ -303,6 +305,76 @@ pub async fn http_check(url: &str, timeout: Duration) -> HttpCheck {
         }
     }
     out
+}
+
+/// One GET through `client`: the status and the body, or the innermost cause of the failure.
+async fn get<C>(
+    client: hyper_util::client::legacy::Client<C, Empty<Bytes>>,
+    uri: hyper::Uri,
+) -> Result<(u16, Bytes), String>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    let res = client.get(uri).await.map_err(|e| {
+        let mut cur: &dyn std::error::Error = &e;
+        while let Some(next) = cur.source() {
+            cur = next;
+        }
+        cur.to_string()
+    })?;
+    let status = res.status().as_u16();
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// The system's CA certificates, read once a run (an https check may run many times).
+fn native_roots() -> &'static [rustls::pki_types::CertificateDer<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<rustls::pki_types::CertificateDer<'static>>> =
+        std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            tracing::debug!("system CA certificates: {e}");
+        }
+        found.certs
+    })
+}
+
+/// rustls (ring) trusting the system's roots and those of `ca_file`.
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(native_roots().iter().cloned());
+    if let Some(path) = ca_file {
+        let shown = path.display();
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("cannot read the CA file {shown} (health.ca_file): {e}"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("the CA file {shown} (health.ca_file) is not PEM: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "the CA file {shown} (health.ca_file) holds no PEM certificate"
+            ));
+        }
+        let (_, bad) = roots.add_parsable_certificates(certs);
+        if bad > 0 {
+            return Err(format!(
+                "the CA file {shown} (health.ca_file): {bad} certificate(s) could not be used as a CA"
+            ));
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 static DISK: Spec = Spec {
@@ -368,17 +440,26 @@ static CLEAN_TEMP: Spec = Spec {
 static HTTP_CHECK: Spec = Spec {
     module: "host",
     name: "http_check",
-    params: &[Param::new("url", Kind::Str, "an http:// URL")],
-    options: &[Opt::new(
-        "timeout",
-        Kind::Duration,
-        Default::Setting("health.timeout"),
-        "how long to wait for the answer",
-    )],
+    params: &[Param::new("url", Kind::Str, "an http:// or https:// URL")],
+    options: &[
+        Opt::new(
+            "timeout",
+            Kind::Duration,
+            Default::Setting("health.timeout"),
+            "how long to wait for the answer",
+        ),
+        Opt::new(
+            "ca_file",
+            Kind::Str,
+            Default::Setting("health.ca_file"),
+            "a PEM file of CA certificates an https server may be signed by, beside the system's",
+        ),
+    ],
     returns: "Map",
     doc: "One GET of a health URL: url, ok (a 2xx answer in time), status, ms, error, body (its \
-          first 200 characters). Never fails: a refused connection is ok = false with the cause \
-          in error.",
+          first 200 characters). Never fails: a refused connection or an untrusted certificate \
+          is ok = false with the cause in error. https uses rustls and trusts the system's CA \
+          certificates plus those of ca_file.",
     examples: &[Example::new(
         r#"host::http_check("http://127.0.0.1:9/health", #{timeout: "2s"}).ok"#,
         "false",
@@ -403,6 +484,10 @@ pub fn register(reg: &mut Registrar) {
     reg.add(&HTTP_CHECK, |c| {
         let url = c.str("url")?;
         let timeout = c.duration("timeout")?;
-        c.block(async { Ok(http_check(&url, timeout).await) })
+        let ca_file = c
+            .opt_str("ca_file")?
+            .filter(|f| !f.trim().is_empty())
+            .map(|f| crate::config::expand_home(&f));
+        c.block(async { Ok(http_check(&url, timeout, ca_file.as_deref()).await) })
     });
 }
