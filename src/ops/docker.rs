@@ -784,6 +784,231 @@ pub async fn exec(target: &Target, service: &str, cmd: Vec<String>) -> Result<Ex
     Ok(out)
 }
 
+/// A running container of a service, found by its Compose labels.
+#[derive(Debug, Clone)]
+pub struct Running {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+}
+
+/// The service's first running container; an unknown service, a project without containers or
+/// a service with none running is an error that says so.
+pub async fn running(target: &Target, service: &str) -> Result<Running, OpError> {
+    let found = find(target, Some(&[service.to_string()])).await?;
+    found
+        .into_iter()
+        .find(|f| f.state == "running")
+        .map(|f| Running {
+            id: f.id,
+            name: f.name,
+            image: f.image,
+        })
+        .ok_or_else(|| {
+            OpError::backend(
+                target.docker_backend(),
+                ErrorKind::Failed,
+                format!(
+                    "no running container of service `{service}` in the Compose project `{}`",
+                    project(target)
+                ),
+            )
+        })
+}
+
+/// What a streamed exec ended with.
+#[derive(Debug)]
+pub struct Streamed {
+    pub exit_code: i64,
+    /// The last 64 KiB of its stderr.
+    pub stderr: String,
+    pub stdout_bytes: u64,
+}
+
+const STDERR_KEEP: usize = 64 * 1024;
+
+/// Runs `cmd` in a container through the Engine API's exec, streaming: the file `stdin` (if any)
+/// is fed to its standard input (closed at the end), its stdout goes into `stdout` as it comes
+/// (never held whole in memory), its stderr is kept (the last 64 KiB). `env` ("KEY=value") is
+/// the exec's environment on top of the container's, which is where secrets go: never into
+/// `cmd`, which `docker inspect` and `ps` show. A non-zero exit is not an error here: the
+/// caller reads `exit_code`.
+pub async fn exec_stream(
+    target: &Target,
+    container: &str,
+    cmd: Vec<String>,
+    env: Vec<String>,
+    stdin: Option<&std::path::Path>,
+    stdout: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+) -> Result<Streamed, OpError> {
+    use bollard::exec::StartExecOptions;
+    use tokio::io::AsyncWriteExt;
+
+    let docker = target.docker().await?;
+    let err = target.docker_err();
+    let created = docker
+        .api
+        .create_exec(
+            container,
+            CreateExecOptions {
+                cmd: Some(cmd),
+                env: Some(env),
+                attach_stdin: Some(stdin.is_some()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                tty: Some(false),
+                ..std::default::Default::default()
+            },
+        )
+        .await
+        .map_err(&err)?;
+    let started = docker
+        .api
+        .start_exec(
+            &created.id,
+            Some(StartExecOptions {
+                detach: false,
+                tty: false,
+                output_capacity: Some(1 << 20),
+            }),
+        )
+        .await
+        .map_err(&err)?;
+    let StartExecResults::Attached {
+        mut output,
+        mut input,
+    } = started
+    else {
+        return Err(OpError::backend(
+            target.docker_backend(),
+            ErrorKind::Failed,
+            "the engine started the exec detached",
+        ));
+    };
+    let mut stderr: Vec<u8> = Vec::new();
+    let mut stdout_bytes = 0u64;
+    let feed = async {
+        if let Some(path) = stdin {
+            let mut file = tokio::fs::File::open(path).await?;
+            tokio::io::copy(&mut file, &mut input).await?;
+            // The end of the file is the end of its input.
+            input.shutdown().await?;
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    let drain = async {
+        while let Some(frame) = output.try_next().await.map_err(&err)? {
+            match frame {
+                LogOutput::StdErr { message } => {
+                    stderr.extend_from_slice(&message);
+                    if stderr.len() > 2 * STDERR_KEEP {
+                        stderr.drain(..stderr.len() - STDERR_KEEP);
+                    }
+                }
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    stdout.write_all(&message).await.map_err(|e| {
+                        OpError::new(
+                            ErrorKind::Failed,
+                            None,
+                            format!("cannot write the output of the exec: {e}"),
+                        )
+                    })?;
+                    stdout_bytes += message.len() as u64;
+                }
+                LogOutput::StdIn { .. } => {}
+            }
+        }
+        stdout.flush().await.map_err(|e| {
+            OpError::new(
+                ErrorKind::Failed,
+                None,
+                format!("cannot write the output of the exec: {e}"),
+            )
+        })?;
+        Ok::<(), OpError>(())
+    };
+    // The output ends when the process does; a process that stops reading its input early (it
+    // failed) must not leave the feed waiting for ever, so the feed is dropped then.
+    let fed = {
+        let (feed, drain) = (std::pin::pin!(feed), std::pin::pin!(drain));
+        match futures_util::future::select(feed, drain).await {
+            futures_util::future::Either::Left((r, drain)) => {
+                drain.await?;
+                Some(r)
+            }
+            futures_util::future::Either::Right((r, _)) => {
+                r?;
+                None
+            }
+        }
+    };
+    // The exec's state can lag its output's end by a moment.
+    let mut exit_code = None;
+    for _ in 0..200 {
+        let inspected = docker.api.inspect_exec(&created.id).await.map_err(&err)?;
+        if inspected.running != Some(true) {
+            exit_code = inspected.exit_code;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut stderr = String::from_utf8_lossy(&stderr).into_owned();
+    if let Some(Err(e)) = fed {
+        // Only worth saying when the process did not say why itself.
+        if stderr.trim().is_empty() {
+            stderr = format!("feeding its input failed: {e}");
+        }
+    }
+    Ok(Streamed {
+        exit_code: exit_code.unwrap_or(-1),
+        stderr,
+        stdout_bytes,
+    })
+}
+
+/// Copies one file out of a container (the Engine API's archive endpoint, a tar stream),
+/// extracting it as it arrives into `to`. Returns its size and modification time.
+pub async fn copy_out(
+    target: &Target,
+    container: &str,
+    path: &str,
+    to: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+) -> Result<crate::tar::Entry, OpError> {
+    use bollard::query_parameters::DownloadFromContainerOptions;
+    use tokio::io::AsyncWriteExt;
+
+    let docker = target.docker().await?;
+    let err = target.docker_err();
+    let mut stream = docker.api.download_from_container(
+        container,
+        Some(DownloadFromContainerOptions {
+            path: path.to_string(),
+        }),
+    );
+    let bad = |why: String| {
+        OpError::backend(
+            target.docker_backend(),
+            ErrorKind::Failed,
+            format!("copying {path} out of the container: {why}"),
+        )
+    };
+    let mut tar = crate::tar::TarOne::new();
+    while let Some(chunk) = stream.try_next().await.map_err(&err)? {
+        let mut input = &chunk[..];
+        while !input.is_empty() {
+            if let Some(data) = tar.next(&mut input).map_err(&bad)? {
+                to.write_all(data)
+                    .await
+                    .map_err(|e| bad(format!("cannot write it here: {e}")))?;
+            }
+        }
+    }
+    to.flush()
+        .await
+        .map_err(|e| bad(format!("cannot write it here: {e}")))?;
+    tar.finish().map_err(bad)
+}
+
 /// The engine's inspect document of a service's first container (or of a named container).
 pub async fn inspect(target: &Target, service: &str) -> Result<ContainerInspectResponse, OpError> {
     let found = find(target, Some(&[service.to_string()])).await?;
