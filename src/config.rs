@@ -1018,4 +1018,20 @@ mod tests {
             "opsh.toml:2: unknown key `postgres.urll` (did you mean `postgres.url`?)"
         );
     }
+
+    #[test]
+    fn a_choice_takes_only_its_words() {
+        let ok = parse_toml(
+            Path::new("opsh.toml"),
+            "[backup]\npg_tools = \"container\"\n",
+        );
+        assert!(ok.is_ok());
+        let err = parse_toml(Path::new("opsh.toml"), "[backup]\npg_tools = \"podman\"\n")
+            .map(drop)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "opsh.toml:2: key `backup.pg_tools`: `podman` is not one of `auto`, `host`, `container`"
+        );
+    }
 }

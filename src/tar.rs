@@ -321,7 +321,7 @@ mod tests {
 
     #[test]
     fn pax_size_and_mtime_apply_to_the_file() {
-        let records = "20 mtime=1700000123.5\n13 size=1000\n";
+        let records = "22 mtime=1700000123.5\n13 size=1000\n";
         let data = vec![b'r'; 1000];
         let bytes = archive(&[
             header("PaxHeaders/dump.rdb", records.len() as u64, b'x', 0),

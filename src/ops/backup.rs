@@ -10,6 +10,16 @@
 //!
 //! Passwords reach pg_dump, pg_restore and psql only in PGPASSWORD, never on their command line
 //! (where `ps` shows it) and never in a backup file.
+//!
+//! Where the tools run (setting backup.pg_tools): "auto" takes the host's pg_dump when it is at
+//! least as new as the server, else the postgres service's container (found by its Compose
+//! labels), and the host's pg_restore/psql unless they are missing or too old for the archive;
+//! "host" and "container" fix the place. In the container they run through an Engine API exec:
+//! pg_dump's stdout streams into the dump file (hashed on the way, never held in memory), a dump
+//! to restore streams into pg_restore's stdin; they reach the server on its own unix socket
+//! (the directory and port the server reports over postgres.url) as the URL's user, the
+//! password in the exec's environment. The Redis RDB comes from the data dir when it is
+//! readable here, else out of the redis service's container (the Engine's archive endpoint).
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
@@ -2293,9 +2303,13 @@ static DB: Spec = Spec {
     )],
     returns: "Map",
     doc: "Dumps the configured database in pg_dump's custom format to <dir>/<database>-<UTC \
-          stamp>.dump (0600) with a .sha256 beside it, using the host's pg_dump when it is at \
-          least as new as the server. Returns file, bytes, sha256, database, server_version, \
-          pg_dump_version, tables (rows per table, counted in the dump's own snapshot), seconds.",
+          stamp>.dump (0600) with a .sha256 beside it. pg_dump runs on this host when it is at \
+          least as new as the server, else in the postgres service's container (an Engine API \
+          exec, its output streamed into the file; the password only in the exec's \
+          environment); backup.pg_tools = \"host\" or \"container\" fixes the place. Returns \
+          file, bytes, sha256, database, server_version, pg_dump_version, pg_dump_in (\"host\" \
+          or \"container\"), container, container_image, tables (rows per table, counted in the \
+          dump's own snapshot), seconds.",
     examples: &[Example::new(
         r#"let d = backup::db(#{dir: "backups"}); [d.tables.processing_jobs, d.sha256.len()]"#,
         "[8, 64]",
@@ -2314,11 +2328,14 @@ static ALL: Spec = Spec {
     )],
     returns: "Map",
     doc: "Backs up the deployment into <dir>/opsh-backup-<UTC stamp>/ (0700, files 0600): \
-          postgres.dump (custom format), redis.rdb (BGSAVE waited on, copied from the server's \
-          data dir when it is on this host), the compose file and opsh-config.json with secrets \
-          masked, and manifest.json (each file's size and sha256, tool and server versions, row \
-          counts, opsh version, timestamps; a `qdrant` slot for snapshots). What could not be \
-          included is listed in `skipped`. Returns dir, files, skipped, tables, total_bytes, seconds.",
+          postgres.dump (custom format; pg_dump on this host or in the postgres container, as \
+          backup::db), redis.rdb (BGSAVE waited on, then copied from the server's data dir when \
+          it is readable here, else out of the redis service's container), a snapshot per \
+          Qdrant collection, the compose file and opsh-config.json with secrets masked, and \
+          manifest.json (each file's size and sha256, tool and server versions, where pg_dump \
+          ran and where the RDB came from, row counts, opsh version, timestamps). What could \
+          not be included is listed in `skipped`. Returns dir, files, skipped, tables, \
+          pg_dump_in, pg_dump_container, redis, qdrant, total_bytes, seconds.",
     examples: &[Example::new(
         r#"let b = backup::all(#{dir: "backups"}); [b.files[0].name, b.tables.processing_jobs]"#,
         r#"["postgres.dump", 8]"#,
@@ -2337,7 +2354,9 @@ static VERIFY: Spec = Spec {
     returns: "Map",
     doc: "Checks a backup folder: every file's size and sha256 against the manifest, files \
           missing or not listed, permissions, the manifest's completeness, and that pg_restore \
-          can read the dump. Returns dir, ok, files_checked and problems (one line each).",
+          can read the dump (the host's, or the postgres container's when the host has none or \
+          one too old for the archive; see backup.pg_tools). Returns dir, ok, files_checked and \
+          problems (one line each).",
     examples: &[Example::new(
         r#"let b = backup::all(#{dir: "backups"}); let v = backup::verify(b.dir); [v.ok, v.problems]"#,
         "[true, []]",
@@ -2413,8 +2432,11 @@ static RESTORE_DB: Spec = Spec {
           .sha256 beside it; pg_restore must read it; a plain .sql must end as pg_dump ends \
           one); then asks for confirmation (`yes`, or --yes; --dry-run stops here) and restores \
           in one transaction (pg_restore --single-transaction --clean --if-exists, or psql -1 \
-          with ON_ERROR_STOP). Returns dry_run, file, format, checks, tables_in_dump, tables \
-          (rows after), matches_manifest, seconds.",
+          with ON_ERROR_STOP). pg_restore and psql run on this host, or in the postgres \
+          container with the file on their stdin when the host has none or one too old for the \
+          archive (backup.pg_tools). Returns dry_run, file, format, checks, tables_in_dump, \
+          tables (rows after), matches_manifest, tools_in (\"host\" or \"container\"), \
+          container, seconds.",
     examples: &[Example::new(
         r#"let k = (); try { backup::restore_db("nowhere.dump") } catch (e) { k = e.kind } k"#,
         r#""not_found""#,
