@@ -1023,7 +1023,26 @@ async fn backup_qdrant(target: &Target, folder: &Path) -> QdrantPart {
             let snap = qdrant::snapshot(target, &name).await?;
             let file = format!("qdrant-{}.snapshot", file_safe(&name));
             let got =
-                qdrant::download_snapshot(target, &name, &snap.name, &folder.join(&file)).await?;
+                qdrant::download_snapshot(target, &name, &snap.name, &folder.join(&file)).await;
+            // The snapshot was made for this backup only: once it is here (checked against
+            // Qdrant's checksum, or at least its size), or could not be had, it goes, so
+            // backups do not fill Qdrant's storage.
+            let complete = got
+                .as_ref()
+                .is_ok_and(|g| g.verified || g.size == snap.size as u64);
+            let deleted = qdrant::delete_snapshot(target, &name, &snap.name).await;
+            let got = got?;
+            if !complete {
+                let _ = std::fs::remove_file(folder.join(&file));
+                return Err(OpError::backend(
+                    target.qdrant_backend(),
+                    ErrorKind::Failed,
+                    format!(
+                        "snapshot {} of {name}: {} bytes arrived, Qdrant listed {} and no checksum",
+                        snap.name, got.size, snap.size
+                    ),
+                ));
+            }
             drop(progress);
             files.push(FileEntry {
                 name: file.clone(),
@@ -1038,6 +1057,8 @@ async fn backup_qdrant(target: &Target, folder: &Path) -> QdrantPart {
                 "sha256": got.sha256,
                 "qdrant_checksum": snap.checksum,
                 "checksum_verified": got.verified,
+                "deleted_on_server": deleted.is_ok(),
+                "delete_error": deleted.err().map(|e| e.cause),
                 "points": points,
                 "vector_size": info.vector_size,
                 "distance": info.distance,
@@ -1165,13 +1186,9 @@ pub async fn restore_qdrant(
         return Ok(out);
     }
     out.dry_run = false;
-    let data = std::fs::read(&file).map_err(|e| file_err("cannot read", &file, e))?;
     let client = target.qdrant().await?;
-    let file_name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "snapshot".into());
     let encoded: String = url::form_urlencoded::byte_serialize(collection.as_bytes()).collect();
+    let progress = Progress::new(format!("uploading {} to {collection}", file.display()));
     crate::ops::clients::qdrant::rest_upload(
         client,
         target.qdrant_backend(),
@@ -1179,10 +1196,10 @@ pub async fn restore_qdrant(
             "/collections/{}/snapshots/upload?wait=true&priority=snapshot&checksum={sha256}",
             encoded.replace('+', "%20")
         ),
-        &file_name,
-        data,
+        &file,
     )
     .await?;
+    drop(progress);
     let after = qdrant::count(target, collection, true).await?;
     out.points_after = Some(after);
     out.matches_manifest = listed_points.map(|n| n == after);
@@ -2331,7 +2348,8 @@ static ALL: Spec = Spec {
           postgres.dump (custom format; pg_dump on this host or in the postgres container, as \
           backup::db), redis.rdb (BGSAVE waited on, then copied from the server's data dir when \
           it is readable here, else out of the redis service's container), a snapshot per \
-          Qdrant collection, the compose file and opsh-config.json with secrets masked, and \
+          Qdrant collection (made, downloaded, checked against Qdrant's checksum, then deleted \
+          on the server), the compose file and opsh-config.json with secrets masked, and \
           manifest.json (each file's size and sha256, tool and server versions, where pg_dump \
           ran and where the RDB came from, row counts, opsh version, timestamps). What could \
           not be included is listed in `skipped`. Returns dir, files, skipped, tables, \
@@ -2458,9 +2476,9 @@ static RESTORE_QDRANT: Spec = Spec {
     returns: "Map",
     doc: "Replaces a Qdrant collection with its snapshot from a backup: the file's size and sha256 \
           are checked against the manifest first (a damaged one is refused), then, after \
-          confirmation (`yes`, or --yes; --dry-run stops here), it is uploaded through Qdrant's \
-          REST API (multipart POST /collections/{c}/snapshots/upload, priority snapshot, with \
-          its checksum). Returns dry_run, collection, file, bytes, sha256, points_before, \
+          confirmation (`yes`, or --yes; --dry-run stops here), it is streamed from the file \
+          through Qdrant's REST API (multipart POST /collections/{c}/snapshots/upload, priority \
+          snapshot, with its checksum). Returns dry_run, collection, file, bytes, sha256, points_before, \
           points_after, matches_manifest (the manifest's point count equals the restored one).",
     examples: &[Example::new(
         r#"let k = (); try { backup::restore_qdrant("nowhere", "youtube_content") } catch (e) { k = e.kind } k"#,
