@@ -480,6 +480,33 @@ fn pg_dump_and_pg_restore_in_the_postgres_container_round_trip() {
     );
     assert_eq!(fingerprint(&stack.url), before);
 
+    // A plain .sql dump (what the original `make db-backup` wrote) through psql in the
+    // container: the file streamed in, one transaction around it.
+    let plain = site.path().join("plain.sql");
+    let status = Command::new("pg_dump")
+        .args(["--format=plain", "--file"])
+        .arg(&plain)
+        .arg(format!("--dbname={}", stack.url))
+        .status()
+        .expect("run pg_dump");
+    assert!(status.success());
+    wipe(&stack.url);
+    let restored = run(
+        in_container(),
+        &[
+            "--json",
+            "--yes",
+            "db-restore",
+            &format!("file={}", plain.display()),
+        ],
+    );
+    restored.code(1);
+    assert_eq!(
+        restored.json()["data"]["container"],
+        stack.container.name.as_str()
+    );
+    assert_eq!(fingerprint(&stack.url), before);
+
     // "auto" with a host pg_dump older than the server: dumped in the container by itself.
     let stand_in = site.path().join("bin");
     std::fs::create_dir_all(&stand_in).unwrap();
@@ -813,4 +840,74 @@ fn the_redis_rdb_is_copied_out_of_the_redis_container() {
     );
     let dir = opsh.path().join(report["data"]["dir"].as_str().unwrap());
     assert!(!dir.join("redis.rdb").exists());
+}
+
+/// Interrupted (Ctrl-C), opsh takes the pg_dump it started in the container down with it
+/// (the exec's input closes, the guard around pg_dump kills it) and leaves no partial file.
+/// pg_dump is held up deterministically by a lock another session holds on a table.
+#[test]
+fn an_interrupted_dump_stops_pg_dump_in_the_container_and_leaves_no_file() {
+    let stack = PgStack::start();
+    seed(&stack.url);
+    let site = tempfile::tempdir().unwrap();
+    let mut locker = Command::new("psql")
+        .args(["-X", "-q", "-d", &stack.url, "-c"])
+        .arg("BEGIN; LOCK TABLE transcripts IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(300);")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run psql");
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _locker = Kill(&mut locker);
+    let started = Instant::now();
+    while psql(
+        &stack.url,
+        "SELECT count(*) FROM pg_locks WHERE relation = 'transcripts'::regclass AND mode = 'AccessExclusiveLock' AND granted",
+    ) != "1"
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "no lock taken");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let mut cmd = stack.opsh(site.path());
+    cmd.env("OPSH_BACKUP_PG_TOOLS", "container")
+        .args(["-e", r#"backup::db(#{dir: "d"})"#])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("run opsh");
+    let dumps = || {
+        let top = docker_ok(&["top", &stack.container.id, "-eo", "pid,args"]);
+        top.lines().filter(|l| l.contains("pg_dump --host")).count()
+    };
+    let started = Instant::now();
+    while dumps() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "pg_dump never started in the container"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let run = support::Run::from(out);
+    run.code(130);
+    let started = Instant::now();
+    while dumps() != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "pg_dump still runs in the container after opsh was interrupted"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(files_in(&site.path().join("d")), Vec::<String>::new());
 }

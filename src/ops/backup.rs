@@ -78,6 +78,39 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), OpError> {
         .map_err(|e| file_err("cannot write", path, e))
 }
 
+/// A file or folder this run is making, removed when dropped before [`Unfinished::keep`]: a
+/// backup cut short (a failure, Ctrl-C, the run's timeout all drop it) leaves nothing
+/// half-written that prune would count or a restore might pick.
+struct Unfinished {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl Unfinished {
+    fn new(path: &Path) -> Unfinished {
+        Unfinished {
+            path: path.to_path_buf(),
+            kept: false,
+        }
+    }
+
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = if self.path.is_dir() {
+                std::fs::remove_dir_all(&self.path)
+            } else {
+                std::fs::remove_file(&self.path)
+            };
+        }
+    }
+}
+
 fn file_err(what: &str, path: &Path, e: std::io::Error) -> OpError {
     let kind = match e.kind() {
         std::io::ErrorKind::NotFound => ErrorKind::NotFound,
@@ -431,7 +464,7 @@ async fn container_tool_version(
         &c.id,
         vec![program.to_string(), "--version".to_string()],
         Vec::new(),
-        None,
+        crate::ops::docker::Input::None,
         &mut out,
     )
     .await?;
@@ -630,8 +663,17 @@ async fn dump_in_container(
     cmd.push(format!("--snapshot={snapshot}"));
     cmd.push(format!("--dbname={}", c.database));
     let mut out = hashed_writer(file);
-    let ran =
-        crate::ops::docker::exec_stream(target, &c.id, cmd, c.env.clone(), None, &mut out).await?;
+    // Guarded: interrupted or killed, opsh takes pg_dump down with it, not leaving it to run to
+    // the end of a large database holding its snapshot.
+    let ran = crate::ops::docker::exec_stream(
+        target,
+        &c.id,
+        crate::ops::docker::guarded(cmd),
+        c.env.clone(),
+        crate::ops::docker::Input::Held,
+        &mut out,
+    )
+    .await?;
     if ran.exit_code != 0 {
         return Err(OpError::backend(
             target.pg_backend(),
@@ -727,6 +769,7 @@ async fn dump_to(target: &Target, path: &Path) -> Result<Dumped, OpError> {
     ));
     // Made before anything can fail, so a failure below removes only what this run made.
     let file = private_file(path)?;
+    let unfinished = Unfinished::new(path);
     let dumping = async {
         match &place {
             Place::Host => {
@@ -748,14 +791,8 @@ async fn dump_to(target: &Target, path: &Path) -> Result<Dumped, OpError> {
     let _ = conn.close().await;
     let hashed = match (dumped, &counted) {
         (Ok(hashed), Ok(_)) => hashed,
-        (Err(e), _) => {
-            let _ = std::fs::remove_file(path);
-            return Err(e);
-        }
-        (Ok(_), Err(e)) => {
-            let _ = std::fs::remove_file(path);
-            return Err(e.clone());
-        }
+        (Err(e), _) => return Err(e),
+        (Ok(_), Err(e)) => return Err(e.clone()),
     };
     let (bytes, sha256) = match hashed {
         Some(h) => h,
@@ -765,6 +802,7 @@ async fn dump_to(target: &Target, path: &Path) -> Result<Dumped, OpError> {
         }
     };
     let container = place.container();
+    unfinished.keep();
     Ok(Dumped {
         file: path.display().to_string(),
         bytes,
@@ -871,19 +909,13 @@ pub async fn all(target: &Target, dir: &Path) -> Result<Backup, OpError> {
             Err(e) => return Err(file_err("cannot create", &folder, e)),
         }
     };
+    let unfinished = Unfinished::new(&folder);
     std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| file_err("cannot chmod", &folder, e))?;
-    match fill(target, &folder, started_at).await {
-        Ok(mut backup) => {
-            backup.seconds = started.elapsed().as_secs_f64();
-            Ok(backup)
-        }
-        Err(e) => {
-            // Never leave a half backup that prune would count or a restore might pick.
-            let _ = std::fs::remove_dir_all(&folder);
-            Err(e)
-        }
-    }
+    let mut backup = fill(target, &folder, started_at).await?;
+    unfinished.keep();
+    backup.seconds = started.elapsed().as_secs_f64();
+    Ok(backup)
 }
 
 async fn fill(
@@ -1594,17 +1626,56 @@ async fn run_on_file(
                 cmd.extend(c.args.iter().cloned());
                 cmd.push(format!("--dbname={}", c.database));
             }
-            cmd.extend(args.iter().map(|a| a.to_string()));
-            if psql {
+            let opened = tokio::fs::File::open(file)
+                .await
+                .map_err(|e| file_err("cannot read", file, e))?;
+            let input: Box<dyn tokio::io::AsyncRead + Send + Unpin> = if psql {
+                // The file comes on stdin, so its end cannot tell a finished restore from one
+                // cut off (opsh interrupted: the engine closes the input), and psql's
+                // --single-transaction would COMMIT at that end either way. The transaction is
+                // in the stream instead: BEGIN, the --command statements, the file, COMMIT; a
+                // stream that stops early never reaches COMMIT and the server rolls back.
+                let mut head = String::from("BEGIN;\n");
+                let mut rest = args.iter();
+                let mut kept_args = Vec::new();
+                while let Some(a) = rest.next() {
+                    match *a {
+                        "--single-transaction" => {}
+                        "--command" => {
+                            if let Some(sql) = rest.next() {
+                                head.push_str(sql);
+                                head.push('\n');
+                            }
+                        }
+                        other => kept_args.push(other),
+                    }
+                }
+                cmd.extend(kept_args.iter().map(|a| a.to_string()));
                 cmd.push("--file=-".into());
-            }
+                let begin = std::io::Cursor::new(head.into_bytes());
+                let commit = std::io::Cursor::new(b"\nCOMMIT;\n".to_vec());
+                Box::new(tokio::io::AsyncReadExt::chain(
+                    tokio::io::AsyncReadExt::chain(begin, opened),
+                    commit,
+                ))
+            } else {
+                cmd.extend(args.iter().map(|a| a.to_string()));
+                Box::new(opened)
+            };
             let env = if connect { c.env.clone() } else { Vec::new() };
             let mut kept = Vec::new();
             let mut sink = tokio::io::sink();
             let out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send) =
                 if keep_stdout { &mut kept } else { &mut sink };
-            let ran =
-                crate::ops::docker::exec_stream(target, &c.id, cmd, env, Some(file), out).await?;
+            let ran = crate::ops::docker::exec_stream(
+                target,
+                &c.id,
+                cmd,
+                env,
+                crate::ops::docker::Input::Reader(input),
+                out,
+            )
+            .await?;
             if ran.exit_code != 0 {
                 return Err(OpError::backend(
                     target.pg_backend(),

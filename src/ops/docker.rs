@@ -827,18 +827,49 @@ pub struct Streamed {
 
 const STDERR_KEEP: usize = 64 * 1024;
 
-/// Runs `cmd` in a container through the Engine API's exec, streaming: the file `stdin` (if any)
-/// is fed to its standard input (closed at the end), its stdout goes into `stdout` as it comes
-/// (never held whole in memory), its stderr is kept (the last 64 KiB). `env` ("KEY=value") is
-/// the exec's environment on top of the container's, which is where secrets go: never into
-/// `cmd`, which `docker inspect` and `ps` show. A non-zero exit is not an error here: the
-/// caller reads `exit_code`.
+/// What an exec's standard input is.
+pub enum Input<'a> {
+    /// None.
+    None,
+    /// Attached, never written: it closes when opsh lets go of the exec — at its end, or when
+    /// opsh is interrupted or killed, since the engine closes the input of an exec whose client
+    /// went away. [`guarded`] takes that as the sign to stop the command.
+    Held,
+    /// Fed from this reader, then closed.
+    Reader(Box<dyn tokio::io::AsyncRead + Send + Unpin + 'a>),
+}
+
+/// A POSIX sh wrapper that runs its arguments with stdin from /dev/null and kills them when its
+/// own stdin closes: with [`Input::Held`], a command opsh started in a container does not run on
+/// after opsh is gone (a pg_dump holding a snapshot on the server for hours). Its exit status is
+/// the command's.
+const GUARD: &str = "exec 3<&0; \"$@\" </dev/null 3<&- & p=$!; \
+                     (cat <&3 >/dev/null; kill $p 2>/dev/null) >/dev/null 2>&1 & \
+                     exec 3<&-; wait $p";
+
+/// `cmd` inside [`GUARD`] (needs sh and cat in the container, as the official images have).
+pub fn guarded(cmd: Vec<String>) -> Vec<String> {
+    let mut out = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        GUARD.to_string(),
+        "opsh-guard".to_string(),
+    ];
+    out.extend(cmd);
+    out
+}
+
+/// Runs `cmd` in a container through the Engine API's exec, streaming: `stdin` is fed to its
+/// standard input, its stdout goes into `stdout` as it comes (never held whole in memory), its
+/// stderr is kept (the last 64 KiB). `env` ("KEY=value") is the exec's environment on top of
+/// the container's, which is where secrets go: never into `cmd`, which `docker inspect` and
+/// `ps` show. A non-zero exit is not an error here: the caller reads `exit_code`.
 pub async fn exec_stream(
     target: &Target,
     container: &str,
     cmd: Vec<String>,
     env: Vec<String>,
-    stdin: Option<&std::path::Path>,
+    stdin: Input<'_>,
     stdout: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
 ) -> Result<Streamed, OpError> {
     use bollard::exec::StartExecOptions;
@@ -853,7 +884,7 @@ pub async fn exec_stream(
             CreateExecOptions {
                 cmd: Some(cmd),
                 env: Some(env),
-                attach_stdin: Some(stdin.is_some()),
+                attach_stdin: Some(!matches!(stdin, Input::None)),
                 attach_stdout: Some(true),
                 attach_stderr: Some(true),
                 tty: Some(false),
@@ -888,11 +919,14 @@ pub async fn exec_stream(
     let mut stderr: Vec<u8> = Vec::new();
     let mut stdout_bytes = 0u64;
     let feed = async {
-        if let Some(path) = stdin {
-            let mut file = tokio::fs::File::open(path).await?;
-            tokio::io::copy(&mut file, &mut input).await?;
-            // The end of the file is the end of its input.
-            input.shutdown().await?;
+        match stdin {
+            Input::None => {}
+            Input::Held => std::future::pending::<()>().await,
+            Input::Reader(mut reader) => {
+                tokio::io::copy(&mut reader, &mut input).await?;
+                // The end of the reader is the end of its input.
+                input.shutdown().await?;
+            }
         }
         Ok::<(), std::io::Error>(())
     };
