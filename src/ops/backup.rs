@@ -394,19 +394,12 @@ fn mode(target: &Target) -> Mode {
     }
 }
 
-/// The postgres service's running container and how its tools reach the server from inside:
-/// the server's own unix socket directory and port (read from the server over postgres.url),
-/// the URL's user and database, its password only in the exec's PGPASSWORD.
+/// The postgres service's running container (compose.postgres_service, by its Compose labels).
 #[derive(Debug, Clone)]
 struct InContainer {
     id: String,
     name: String,
     image: String,
-    /// --host, --port, --username.
-    args: Vec<String>,
-    database: String,
-    /// PGPASSWORD=… (the exec's environment; never its command line).
-    env: Vec<String>,
 }
 
 impl InContainer {
@@ -418,6 +411,24 @@ impl InContainer {
 async fn in_container(target: &Target) -> Result<InContainer, OpError> {
     let service = target.settings.get("compose.postgres_service");
     let running = crate::ops::docker::running(target, service).await?;
+    Ok(InContainer {
+        id: running.id,
+        name: running.name,
+        image: running.image,
+    })
+}
+
+/// How a tool in the container reaches the server: its own unix socket directory and port
+/// (asked of the server over postgres.url, so nothing about the container is assumed), the
+/// URL's user and database, the password only in the exec's environment.
+struct InsideConnection {
+    /// --host, --port, --username, --dbname.
+    args: Vec<String>,
+    /// PGPASSWORD=… (the exec's environment; never its command line).
+    env: Vec<String>,
+}
+
+async fn inside_connection(target: &Target) -> Result<InsideConnection, OpError> {
     let (sockets, port): (String, String) = sqlx::query_as(
         "SELECT current_setting('unix_socket_directories'), current_setting('port')",
     )
@@ -438,18 +449,15 @@ async fn in_container(target: &Target) -> Result<InContainer, OpError> {
     if !url.username().is_empty() {
         args.push(format!("--username={}", percent_decode(url.username())));
     }
+    args.push(format!(
+        "--dbname={}",
+        percent_decode(url.path().trim_start_matches('/'))
+    ));
     let env = url
         .password()
         .map(|p| vec![format!("PGPASSWORD={}", percent_decode(p))])
         .unwrap_or_default();
-    Ok(InContainer {
-        id: running.id,
-        name: running.name,
-        image: running.image,
-        args,
-        database: percent_decode(url.path().trim_start_matches('/')),
-        env,
-    })
+    Ok(InsideConnection { args, env })
 }
 
 /// A tool's version inside the container (`pg_dump --version` through an exec).
@@ -658,10 +666,10 @@ async fn dump_in_container(
     file: std::fs::File,
 ) -> Result<(u64, String), OpError> {
     let mut cmd = vec!["pg_dump".to_string()];
-    cmd.extend(c.args.iter().cloned());
+    let conn = inside_connection(target).await?;
+    cmd.extend(conn.args);
     cmd.push("--format=custom".into());
     cmd.push(format!("--snapshot={snapshot}"));
-    cmd.push(format!("--dbname={}", c.database));
     let mut out = hashed_writer(file);
     // Guarded: interrupted or killed, opsh takes pg_dump down with it, not leaving it to run to
     // the end of a large database holding its snapshot.
@@ -669,7 +677,7 @@ async fn dump_in_container(
         target,
         &c.id,
         crate::ops::docker::guarded(cmd),
-        c.env.clone(),
+        conn.env,
         crate::ops::docker::Input::Held,
         &mut out,
     )
@@ -1622,9 +1630,11 @@ async fn run_on_file(
         }
         Place::Container(c) => {
             let mut cmd = vec![program.to_string()];
+            let mut env = Vec::new();
             if connect {
-                cmd.extend(c.args.iter().cloned());
-                cmd.push(format!("--dbname={}", c.database));
+                let conn = inside_connection(target).await?;
+                cmd.extend(conn.args);
+                env = conn.env;
             }
             let opened = tokio::fs::File::open(file)
                 .await
@@ -1662,7 +1672,6 @@ async fn run_on_file(
                 cmd.extend(args.iter().map(|a| a.to_string()));
                 Box::new(opened)
             };
-            let env = if connect { c.env.clone() } else { Vec::new() };
             let mut kept = Vec::new();
             let mut sink = tokio::io::sink();
             let out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send) =
