@@ -507,20 +507,42 @@ fn pg_dump_and_pg_restore_in_the_postgres_container_round_trip() {
     );
     assert_eq!(fingerprint(&stack.url), before);
 
-    // "auto" with a host pg_dump older than the server: dumped in the container by itself.
+    // Stand-ins for host tools too old for the server and its archives.
     let stand_in = site.path().join("bin");
     std::fs::create_dir_all(&stand_in).unwrap();
-    std::fs::write(
-        stand_in.join("pg_dump"),
-        "#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        stand_in.join("pg_dump"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    for (tool, script) in [
+        ("pg_dump", "#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n"),
+        (
+            "pg_restore",
+            "#!/bin/sh\necho 'pg_restore: error: unsupported version (1.16) in file header' >&2\nexit 1\n",
+        ),
+    ] {
+        std::fs::write(stand_in.join(tool), script).unwrap();
+        std::fs::set_permissions(stand_in.join(tool), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+    }
     let path = format!("{}:{}", stand_in.display(), std::env::var("PATH").unwrap());
+
+    // "auto" with a host pg_restore too old for the archive: the container's checks the dump
+    // and restores it.
+    wipe(&stack.url);
+    let mut auto = stack.opsh(site.path());
+    auto.env("PATH", &path);
+    let restored = run(
+        auto,
+        &[
+            "--json",
+            "--yes",
+            "db-restore",
+            &format!("file={}", dir.display()),
+        ],
+    );
+    restored.code(1);
+    let r = restored.json();
+    assert_eq!(r["data"]["container"], stack.container.name.as_str(), "{r}");
+    assert_eq!(fingerprint(&stack.url), before);
+
+    // "auto" with a host pg_dump older than the server: dumped in the container by itself.
     let mut auto = stack.opsh(site.path());
     auto.env("PATH", &path);
     let dumped = run(auto, &["--json", "-e", r#"backup::db(#{dir: "dumps"})"#]);
