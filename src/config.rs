@@ -33,6 +33,8 @@ enum Kind {
     },
     /// A `:`-separated list (a TOML array in opsh.toml).
     List,
+    /// One of these words.
+    Choice(&'static [&'static str]),
 }
 
 const KEYS: &[Key] = &[
@@ -133,6 +135,12 @@ const KEYS: &[Key] = &[
         kind: Kind::Int { min: 0 },
     },
     Key {
+        name: "backup.pg_tools",
+        env: &[],
+        default: "auto",
+        kind: Kind::Choice(&["auto", "host", "container"]),
+    },
+    Key {
         name: "logs.dirs",
         env: &[],
         default: "./logs",
@@ -186,6 +194,18 @@ const KEYS: &[Key] = &[
         name: "compose.file",
         env: &["COMPOSE_FILE"],
         default: "docker-compose.yml",
+        kind: Kind::Text,
+    },
+    Key {
+        name: "compose.postgres_service",
+        env: &[],
+        default: "postgres",
+        kind: Kind::Text,
+    },
+    Key {
+        name: "compose.redis_service",
+        env: &[],
+        default: "redis",
         kind: Kind::Text,
     },
     Key {
@@ -885,6 +905,14 @@ fn check_value(key: &Key, text: &str) -> Result<(), String> {
         },
         Kind::Duration => duration::parse(text).map(drop),
         Kind::OptionalDuration if !text.is_empty() => duration::parse(text).map(drop),
+        Kind::Choice(words) if !words.contains(&text.trim()) => Err(format!(
+            "`{text}` is not one of {}",
+            words
+                .iter()
+                .map(|w| format!("`{w}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
         _ => Ok(()),
     }
 }
@@ -1004,6 +1032,22 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "opsh.toml:2: unknown key `postgres.urll` (did you mean `postgres.url`?)"
+        );
+    }
+
+    #[test]
+    fn a_choice_takes_only_its_words() {
+        let ok = parse_toml(
+            Path::new("opsh.toml"),
+            "[backup]\npg_tools = \"container\"\n",
+        );
+        assert!(ok.is_ok());
+        let err = parse_toml(Path::new("opsh.toml"), "[backup]\npg_tools = \"podman\"\n")
+            .map(drop)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "opsh.toml:2: key `backup.pg_tools`: `podman` is not one of `auto`, `host`, `container`"
         );
     }
 }

@@ -17,4 +17,5 @@ pub mod repl;
 pub mod report;
 pub mod runner;
 pub mod suggest;
+pub mod tar;
 pub mod text;

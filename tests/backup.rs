@@ -535,6 +535,17 @@ fn backup_all_snapshots_qdrant_and_restore_qdrant_brings_the_points_back() {
         listed,
         [("youtube_content", 4, true), ("youtube_summaries", 2, true)]
     );
+    // The snapshots made for the backup are gone from the server once downloaded.
+    for s in snaps {
+        assert_eq!(s["deleted_on_server"], true, "{s}");
+    }
+    let left = run(&[
+        "--json",
+        "-e",
+        r#"[qdrant::snapshots("youtube_content").len(), qdrant::snapshots("youtube_summaries").len()]"#,
+    ]);
+    left.code(0);
+    assert_eq!(left.json(), serde_json::json!([0, 0]));
     let file = dir.join("qdrant-youtube_content.snapshot");
     assert_eq!(mode(&file), 0o600);
     let files = manifest["files"].to_string();

@@ -10,6 +10,16 @@
 //!
 //! Passwords reach pg_dump, pg_restore and psql only in PGPASSWORD, never on their command line
 //! (where `ps` shows it) and never in a backup file.
+//!
+//! Where the tools run (setting backup.pg_tools): "auto" takes the host's pg_dump when it is at
+//! least as new as the server, else the postgres service's container (found by its Compose
+//! labels), and the host's pg_restore/psql unless they are missing or too old for the archive;
+//! "host" and "container" fix the place. In the container they run through an Engine API exec:
+//! pg_dump's stdout streams into the dump file (hashed on the way, never held in memory), a dump
+//! to restore streams into pg_restore's stdin; they reach the server on its own unix socket
+//! (the directory and port the server reports over postgres.url) as the URL's user, the
+//! password in the exec's environment. The Redis RDB comes from the data dir when it is
+//! readable here, else out of the redis service's container (the Engine's archive endpoint).
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
@@ -66,6 +76,39 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), OpError> {
     private_file(path)?
         .write_all(bytes)
         .map_err(|e| file_err("cannot write", path, e))
+}
+
+/// A file or folder this run is making, removed when dropped before [`Unfinished::keep`]: a
+/// backup cut short (a failure, Ctrl-C, the run's timeout all drop it) leaves nothing
+/// half-written that prune would count or a restore might pick.
+struct Unfinished {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl Unfinished {
+    fn new(path: &Path) -> Unfinished {
+        Unfinished {
+            path: path.to_path_buf(),
+            kept: false,
+        }
+    }
+
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = if self.path.is_dir() {
+                std::fs::remove_dir_all(&self.path)
+            } else {
+                std::fs::remove_file(&self.path)
+            };
+        }
+    }
 }
 
 fn file_err(what: &str, path: &Path, e: std::io::Error) -> OpError {
@@ -290,13 +333,7 @@ fn tail(stderr: &[u8]) -> String {
 }
 
 /// `pg_dump (PostgreSQL) 15.18 (Debian …)` → ("15.18", 15).
-async fn tool_version(backend: &Backend, program: &str) -> Result<(String, u32), OpError> {
-    let out = tokio::process::Command::new(program)
-        .arg("--version")
-        .output()
-        .await
-        .map_err(|e| missing_tool(backend, program, e))?;
-    let text = String::from_utf8_lossy(&out.stdout);
+fn parse_tool_version(text: &str) -> Option<(String, u32)> {
     let version = text
         .split(')')
         .nth(1)
@@ -306,18 +343,28 @@ async fn tool_version(backend: &Backend, program: &str) -> Result<(String, u32),
     let major = version
         .split(['.', 'b', 'r'])
         .next()
-        .and_then(|m| m.parse().ok())
-        .ok_or_else(|| {
-            OpError::backend(
-                backend,
-                ErrorKind::Failed,
-                format!(
-                    "cannot read the version of {program} from `{}`",
-                    text.trim()
-                ),
-            )
-        })?;
-    Ok((version, major))
+        .and_then(|m| m.parse().ok())?;
+    Some((version, major))
+}
+
+/// The host's `program --version`.
+async fn tool_version(backend: &Backend, program: &str) -> Result<(String, u32), OpError> {
+    let out = tokio::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .await
+        .map_err(|e| missing_tool(backend, program, e))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_tool_version(&text).ok_or_else(|| {
+        OpError::backend(
+            backend,
+            ErrorKind::Failed,
+            format!(
+                "cannot read the version of {program} from `{}`",
+                text.trim()
+            ),
+        )
+    })
 }
 
 async fn server_version(target: &Target) -> Result<(String, u32), OpError> {
@@ -330,24 +377,324 @@ async fn server_version(target: &Target) -> Result<(String, u32), OpError> {
     Ok((version, (num / 10000) as u32))
 }
 
-/// The host's pg_dump and its version, refused when older than the server (pg_dump cannot dump
-/// a newer server).
-async fn host_pg_dump(target: &Target) -> Result<(String, String), OpError> {
-    let backend = target.pg_backend();
-    let (server, server_major) = server_version(target).await?;
-    let (tool, tool_major) = tool_version(backend, "pg_dump").await?;
-    if tool_major < server_major {
+/// Where the PostgreSQL client tools run: setting backup.pg_tools.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    /// The host's when they can do the job, else the postgres container's.
+    Auto,
+    Host,
+    Container,
+}
+
+fn mode(target: &Target) -> Mode {
+    match target.settings.get("backup.pg_tools").trim() {
+        "host" => Mode::Host,
+        "container" => Mode::Container,
+        _ => Mode::Auto,
+    }
+}
+
+/// The postgres service's running container (compose.postgres_service, by its Compose labels).
+#[derive(Debug, Clone)]
+struct InContainer {
+    id: String,
+    name: String,
+    image: String,
+}
+
+impl InContainer {
+    fn describe(&self) -> String {
+        format!("in container {}", self.name)
+    }
+}
+
+async fn in_container(target: &Target) -> Result<InContainer, OpError> {
+    let service = target.settings.get("compose.postgres_service");
+    let running = crate::ops::docker::running(target, service).await?;
+    Ok(InContainer {
+        id: running.id,
+        name: running.name,
+        image: running.image,
+    })
+}
+
+/// How a tool in the container reaches the server: its own unix socket directory and port
+/// (asked of the server over postgres.url, so nothing about the container is assumed), the
+/// URL's user and database, the password only in the exec's environment.
+struct InsideConnection {
+    /// --host, --port, --username, --dbname.
+    args: Vec<String>,
+    /// PGPASSWORD=… (the exec's environment; never its command line).
+    env: Vec<String>,
+}
+
+async fn inside_connection(target: &Target) -> Result<InsideConnection, OpError> {
+    let (sockets, port): (String, String) = sqlx::query_as(
+        "SELECT current_setting('unix_socket_directories'), current_setting('port')",
+    )
+    .fetch_one(target.pg().await?)
+    .await
+    .map_err(target.pg_err())?;
+    // The first socket directory (an abstract one, `@…`, is not a path); TCP on loopback when
+    // the server has none.
+    let host = sockets
+        .split(',')
+        .map(str::trim)
+        .find(|s| !s.is_empty() && !s.starts_with('@'))
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    let url = url::Url::parse(target.settings.get("postgres.url"))
+        .map_err(|e| OpError::backend(target.pg_backend(), ErrorKind::Invalid, e))?;
+    let mut args = vec![format!("--host={host}"), format!("--port={port}")];
+    if !url.username().is_empty() {
+        args.push(format!("--username={}", percent_decode(url.username())));
+    }
+    args.push(format!(
+        "--dbname={}",
+        percent_decode(url.path().trim_start_matches('/'))
+    ));
+    let env = url
+        .password()
+        .map(|p| vec![format!("PGPASSWORD={}", percent_decode(p))])
+        .unwrap_or_default();
+    Ok(InsideConnection { args, env })
+}
+
+/// A tool's version inside the container (`pg_dump --version` through an exec).
+async fn container_tool_version(
+    target: &Target,
+    c: &InContainer,
+    program: &str,
+) -> Result<(String, u32), OpError> {
+    let mut out = Vec::new();
+    let ran = crate::ops::docker::exec_stream(
+        target,
+        &c.id,
+        vec![program.to_string(), "--version".to_string()],
+        Vec::new(),
+        crate::ops::docker::Input::None,
+        &mut out,
+    )
+    .await?;
+    let text = String::from_utf8_lossy(&out);
+    if ran.exit_code != 0 {
         return Err(OpError::backend(
-            backend,
+            target.docker_backend(),
             ErrorKind::Failed,
             format!(
-                "pg_dump {tool} on this host is older than the server ({server}) and cannot dump it; \
-                 install postgresql-client-{server_major} on this host, or dump inside the postgres \
-                 container (opsh does not do that yet)"
+                "{program} --version {} failed (exit {}): {}",
+                c.describe(),
+                ran.exit_code,
+                tail(ran.stderr.as_bytes())
             ),
         ));
     }
-    Ok((server, tool))
+    parse_tool_version(&text).ok_or_else(|| {
+        OpError::backend(
+            target.docker_backend(),
+            ErrorKind::Failed,
+            format!(
+                "cannot read the version of {program} {} from `{}`",
+                c.describe(),
+                text.trim()
+            ),
+        )
+    })
+}
+
+/// Where a tool runs.
+#[derive(Debug, Clone)]
+enum Place {
+    Host,
+    Container(Box<InContainer>),
+}
+
+impl Place {
+    fn describe(&self) -> String {
+        match self {
+            Place::Host => "on this host".into(),
+            Place::Container(c) => c.describe(),
+        }
+    }
+
+    fn container(&self) -> Option<&InContainer> {
+        match self {
+            Place::Host => None,
+            Place::Container(c) => Some(c),
+        }
+    }
+}
+
+/// The pg_dump that will dump the server: the host's when it is at least as new as the server
+/// (pg_dump cannot dump a newer server), else — or always, with backup.pg_tools = "container" —
+/// the one in the postgres container. Returns the server's version, the tool's, and where.
+async fn choose_pg_dump(target: &Target) -> Result<(String, String, Place), OpError> {
+    let backend = target.pg_backend();
+    let (server, server_major) = server_version(target).await?;
+    let host_refusal = |tool: &str| {
+        format!(
+            "pg_dump {tool} on this host is older than the server ({server}) and cannot dump it"
+        )
+    };
+    let container_dump = async |why_not_host: Option<String>| {
+        let c = match in_container(target).await {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(match why_not_host {
+                    Some(why) => OpError::backend(
+                        backend,
+                        ErrorKind::Failed,
+                        format!(
+                            "{why}, and it cannot be dumped in the postgres container either ({}); \
+                             install postgresql-client-{server_major} on this host, or set \
+                             compose.postgres_service/compose.project to the container's",
+                            e.cause
+                        ),
+                    ),
+                    None => e,
+                });
+            }
+        };
+        let (tool, major) = container_tool_version(target, &c, "pg_dump").await?;
+        if major < server_major {
+            return Err(OpError::backend(
+                backend,
+                ErrorKind::Failed,
+                format!(
+                    "pg_dump {tool} {} is older than the server ({server}): is it the container of this server?",
+                    c.describe()
+                ),
+            ));
+        }
+        Ok((tool, Place::Container(Box::new(c))))
+    };
+    let (tool, place) = match mode(target) {
+        Mode::Container => container_dump(None).await?,
+        Mode::Host => {
+            let (tool, major) = tool_version(backend, "pg_dump").await?;
+            if major < server_major {
+                return Err(OpError::backend(
+                    backend,
+                    ErrorKind::Failed,
+                    format!(
+                        "{}; install postgresql-client-{server_major} on this host, or let opsh \
+                         dump inside the postgres container (backup.pg_tools = \"auto\" or \"container\")",
+                        host_refusal(&tool)
+                    ),
+                ));
+            }
+            (tool, Place::Host)
+        }
+        Mode::Auto => match tool_version(backend, "pg_dump").await {
+            Ok((tool, major)) if major >= server_major => (tool, Place::Host),
+            Ok((tool, _)) => container_dump(Some(host_refusal(&tool))).await?,
+            Err(e) => container_dump(Some(e.cause)).await?,
+        },
+    };
+    if let Place::Container(c) = &place {
+        tracing::debug!("pg_dump {tool} runs {} ({})", c.describe(), c.image);
+    }
+    Ok((server, tool, place))
+}
+
+/// A writer that hashes (sha256) and counts what passes through it.
+struct Hashed<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W> Hashed<W> {
+    fn new(inner: W) -> Hashed<W> {
+        Hashed {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    fn finish(self) -> (u64, String) {
+        (self.bytes, hex(&self.hasher.finalize()))
+    }
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Hashed<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = polled {
+            self.hasher.update(&buf[..n]);
+            self.bytes += n as u64;
+        }
+        polled
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A new private file (0600) to stream into, hashing on the way.
+fn private_writer(path: &Path) -> Result<Hashed<tokio::io::BufWriter<tokio::fs::File>>, OpError> {
+    Ok(hashed_writer(private_file(path)?))
+}
+
+fn hashed_writer(file: std::fs::File) -> Hashed<tokio::io::BufWriter<tokio::fs::File>> {
+    let file = tokio::fs::File::from_std(file);
+    Hashed::new(tokio::io::BufWriter::with_capacity(1 << 20, file))
+}
+
+/// pg_dump of the container, its archive streamed out of the exec's stdout into `file` and
+/// hashed on the way. Returns the file's size and sha256.
+async fn dump_in_container(
+    target: &Target,
+    c: &InContainer,
+    snapshot: &str,
+    file: std::fs::File,
+) -> Result<(u64, String), OpError> {
+    let mut cmd = vec!["pg_dump".to_string()];
+    let conn = inside_connection(target).await?;
+    cmd.extend(conn.args);
+    cmd.push("--format=custom".into());
+    cmd.push(format!("--snapshot={snapshot}"));
+    let mut out = hashed_writer(file);
+    // Guarded: interrupted or killed, opsh takes pg_dump down with it, not leaving it to run to
+    // the end of a large database holding its snapshot.
+    let ran = crate::ops::docker::exec_stream(
+        target,
+        &c.id,
+        crate::ops::docker::guarded(cmd),
+        conn.env,
+        crate::ops::docker::Input::Held,
+        &mut out,
+    )
+    .await?;
+    if ran.exit_code != 0 {
+        return Err(OpError::backend(
+            target.pg_backend(),
+            ErrorKind::Failed,
+            format!(
+                "pg_dump {} failed (exit {}): {}",
+                c.describe(),
+                ran.exit_code,
+                tail(ran.stderr.as_bytes())
+            ),
+        ));
+    }
+    Ok(out.finish())
 }
 
 /// Exact row counts of the current schema's tables.
@@ -394,17 +741,24 @@ pub struct Dumped {
     pub database: String,
     pub server_version: String,
     pub pg_dump_version: String,
+    /// Where pg_dump ran: "host" or "container".
+    pub pg_dump_in: &'static str,
+    /// The container it ran in (and its image), when it did.
+    pub container: Option<String>,
+    pub container_image: Option<String>,
     /// Rows per table, counted in the snapshot the dump was taken from.
     pub tables: BTreeMap<String, i64>,
     pub seconds: f64,
 }
 
 /// Dumps the configured database to `path` (custom format, 0600), counting every table's rows
-/// in the same snapshot while pg_dump runs.
+/// in the same snapshot while pg_dump runs. pg_dump imports the snapshot this connection
+/// exported, so a pg_dump that reached another server (a container that is not postgres.url's)
+/// fails instead of dumping something else.
 async fn dump_to(target: &Target, path: &Path) -> Result<Dumped, OpError> {
     let started = Instant::now();
     let backend = target.pg_backend();
-    let (server, tool) = host_pg_dump(target).await?;
+    let (server, tool, place) = choose_pg_dump(target).await?;
     let pg = pg_target(target)?;
     let mut conn = connect(target).await?;
     sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -415,24 +769,48 @@ async fn dump_to(target: &Target, path: &Path) -> Result<Dumped, OpError> {
         .fetch_one(&mut conn)
         .await
         .map_err(target.pg_err())?;
-    drop(private_file(path)?);
-    let mut cmd = pg_tool(&pg, "pg_dump", true);
-    cmd.arg("--format=custom")
-        .arg(format!("--snapshot={snapshot}"))
-        .arg(format!("--file={}", path.display()));
-    let progress = Progress::new(format!("pg_dump {} → {}", pg.database, path.display()));
-    let (dumped, counted) = tokio::join!(
-        run_tool(backend, "pg_dump", cmd),
-        row_counts(target, &mut conn)
-    );
+    let progress = Progress::new(format!(
+        "pg_dump {} → {} ({})",
+        pg.database,
+        path.display(),
+        place.describe()
+    ));
+    // Made before anything can fail, so a failure below removes only what this run made.
+    let file = private_file(path)?;
+    let unfinished = Unfinished::new(path);
+    let dumping = async {
+        match &place {
+            Place::Host => {
+                drop(file);
+                let mut cmd = pg_tool(&pg, "pg_dump", true);
+                cmd.arg("--format=custom")
+                    .arg(format!("--snapshot={snapshot}"))
+                    .arg(format!("--file={}", path.display()));
+                run_tool(backend, "pg_dump", cmd).await?;
+                Ok(None)
+            }
+            Place::Container(c) => dump_in_container(target, c, &snapshot, file)
+                .await
+                .map(Some),
+        }
+    };
+    let (dumped, counted) = tokio::join!(dumping, row_counts(target, &mut conn));
     let _ = sqlx::raw_sql("COMMIT").execute(&mut conn).await;
     let _ = conn.close().await;
-    if let Err(e) = dumped.and(counted.as_ref().map(drop).map_err(Clone::clone)) {
-        let _ = std::fs::remove_file(path);
-        return Err(e);
-    }
-    progress.set("sha256 of the dump");
-    let (bytes, sha256) = sha256_file(path).await?;
+    let hashed = match (dumped, &counted) {
+        (Ok(hashed), Ok(_)) => hashed,
+        (Err(e), _) => return Err(e),
+        (Ok(_), Err(e)) => return Err(e.clone()),
+    };
+    let (bytes, sha256) = match hashed {
+        Some(h) => h,
+        None => {
+            progress.set("sha256 of the dump");
+            sha256_file(path).await?
+        }
+    };
+    let container = place.container();
+    unfinished.keep();
     Ok(Dumped {
         file: path.display().to_string(),
         bytes,
@@ -440,6 +818,13 @@ async fn dump_to(target: &Target, path: &Path) -> Result<Dumped, OpError> {
         database: pg.database,
         server_version: server,
         pg_dump_version: tool,
+        pg_dump_in: if container.is_some() {
+            "container"
+        } else {
+            "host"
+        },
+        container: container.map(|c| c.name.clone()),
+        container_image: container.map(|c| c.image.clone()),
         tables: counted?,
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -493,6 +878,12 @@ pub struct Backup {
     pub files: Vec<FileEntry>,
     pub skipped: Vec<Skipped>,
     pub tables: BTreeMap<String, i64>,
+    /// Where pg_dump ran: "host" or "container", and the container's name when it did.
+    pub pg_dump_in: &'static str,
+    pub pg_dump_container: Option<String>,
+    /// The manifest's redis slot: file (or null and skipped), copied_from ("host" or
+    /// "container"), container, rdb_source, server_version, saved_at.
+    pub redis: Value,
     /// The manifest's qdrant slot: included, and per collection its snapshot file, bytes, sha256,
     /// Qdrant's checksum, points and vector configuration.
     pub qdrant: Value,
@@ -526,19 +917,13 @@ pub async fn all(target: &Target, dir: &Path) -> Result<Backup, OpError> {
             Err(e) => return Err(file_err("cannot create", &folder, e)),
         }
     };
+    let unfinished = Unfinished::new(&folder);
     std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| file_err("cannot chmod", &folder, e))?;
-    match fill(target, &folder, started_at).await {
-        Ok(mut backup) => {
-            backup.seconds = started.elapsed().as_secs_f64();
-            Ok(backup)
-        }
-        Err(e) => {
-            // Never leave a half backup that prune would count or a restore might pick.
-            let _ = std::fs::remove_dir_all(&folder);
-            Err(e)
-        }
-    }
+    let mut backup = fill(target, &folder, started_at).await?;
+    unfinished.keep();
+    backup.seconds = started.elapsed().as_secs_f64();
+    Ok(backup)
 }
 
 async fn fill(
@@ -624,11 +1009,14 @@ async fn fill(
             "database": dumped.database,
             "server_version": dumped.server_version,
             "pg_dump_version": dumped.pg_dump_version,
+            "pg_dump_in": dumped.pg_dump_in,
+            "container": dumped.container,
+            "container_image": dumped.container_image,
             "file": DUMP,
             "format": "custom",
             "tables": dumped.tables,
         },
-        "redis": redis.manifest,
+        "redis": redis.manifest.clone(),
         "qdrant": qdrant.manifest.clone(),
         "compose": compose,
         "config": {"file": CONFIG, "secrets": "redacted"},
@@ -644,6 +1032,9 @@ async fn fill(
         files,
         skipped,
         tables: dumped.tables,
+        pg_dump_in: dumped.pg_dump_in,
+        pg_dump_container: dumped.container,
+        redis: redis.manifest,
         qdrant: qdrant.manifest,
         total_bytes,
         seconds: 0.0,
@@ -672,7 +1063,26 @@ async fn backup_qdrant(target: &Target, folder: &Path) -> QdrantPart {
             let snap = qdrant::snapshot(target, &name).await?;
             let file = format!("qdrant-{}.snapshot", file_safe(&name));
             let got =
-                qdrant::download_snapshot(target, &name, &snap.name, &folder.join(&file)).await?;
+                qdrant::download_snapshot(target, &name, &snap.name, &folder.join(&file)).await;
+            // The snapshot was made for this backup only: once it is here (checked against
+            // Qdrant's checksum, or at least its size), or could not be had, it goes, so
+            // backups do not fill Qdrant's storage.
+            let complete = got
+                .as_ref()
+                .is_ok_and(|g| g.verified || g.size == snap.size as u64);
+            let deleted = qdrant::delete_snapshot(target, &name, &snap.name).await;
+            let got = got?;
+            if !complete {
+                let _ = std::fs::remove_file(folder.join(&file));
+                return Err(OpError::backend(
+                    target.qdrant_backend(),
+                    ErrorKind::Failed,
+                    format!(
+                        "snapshot {} of {name}: {} bytes arrived, Qdrant listed {} and no checksum",
+                        snap.name, got.size, snap.size
+                    ),
+                ));
+            }
             drop(progress);
             files.push(FileEntry {
                 name: file.clone(),
@@ -687,6 +1097,8 @@ async fn backup_qdrant(target: &Target, folder: &Path) -> QdrantPart {
                 "sha256": got.sha256,
                 "qdrant_checksum": snap.checksum,
                 "checksum_verified": got.verified,
+                "deleted_on_server": deleted.is_ok(),
+                "delete_error": deleted.err().map(|e| e.cause),
                 "points": points,
                 "vector_size": info.vector_size,
                 "distance": info.distance,
@@ -814,13 +1226,9 @@ pub async fn restore_qdrant(
         return Ok(out);
     }
     out.dry_run = false;
-    let data = std::fs::read(&file).map_err(|e| file_err("cannot read", &file, e))?;
     let client = target.qdrant().await?;
-    let file_name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "snapshot".into());
     let encoded: String = url::form_urlencoded::byte_serialize(collection.as_bytes()).collect();
+    let progress = Progress::new(format!("uploading {} to {collection}", file.display()));
     crate::ops::clients::qdrant::rest_upload(
         client,
         target.qdrant_backend(),
@@ -828,10 +1236,10 @@ pub async fn restore_qdrant(
             "/collections/{}/snapshots/upload?wait=true&priority=snapshot&checksum={sha256}",
             encoded.replace('+', "%20")
         ),
-        &file_name,
-        data,
+        &file,
     )
     .await?;
+    drop(progress);
     let after = qdrant::count(target, collection, true).await?;
     out.points_after = Some(after);
     out.matches_manifest = listed_points.map(|n| n == after);
@@ -889,35 +1297,46 @@ async fn backup_redis(target: &Target, folder: &Path) -> RedisPart {
         "saved_at": saved.at,
         "rdb_source": path.display().to_string(),
     });
-    let why = if !redis.local {
-        Some(format!(
+    // The host's copy first (the data dir is here and readable), else out of the container.
+    let on_host: Result<(u64, String), String> = if !redis.local {
+        Err(format!(
             "Redis runs on another host: its RDB {} cannot be read here",
             path.display()
         ))
     } else {
         match std::fs::metadata(&path) {
-            Err(e) => Some(format!(
-                "the RDB {} is not readable on this host ({e}); when Redis runs in a container, \
-                 copying it out of the container is not done by this opsh version",
+            Err(e) => Err(format!(
+                "the RDB {} is not readable on this host ({e})",
                 path.display()
             )),
-            Ok(m) if m.mtime() + 2 < saved.at => Some(format!(
+            Ok(m) if m.mtime() + 2 < saved.at => Err(format!(
                 "the RDB {} on this host is older than the save just made: it is not this server's",
                 path.display()
             )),
-            Ok(_) => None,
+            Ok(_) => copy_private(&path, &folder.join(RDB)).await.map_err(|e| {
+                let _ = std::fs::remove_file(folder.join(RDB));
+                e.to_string()
+            }),
         }
     };
-    if let Some(why) = why {
-        manifest["file"] = Value::Null;
-        manifest["skipped"] = json!(why);
-        return RedisPart {
-            manifest,
-            file: None,
-            skipped: Some(why),
-        };
-    }
-    match copy_private(&path, &folder.join(RDB)).await {
+    let copied = match on_host {
+        Ok(done) => {
+            manifest["copied_from"] = json!("host");
+            Ok(done)
+        }
+        Err(why_not_host) => match rdb_from_container(target, &path, folder, saved.at).await {
+            Ok((done, container)) => {
+                manifest["copied_from"] = json!("container");
+                manifest["container"] = json!(container);
+                Ok(done)
+            }
+            Err(e) => Err(format!(
+                "{why_not_host}; copying it out of the Redis container did not work either: {}",
+                e.cause
+            )),
+        },
+    };
+    match copied {
         Ok((bytes, sha256)) => {
             manifest["file"] = json!(RDB);
             RedisPart {
@@ -930,17 +1349,60 @@ async fn backup_redis(target: &Target, folder: &Path) -> RedisPart {
                 skipped: None,
             }
         }
-        Err(e) => {
-            let _ = std::fs::remove_file(folder.join(RDB));
+        Err(why) => {
             manifest["file"] = Value::Null;
-            manifest["skipped"] = json!(e.to_string());
+            manifest["skipped"] = json!(why);
             RedisPart {
                 manifest,
                 file: None,
-                skipped: Some(e.to_string()),
+                skipped: Some(why),
             }
         }
     }
+}
+
+/// The RDB copied out of the Redis service's container (the Engine API's archive endpoint),
+/// extracted from the tar stream as it arrives into a private file, hashed on the way; refused
+/// (and removed) when it is older than the save just made, so another server's file is never
+/// taken for this one's. Returns size, sha256 and the container's name.
+async fn rdb_from_container(
+    target: &Target,
+    path: &Path,
+    folder: &Path,
+    saved_at: i64,
+) -> Result<((u64, String), String), OpError> {
+    let service = target.settings.get("compose.redis_service");
+    let running = crate::ops::docker::running(target, service).await?;
+    let to = folder.join(RDB);
+    let mut out = private_writer(&to)?;
+    let progress = Progress::new(format!(
+        "copying {} out of {}",
+        path.display(),
+        running.name
+    ));
+    let copied =
+        crate::ops::docker::copy_out(target, &running.id, &path.to_string_lossy(), &mut out).await;
+    drop(progress);
+    let entry = match copied {
+        Ok(entry) => entry,
+        Err(e) => {
+            let _ = std::fs::remove_file(&to);
+            return Err(e);
+        }
+    };
+    if entry.mtime + 2 < saved_at {
+        let _ = std::fs::remove_file(&to);
+        return Err(OpError::backend(
+            target.docker_backend(),
+            ErrorKind::Failed,
+            format!(
+                "the RDB {} in container {} is older than the save just made: it is not this server's",
+                path.display(),
+                running.name
+            ),
+        ));
+    }
+    Ok((out.finish(), running.name))
 }
 
 struct Saved {
@@ -1125,17 +1587,170 @@ fn read_manifest(dir: &Path) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("{MANIFEST}: not valid JSON: {e}"))
 }
 
-/// `pg_restore --list`: the archive's table of contents, or why it cannot be read.
-async fn pg_list(backend: &Backend, file: &Path) -> Result<String, OpError> {
-    let mut cmd = tokio::process::Command::new("pg_restore");
-    cmd.arg("--list")
-        .arg(file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let out = run_tool(backend, "pg_restore --list", cmd).await?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+/// Runs `program` (pg_restore or psql) on `file` with `args`: on the host, the file as its
+/// argument; in the container, the file streamed to its stdin (nothing is copied into the
+/// container). `connect`: with the configured database's connection options. Returns stdout
+/// when `keep_stdout`.
+async fn run_on_file(
+    target: &Target,
+    place: &Place,
+    program: &str,
+    args: &[&str],
+    connect: bool,
+    file: &Path,
+    keep_stdout: bool,
+) -> Result<Vec<u8>, OpError> {
+    let what = match args.first() {
+        Some(a) if a.starts_with("--list") => format!("{program} --list"),
+        _ => program.to_string(),
+    };
+    let psql = program == "psql";
+    match place {
+        Place::Host => {
+            let mut cmd = if connect {
+                pg_tool(&pg_target(target)?, program, true)
+            } else {
+                let mut cmd = tokio::process::Command::new(program);
+                cmd.stdin(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .kill_on_drop(true);
+                cmd
+            };
+            cmd.args(args).stdout(if keep_stdout {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
+            if psql {
+                cmd.arg(format!("--file={}", file.display()));
+            } else {
+                cmd.arg(file);
+            }
+            Ok(run_tool(target.pg_backend(), &what, cmd).await?.stdout)
+        }
+        Place::Container(c) => {
+            let mut cmd = vec![program.to_string()];
+            let mut env = Vec::new();
+            if connect {
+                let conn = inside_connection(target).await?;
+                cmd.extend(conn.args);
+                env = conn.env;
+            }
+            let opened = tokio::fs::File::open(file)
+                .await
+                .map_err(|e| file_err("cannot read", file, e))?;
+            let input: Box<dyn tokio::io::AsyncRead + Send + Unpin> = if psql {
+                // The file comes on stdin, so its end cannot tell a finished restore from one
+                // cut off (opsh interrupted: the engine closes the input), and psql's
+                // --single-transaction would COMMIT at that end either way. The transaction is
+                // in the stream instead: BEGIN, the --command statements, the file, COMMIT; a
+                // stream that stops early never reaches COMMIT and the server rolls back.
+                let mut head = String::from("BEGIN;\n");
+                let mut rest = args.iter();
+                let mut kept_args = Vec::new();
+                while let Some(a) = rest.next() {
+                    match *a {
+                        "--single-transaction" => {}
+                        "--command" => {
+                            if let Some(sql) = rest.next() {
+                                head.push_str(sql);
+                                head.push('\n');
+                            }
+                        }
+                        other => kept_args.push(other),
+                    }
+                }
+                cmd.extend(kept_args.iter().map(|a| a.to_string()));
+                cmd.push("--file=-".into());
+                let begin = std::io::Cursor::new(head.into_bytes());
+                let commit = std::io::Cursor::new(b"\nCOMMIT;\n".to_vec());
+                Box::new(tokio::io::AsyncReadExt::chain(
+                    tokio::io::AsyncReadExt::chain(begin, opened),
+                    commit,
+                ))
+            } else {
+                cmd.extend(args.iter().map(|a| a.to_string()));
+                Box::new(opened)
+            };
+            let mut kept = Vec::new();
+            let mut sink = tokio::io::sink();
+            let out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send) =
+                if keep_stdout { &mut kept } else { &mut sink };
+            let ran = crate::ops::docker::exec_stream(
+                target,
+                &c.id,
+                cmd,
+                env,
+                crate::ops::docker::Input::Reader(input),
+                out,
+            )
+            .await?;
+            if ran.exit_code != 0 {
+                return Err(OpError::backend(
+                    target.pg_backend(),
+                    ErrorKind::Failed,
+                    format!(
+                        "{what} {} failed (exit {}): {}",
+                        c.describe(),
+                        ran.exit_code,
+                        tail(ran.stderr.as_bytes())
+                    ),
+                ));
+            }
+            Ok(kept)
+        }
+    }
+}
+
+/// Whether a host tool's failure means the host cannot do it (the tool is missing, or too old
+/// for the archive's format), not that the file is bad.
+fn host_cannot(e: &OpError) -> bool {
+    e.cause.starts_with("cannot run ") || e.cause.contains("unsupported version")
+}
+
+/// `pg_restore --list`: the archive's table of contents, and where pg_restore could read it.
+/// With backup.pg_tools = "auto" the host's pg_restore reads it unless it is missing or too old
+/// for the archive (a dump by a newer pg_dump), then the postgres container's does.
+async fn pg_list(target: &Target, file: &Path) -> Result<(String, Place), OpError> {
+    let list = async |place: Place| {
+        let out = run_on_file(target, &place, "pg_restore", &["--list"], false, file, true).await?;
+        Ok::<_, OpError>((String::from_utf8_lossy(&out).into_owned(), place))
+    };
+    match mode(target) {
+        Mode::Host => list(Place::Host).await,
+        Mode::Container => list(Place::Container(Box::new(in_container(target).await?))).await,
+        Mode::Auto => match list(Place::Host).await {
+            Err(e) if host_cannot(&e) => match in_container(target).await {
+                Ok(c) => list(Place::Container(Box::new(c))).await,
+                Err(ce) => Err(OpError {
+                    cause: format!(
+                        "{}; and there is no postgres container to run it in ({})",
+                        e.cause, ce.cause
+                    ),
+                    ..e
+                }),
+            },
+            other => other,
+        },
+    }
+}
+
+/// Where psql runs for a plain dump: the host's when it has one (with "auto").
+async fn psql_place(target: &Target) -> Result<Place, OpError> {
+    let on_host = async || {
+        tokio::process::Command::new("psql")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .is_ok_and(|s| s.success())
+    };
+    match mode(target) {
+        Mode::Host => Ok(Place::Host),
+        Mode::Auto if on_host().await => Ok(Place::Host),
+        _ => Ok(Place::Container(Box::new(in_container(target).await?))),
+    }
 }
 
 pub async fn verify(target: &Target, dir: &Path) -> Result<Verified, OpError> {
@@ -1250,7 +1865,7 @@ pub async fn verify(target: &Target, dir: &Path) -> Result<Verified, OpError> {
             "{MANIFEST}: the database dump {dump} is not among its files"
         ));
     } else if dir.join(dump).is_file()
-        && let Err(e) = pg_list(target.pg_backend(), &dir.join(dump)).await
+        && let Err(e) = pg_list(target, &dir.join(dump)).await
     {
         problems.push(format!("{dump}: pg_restore cannot read it: {}", e.cause));
     }
@@ -1430,6 +2045,10 @@ pub struct Restored {
     pub tables: BTreeMap<String, i64>,
     /// Whether the counts equal the manifest's; () without a manifest.
     pub matches_manifest: Option<bool>,
+    /// Where pg_restore (or psql) ran: "host" or "container".
+    pub tools_in: &'static str,
+    /// The container it ran in, when it did.
+    pub container: Option<String>,
     pub seconds: f64,
 }
 
@@ -1542,33 +2161,42 @@ pub async fn restore_db(target: &Target, path: &Path) -> Result<Restored, OpErro
         checks.push("sha256 matches the recorded one".to_string());
     }
     let tables_in_dump;
+    let place;
     if format == "custom" {
         let progress = Progress::new(format!("checking {}", file.display()));
-        let list = pg_list(&backend, file)
+        let (list, at) = pg_list(target, file)
             .await
             .map_err(|e| refuse(file, format!("pg_restore cannot read it: {}", e.cause)))?;
+        place = at;
+        let where_ = match &place {
+            Place::Host => String::new(),
+            Place::Container(c) => format!(" ({})", c.describe()),
+        };
         tables_in_dump = list.lines().filter(|l| l.contains(" TABLE DATA ")).count() as i64;
         checks.push(format!(
-            "pg_restore --list reads {} entries",
+            "pg_restore --list reads {} entries{where_}",
             list.lines().filter(|l| !l.starts_with(';')).count()
         ));
         if src.sha256.is_none() {
             // Nothing to compare with: read the whole archive, so truncated or corrupt data is
             // found now and not halfway through the restore.
-            let mut cmd = tokio::process::Command::new("pg_restore");
-            cmd.arg("--file=/dev/null")
-                .arg(file)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true);
-            run_tool(&backend, "pg_restore", cmd).await.map_err(|e| {
+            run_on_file(
+                target,
+                &place,
+                "pg_restore",
+                &["--file=/dev/null"],
+                false,
+                file,
+                false,
+            )
+            .await
+            .map_err(|e| {
                 refuse(
                     file,
                     format!("its data cannot be read to the end: {}", e.cause),
                 )
             })?;
-            checks.push("pg_restore reads all its data".to_string());
+            checks.push(format!("pg_restore reads all its data{where_}"));
         }
         drop(progress);
     } else {
@@ -1583,6 +2211,7 @@ pub async fn restore_db(target: &Target, path: &Path) -> Result<Restored, OpErro
         }
         checks.push("ends as a complete pg_dump plain dump".to_string());
         tables_in_dump = count_copies(file).map_err(|e| refuse(file, e))?;
+        place = psql_place(target).await?;
     }
 
     let pg = pg_target(target)?;
@@ -1605,6 +2234,12 @@ pub async fn restore_db(target: &Target, path: &Path) -> Result<Restored, OpErro
         tables_in_dump,
         tables: BTreeMap::new(),
         matches_manifest: None,
+        tools_in: if place.container().is_some() {
+            "container"
+        } else {
+            "host"
+        },
+        container: place.container().map(|c| c.name.clone()),
         seconds: 0.0,
     };
     if !proceed(target, &change)? {
@@ -1612,37 +2247,37 @@ pub async fn restore_db(target: &Target, path: &Path) -> Result<Restored, OpErro
         return Ok(result);
     }
     result.dry_run = false;
-    let progress = Progress::new(format!("restoring {}", file.display()));
+    let progress = Progress::new(format!(
+        "restoring {} ({})",
+        file.display(),
+        place.describe()
+    ));
     if format == "custom" {
-        let mut cmd = pg_tool(&pg, "pg_restore", true);
-        cmd.args([
+        let args = [
             "--single-transaction",
             "--clean",
             "--if-exists",
             "--no-owner",
             "--exit-on-error",
-        ])
-        .arg(file);
-        run_tool(&backend, "pg_restore", cmd).await?;
+        ];
+        run_on_file(target, &place, "pg_restore", &args, true, file, false).await?;
     } else {
-        let mut cmd = pg_tool(&pg, "psql", true);
-        cmd.args([
+        let mut args = vec![
             "--no-psqlrc",
             "--quiet",
             "--single-transaction",
             "-v",
             "ON_ERROR_STOP=1",
-        ]);
+        ];
         if !plain_cleans(file).map_err(|e| refuse(file, e))? {
             // A dump made without --clean creates tables that exist: empty the schema first,
             // inside the same transaction, so a failure leaves the database as it was.
-            cmd.args([
+            args.extend([
                 "--command",
                 "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;",
             ]);
         }
-        cmd.arg(format!("--file={}", file.display()));
-        run_tool(&backend, "psql", cmd).await?;
+        run_on_file(target, &place, "psql", &args, true, file, false).await?;
     }
     drop(progress);
     let mut conn = connect(target).await?;
@@ -1765,9 +2400,13 @@ static DB: Spec = Spec {
     )],
     returns: "Map",
     doc: "Dumps the configured database in pg_dump's custom format to <dir>/<database>-<UTC \
-          stamp>.dump (0600) with a .sha256 beside it, using the host's pg_dump when it is at \
-          least as new as the server. Returns file, bytes, sha256, database, server_version, \
-          pg_dump_version, tables (rows per table, counted in the dump's own snapshot), seconds.",
+          stamp>.dump (0600) with a .sha256 beside it. pg_dump runs on this host when it is at \
+          least as new as the server, else in the postgres service's container (an Engine API \
+          exec, its output streamed into the file; the password only in the exec's \
+          environment); backup.pg_tools = \"host\" or \"container\" fixes the place. Returns \
+          file, bytes, sha256, database, server_version, pg_dump_version, pg_dump_in (\"host\" \
+          or \"container\"), container, container_image, tables (rows per table, counted in the \
+          dump's own snapshot), seconds.",
     examples: &[Example::new(
         r#"let d = backup::db(#{dir: "backups"}); [d.tables.processing_jobs, d.sha256.len()]"#,
         "[8, 64]",
@@ -1786,11 +2425,15 @@ static ALL: Spec = Spec {
     )],
     returns: "Map",
     doc: "Backs up the deployment into <dir>/opsh-backup-<UTC stamp>/ (0700, files 0600): \
-          postgres.dump (custom format), redis.rdb (BGSAVE waited on, copied from the server's \
-          data dir when it is on this host), the compose file and opsh-config.json with secrets \
-          masked, and manifest.json (each file's size and sha256, tool and server versions, row \
-          counts, opsh version, timestamps; a `qdrant` slot for snapshots). What could not be \
-          included is listed in `skipped`. Returns dir, files, skipped, tables, total_bytes, seconds.",
+          postgres.dump (custom format; pg_dump on this host or in the postgres container, as \
+          backup::db), redis.rdb (BGSAVE waited on, then copied from the server's data dir when \
+          it is readable here, else out of the redis service's container), a snapshot per \
+          Qdrant collection (made, downloaded, checked against Qdrant's checksum, then deleted \
+          on the server), the compose file and opsh-config.json with secrets masked, and \
+          manifest.json (each file's size and sha256, tool and server versions, where pg_dump \
+          ran and where the RDB came from, row counts, opsh version, timestamps). What could \
+          not be included is listed in `skipped`. Returns dir, files, skipped, tables, \
+          pg_dump_in, pg_dump_container, redis, qdrant, total_bytes, seconds.",
     examples: &[Example::new(
         r#"let b = backup::all(#{dir: "backups"}); [b.files[0].name, b.tables.processing_jobs]"#,
         r#"["postgres.dump", 8]"#,
@@ -1809,7 +2452,9 @@ static VERIFY: Spec = Spec {
     returns: "Map",
     doc: "Checks a backup folder: every file's size and sha256 against the manifest, files \
           missing or not listed, permissions, the manifest's completeness, and that pg_restore \
-          can read the dump. Returns dir, ok, files_checked and problems (one line each).",
+          can read the dump (the host's, or the postgres container's when the host has none or \
+          one too old for the archive; see backup.pg_tools). Returns dir, ok, files_checked and \
+          problems (one line each).",
     examples: &[Example::new(
         r#"let b = backup::all(#{dir: "backups"}); let v = backup::verify(b.dir); [v.ok, v.problems]"#,
         "[true, []]",
@@ -1885,8 +2530,11 @@ static RESTORE_DB: Spec = Spec {
           .sha256 beside it; pg_restore must read it; a plain .sql must end as pg_dump ends \
           one); then asks for confirmation (`yes`, or --yes; --dry-run stops here) and restores \
           in one transaction (pg_restore --single-transaction --clean --if-exists, or psql -1 \
-          with ON_ERROR_STOP). Returns dry_run, file, format, checks, tables_in_dump, tables \
-          (rows after), matches_manifest, seconds.",
+          with ON_ERROR_STOP). pg_restore and psql run on this host, or in the postgres \
+          container with the file on their stdin when the host has none or one too old for the \
+          archive (backup.pg_tools). Returns dry_run, file, format, checks, tables_in_dump, \
+          tables (rows after), matches_manifest, tools_in (\"host\" or \"container\"), \
+          container, seconds.",
     examples: &[Example::new(
         r#"let k = (); try { backup::restore_db("nowhere.dump") } catch (e) { k = e.kind } k"#,
         r#""not_found""#,
@@ -1908,9 +2556,9 @@ static RESTORE_QDRANT: Spec = Spec {
     returns: "Map",
     doc: "Replaces a Qdrant collection with its snapshot from a backup: the file's size and sha256 \
           are checked against the manifest first (a damaged one is refused), then, after \
-          confirmation (`yes`, or --yes; --dry-run stops here), it is uploaded through Qdrant's \
-          REST API (multipart POST /collections/{c}/snapshots/upload, priority snapshot, with \
-          its checksum). Returns dry_run, collection, file, bytes, sha256, points_before, \
+          confirmation (`yes`, or --yes; --dry-run stops here), it is streamed from the file \
+          through Qdrant's REST API (multipart POST /collections/{c}/snapshots/upload, priority \
+          snapshot, with its checksum). Returns dry_run, collection, file, bytes, sha256, points_before, \
           points_after, matches_manifest (the manifest's point count equals the restored one).",
     examples: &[Example::new(
         r#"let k = (); try { backup::restore_qdrant("nowhere", "youtube_content") } catch (e) { k = e.kind } k"#,

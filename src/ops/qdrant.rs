@@ -800,6 +800,18 @@ pub async fn snapshots(target: &Target, collection: &str) -> Result<Vec<Snapshot
     Ok(list)
 }
 
+/// Deletes a snapshot from the server (what backup-all does with the ones it made once they
+/// are downloaded, so they do not pile up in Qdrant's storage).
+pub async fn delete_snapshot(target: &Target, collection: &str, name: &str) -> Result<(), OpError> {
+    let qdrant = target.qdrant().await?;
+    qdrant
+        .client
+        .delete_snapshot(q::DeleteSnapshotRequestBuilder::new(collection, name))
+        .await
+        .map_err(collection_err(target, collection))?;
+    Ok(())
+}
+
 #[derive(Debug, Serialize)]
 pub struct Downloaded {
     pub path: String,

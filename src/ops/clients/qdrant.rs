@@ -279,40 +279,72 @@ pub async fn rest_download(
 }
 
 /// One multipart REST POST of a file as the form field `snapshot` (Qdrant's snapshot upload):
-/// `path` carries the query (`?wait=true&checksum=…`, so Qdrant checks what arrived). The file is
-/// sent from memory: snapshots of the deployment's collections are tens of MB.
+/// `path` carries the query (`?wait=true&checksum=…`, so Qdrant checks what arrived). The file
+/// is streamed from disk in 256 KiB chunks behind the multipart head (with a Content-Length),
+/// never read into memory whole.
 pub async fn rest_upload(
     qdrant: &Qdrant,
     backend: &Backend,
     path: &str,
-    file_name: &str,
-    bytes: Vec<u8>,
+    file: &std::path::Path,
 ) -> Result<serde_json::Value, OpError> {
+    use futures_util::StreamExt;
     use http_body_util::BodyExt;
+    use hyper::body::{Bytes, Frame};
+    use tokio::io::AsyncReadExt;
 
     let uri = rest_uri(qdrant, backend, path, "upload")?;
+    let unreadable = |e: std::io::Error| {
+        OpError::new(
+            ErrorKind::Failed,
+            None,
+            format!("cannot read {}: {e}", file.display()),
+        )
+    };
+    let opened = tokio::fs::File::open(file).await.map_err(unreadable)?;
+    let size = opened.metadata().await.map_err(unreadable)?.len();
     let boundary = format!("opsh-{:016x}", rand_u64());
-    let safe_name: String = file_name
+    let safe_name: String = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "snapshot".into())
         .chars()
         .filter(|c| !matches!(c, '"' | '\\' | '\r' | '\n'))
         .collect();
-    let mut body = format!(
+    let head = Bytes::from(format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"snapshot\"; filename=\"{safe_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(&bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    ));
+    let tail = Bytes::from(format!("\r\n--{boundary}--\r\n"));
+    let length = head.len() as u64 + size + tail.len() as u64;
+    let chunks = futures_util::stream::unfold(Some(opened), |state| async move {
+        let mut f = state?;
+        let mut buf = vec![0u8; 256 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Frame::data(Bytes::from(buf))), Some(f)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    let frames = futures_util::stream::iter([Ok::<_, std::io::Error>(Frame::data(head))])
+        .chain(chunks)
+        .chain(futures_util::stream::iter([Ok(Frame::data(tail))]));
+    let body = http_body_util::StreamBody::new(frames).boxed_unsync();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<hyper::body::Bytes>>();
-    let mut request = hyper::Request::post(uri).header(
-        "content-type",
-        format!("multipart/form-data; boundary={boundary}"),
-    );
+        .build_http::<http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>>();
+    let mut request = hyper::Request::post(uri)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .header("content-length", length);
     if let Some(key) = &qdrant.api_key {
         request = request.header("api-key", key);
     }
     let request = request
-        .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
+        .body(body)
         .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
     let shown = redact_url(&qdrant.rest_url);
     let response = client.request(request).await.map_err(|e| {
