@@ -35,6 +35,9 @@ enum Kind {
     List,
     /// One of these words.
     Choice(&'static [&'static str]),
+    /// A JSON document; in opsh.toml the same written as TOML (e.g. `[[integrity.pairs]]`
+    /// tables), kept as its JSON text.
+    Json,
 }
 
 const KEYS: &[Key] = &[
@@ -108,7 +111,7 @@ const KEYS: &[Key] = &[
         name: "integrity.pairs",
         env: &[],
         default: "",
-        kind: Kind::Text,
+        kind: Kind::Json,
     },
     Key {
         name: "redis.url",
@@ -858,6 +861,11 @@ fn flatten(
                 }
                 parts.join(":")
             }
+            (toml::Value::Array(_) | toml::Value::Table(_), Kind::Json) => {
+                serde_json::to_string(value).map_err(|e| Error::Config {
+                    message: format!("{}:{line}: key `{dotted}`: {e}", path.display()),
+                })?
+            }
             (other, kind) => {
                 return Err(Error::Config {
                     message: format!(
@@ -882,6 +890,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Int { .. } => "an integer",
         Kind::Duration | Kind::OptionalDuration => "a duration such as \"30s\" or \"1h\"",
         Kind::List => "a list of strings",
+        Kind::Json => "TOML tables or a JSON string",
         _ => "a string",
     }
 }
@@ -904,6 +913,9 @@ fn check_value(key: &Key, text: &str) -> Result<(), String> {
             Err(_) => Err(format!("`{text}` is not an integer")),
         },
         Kind::Duration => duration::parse(text).map(drop),
+        Kind::Json if !text.trim().is_empty() => serde_json::from_str::<serde_json::Value>(text)
+            .map(drop)
+            .map_err(|e| format!("not valid JSON: {e}")),
         Kind::OptionalDuration if !text.is_empty() => duration::parse(text).map(drop),
         Kind::Choice(words) if !words.contains(&text.trim()) => Err(format!(
             "`{text}` is not one of {}",
@@ -1032,6 +1044,31 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "opsh.toml:2: unknown key `postgres.urll` (did you mean `postgres.url`?)"
+        );
+    }
+
+    #[test]
+    fn pairs_are_written_as_toml_tables_and_kept_as_json() {
+        let (values, _) = parse_toml(
+            Path::new("opsh.toml"),
+            "[[integrity.pairs]]\nname = \"docs\"\ntable = \"documents\"\nid_column = \"point_id\"\ncollection = \"docs\"\n",
+        )
+        .unwrap();
+        let json = &values
+            .iter()
+            .find(|(k, _)| *k == "integrity.pairs")
+            .unwrap()
+            .1;
+        let pairs: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(pairs[0]["table"], "documents");
+        assert_eq!(pairs[0]["id_column"], "point_id");
+        let err = parse_toml(Path::new("opsh.toml"), "[integrity]\npairs = \"[{\"\n")
+            .map(drop)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("opsh.toml:2: key `integrity.pairs`: not valid JSON"),
+            "{err}"
         );
     }
 

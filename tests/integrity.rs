@@ -488,3 +488,39 @@ fn recreate_keeps_the_collections_own_vector_configuration() {
         (&json!(1024), &json!("Cosine"), &json!("settings"))
     );
 }
+
+#[test]
+fn a_site_pair_from_opsh_toml_is_compared_without_code() {
+    let env = setup();
+    env.db.exec(
+        "CREATE TABLE documents (point_id text, deleted_at timestamptz);
+               INSERT INTO documents VALUES ('7', NULL), ('42', NULL), ('99', now());",
+    );
+    let toml = "[[integrity.pairs]]\nname = \"documents\"\ntable = \"documents\"\n\
+                id_column = \"point_id\"\nfilter = \"deleted_at IS NULL\"\n\
+                collection = \"youtube_content\"\n";
+    let run = env
+        .opsh()
+        .file("opsh.toml", toml)
+        .args(["--json", "--config", "opsh.toml", "check-data"])
+        .run();
+    let report = run.json();
+    let docs = pair(&report["data"], "documents");
+    // Point 7 has its row; 42 has none; the deleted row is filtered out; the collection's other
+    // three points have no document.
+    assert_eq!(
+        (
+            &docs["rows"],
+            &docs["matched"],
+            &docs["sample_missing"],
+            &docs["orphans"]
+        ),
+        (&json!(2), &json!(1), &json!(["42"]), &json!(3))
+    );
+    // Its table is required too: six, all present.
+    assert!(
+        run.stdout.contains("6 required tables present"),
+        "{}",
+        run.stdout
+    );
+}

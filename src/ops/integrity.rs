@@ -6,7 +6,8 @@
 //! a payload key naming the row. The deployment's two pairs are the defaults:
 //! vector_mappings rows of youtube_content ↔ youtube_content by chunk_id, and content ↔
 //! youtube_summaries by payload content_id (plus: content marked vector_stored must have its
-//! summary and its chunks). A site adds pairs with the setting `integrity.pairs` (JSON).
+//! summary and its chunks). A site adds pairs with the setting `integrity.pairs`
+//! (`[[integrity.pairs]]` tables in opsh.toml).
 //!
 //! Ids are compared as Qdrant identifies points ([`PointKey`]): `"4a7d…9b"` (an MD5 hex digest)
 //! and `"4a7d1ed4-1447-…"` are the same point. A chunk id Qdrant would refuse is "invalid":
@@ -106,14 +107,14 @@ pub fn default_pairs(target: &Target) -> Vec<Pair> {
     ]
 }
 
-/// The default pairs plus those of the setting `integrity.pairs` (a JSON array of pairs).
+/// The default pairs plus those of the setting `integrity.pairs` (TOML tables, kept as JSON).
 pub fn configured_pairs(target: &Target) -> Result<Vec<Pair>, OpError> {
     let mut pairs = default_pairs(target);
     let extra = target.settings.get("integrity.pairs").trim();
     if !extra.is_empty() {
         let more: Vec<Pair> = serde_json::from_str(extra).map_err(|e| {
             OpError::invalid(format!(
-                "setting integrity.pairs: {e} (expected a JSON array of {{name, table, id_column, collection, filter?, payload_key?, required?}})"
+                "setting integrity.pairs: {e} (each pair needs name, table, id_column and collection; filter, payload_key and required are optional)"
             ))
         })?;
         for p in more {
