@@ -955,12 +955,90 @@ static IDS: Spec = Spec {
     )],
     returns: "Array",
     doc: "Every point id of a collection as text, in Qdrant's order (numbers first, then UUIDs, \
-          hyphenated lowercase), by scrolling without payload or vectors.",
+          hyphenated lowercase), by scrolling without payload or vectors. The whole list is \
+          held (about 200 MB per million ids as Rhai strings): walk a large collection with \
+          qdrant::ids_page instead.",
     examples: &[Example::new(
         r#"qdrant::ids("youtube_content", #{page_size: 2})"#,
         r#"["7", "4a7d1ed4-1447-4e40-33ac-29ccb8653d9b", "6f1ed002-ab5d-5c5c-8a8f-2f6a3c0f7e01", "9b2c58c1-1e7f-5a4e-9d8e-0a1b2c3d4e5f"]"#,
     )],
 };
+
+static IDS_PAGE: Spec = Spec {
+    module: "qdrant",
+    name: "ids_page",
+    params: &[COLLECTION],
+    options: &[
+        Opt::new(
+            "offset",
+            Kind::Any,
+            Default::None,
+            "the id to start at (a page's `next`); absent: the first",
+        ),
+        Opt::new(
+            "page_size",
+            Kind::Int,
+            Default::Value("10000"),
+            "points per scroll request",
+        ),
+    ],
+    returns: "Map",
+    doc: "One page of a collection's point ids, for walking a large collection with bounded \
+          memory: ids (as qdrant::ids gives them) and next, the offset of the following page (() \
+          after the last). `let p = qdrant::ids_page(c); loop { …; if p.next == () { break } p = \
+          qdrant::ids_page(c, #{offset: p.next}) }`.",
+    examples: &[
+        Example::new(
+            r#"qdrant::ids_page("youtube_content", #{page_size: 2})"#,
+            r#"{"ids": ["7", "4a7d1ed4-1447-4e40-33ac-29ccb8653d9b"], "next": "6f1ed002-ab5d-5c5c-8a8f-2f6a3c0f7e01"}"#,
+        ),
+        Example::new(
+            r#"qdrant::ids_page("youtube_content", #{offset: "6f1ed002-ab5d-5c5c-8a8f-2f6a3c0f7e01"}).next"#,
+            "null",
+        ),
+    ],
+};
+
+#[derive(Debug, Serialize)]
+pub struct IdsPage {
+    pub ids: Vec<String>,
+    pub next: Option<String>,
+}
+
+/// One scroll request's ids and the offset of the next.
+pub async fn ids_page(
+    target: &Target,
+    collection: &str,
+    offset: Option<PointKey>,
+    page_size: u32,
+) -> Result<IdsPage, OpError> {
+    let qdrant = target.qdrant().await?;
+    let reply = qdrant
+        .client
+        .scroll(ScrollPoints {
+            collection_name: collection.into(),
+            offset: offset.map(PointKey::to_grpc),
+            limit: Some(page_size.max(1)),
+            with_payload: payload_keys(&[]),
+            with_vectors: no_vectors(),
+            ..std::default::Default::default()
+        })
+        .await
+        .map_err(collection_err(target, collection))?;
+    Ok(IdsPage {
+        ids: reply
+            .result
+            .iter()
+            .filter_map(|p| p.id.as_ref().and_then(PointKey::from_grpc))
+            .map(|k| k.to_string())
+            .collect(),
+        next: reply
+            .next_page_offset
+            .as_ref()
+            .and_then(PointKey::from_grpc)
+            .map(|k| k.to_string()),
+    })
+}
 
 static GET: Spec = Spec {
     module: "qdrant",
@@ -1108,6 +1186,14 @@ pub fn register(reg: &mut Registrar) {
     reg.add(&IDS, |c| {
         let size = page_size(c)?;
         c.block(ids(c.target, &c.str("collection")?, size))
+    });
+    reg.add(&IDS_PAGE, |c| {
+        let size = page_size(c)?;
+        let offset = match c.value("offset") {
+            Some(v) if !v.is_unit() => Some(keys_of(&[v])?[0]),
+            _ => None,
+        };
+        c.block(ids_page(c.target, &c.str("collection")?, offset, size))
     });
     reg.add(&GET, |c| {
         let keys = keys_of(&c.array("ids")?)?;
