@@ -87,7 +87,8 @@ for ((i = 1; i <= RUNS; i++)); do
     s=$(now)
     pg_restore "${pgopts[@]}" --dbname="$db" --single-transaction --clean --if-exists --no-owner --exit-on-error "$work/alone.dump"
     restore_t+=("$(elapsed "$s")")
-    s=$(now); DATABASE_URL=$bench_url "$OPSH" -q --yes db-restore file="$folder" >/dev/null; opsh_restore_t+=("$(elapsed "$s")")
+    # Exit 1 is a warning: without Qdrant here, the integrity check after the restore warns.
+    s=$(now); DATABASE_URL=$bench_url "$OPSH" -q --yes db-restore file="$folder" >/dev/null || [[ $? == 1 ]]; opsh_restore_t+=("$(elapsed "$s")")
     echo "backup.sh: run $i: pg_dump ${dump_t[-1]} s, backup-all ${backup_t[-1]} s, db-backup ${db_t[-1]} s, pg_restore ${restore_t[-1]} s, db-restore ${opsh_restore_t[-1]} s" >&2
 done
 dump_size=$(stat -c %s "$work/alone.dump")
