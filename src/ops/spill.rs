@@ -36,6 +36,11 @@ pub struct Spill<R> {
     /// The last record pushed, while every push so far came in order (a Qdrant scroll does):
     /// such a spill is read back as it was written, without a merge.
     in_order: Option<Option<R>>,
+    /// Why a run could not be written: every later push fails at once with it, instead of
+    /// sorting the same full run again on each.
+    broken: Option<(io::ErrorKind, String)>,
+    /// Where the temp file goes: TMPDIR, read when the spill is made.
+    dir: std::path::PathBuf,
 }
 
 impl<R: Record> Spill<R> {
@@ -52,10 +57,15 @@ impl<R: Record> Spill<R> {
             written: 0,
             scratch: Vec::new(),
             in_order: Some(None),
+            broken: None,
+            dir: std::env::temp_dir(),
         }
     }
 
     pub fn push(&mut self, record: R) -> io::Result<()> {
+        if let Some((kind, why)) = &self.broken {
+            return Err(io::Error::new(*kind, why.clone()));
+        }
         if let Some(last) = &mut self.in_order {
             if last.as_ref().is_some_and(|l| *l > record) {
                 self.in_order = None;
@@ -64,8 +74,12 @@ impl<R: Record> Spill<R> {
             }
         }
         self.run.push(record);
-        if self.run.len() >= self.cap {
-            self.write_run()?;
+        if self.run.len() >= self.cap
+            && let Err(e) = self.write_run()
+        {
+            self.run = Vec::new();
+            self.broken = Some((e.kind(), e.to_string()));
+            return Err(e);
         }
         Ok(())
     }
@@ -74,7 +88,7 @@ impl<R: Record> Spill<R> {
         sort_dedup(&mut self.run);
         let file = match &mut self.file {
             Some(f) => f,
-            None => self.file.insert(tempfile::tempfile()?),
+            None => self.file.insert(tempfile::tempfile_in(&self.dir)?),
         };
         self.scratch.clear();
         for r in self.run.drain(..) {
@@ -89,6 +103,9 @@ impl<R: Record> Spill<R> {
 
     /// Every record pushed, in order, each once.
     pub fn into_sorted(mut self) -> io::Result<Sorted<R>> {
+        if let Some((kind, why)) = self.broken.take() {
+            return Err(io::Error::new(kind, why));
+        }
         if self.runs.is_empty() {
             sort_dedup(&mut self.run);
             return Ok(Sorted {
@@ -288,6 +305,23 @@ mod tests {
         assert!(spill.in_order.is_some());
         let back: Vec<u32> = spill.into_sorted().unwrap().map(|r| r.unwrap().0).collect();
         assert_eq!(back, (0..3334).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_run_that_cannot_be_written_fails_every_later_push_at_once() {
+        let mut spill = Spill::with_run(4);
+        spill.dir = "/nonexistent/opsh-spill-test".into();
+        let results: Vec<bool> = (0..10_000u32).map(|v| spill.push(N(v)).is_ok()).collect();
+        assert_eq!(
+            results.iter().filter(|ok| **ok).count(),
+            3,
+            "the pushes before the first run"
+        );
+        assert!(
+            spill.run.is_empty(),
+            "the failed run is dropped, not sorted again"
+        );
+        assert!(spill.into_sorted().is_err());
     }
 
     #[test]
