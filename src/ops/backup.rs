@@ -2461,16 +2461,19 @@ static VERIFY: Spec = Spec {
     )],
 };
 
+/// The folder the backup folders are in (latest, prune).
+const BACKUP_DIR: Opt = Opt::new(
+    "dir",
+    Kind::Str,
+    Default::Setting("backup.dir"),
+    "the backup dir",
+);
+
 static LATEST: Spec = Spec {
     module: "backup",
     name: "latest",
     params: &[],
-    options: &[Opt::new(
-        "dir",
-        Kind::Str,
-        Default::Setting("backup.dir"),
-        "the backup dir",
-    )],
+    options: &[BACKUP_DIR],
     returns: "Map",
     doc: "The manifest of the newest backup-all folder in dir (postgres.tables row counts, \
           qdrant.snapshots with points, finished_at, and dir), or () when there is none: what \
@@ -2486,12 +2489,7 @@ static PRUNE: Spec = Spec {
     name: "prune",
     params: &[],
     options: &[
-        Opt::new(
-            "dir",
-            Kind::Str,
-            Default::Setting("backup.dir"),
-            "the backup dir",
-        ),
+        BACKUP_DIR,
         Opt::new(
             "keep_last",
             Kind::Int,

@@ -532,24 +532,11 @@ async fn compare_by_id(
     } = rows.expect("the rows were read");
     let missing: Vec<String> = missing.iter().map(ToString::to_string).collect();
     invalid.sort();
-    let result = PairResult {
-        name: pair.name.clone(),
-        table: pair.table.clone(),
-        collection: pair.collection.clone(),
-        compared: true,
-        error: String::new(),
-        rows: row_count,
-        points: point_count,
+    Ok(compared(
+        pair,
+        row_count,
+        point_count,
         matched,
-        missing: missing.len() as u64,
-        orphans: orphans.len() as u64,
-        invalid: invalid.len() as u64,
-        sample_missing: sample(&missing),
-        sample_orphans: sample(&orphans),
-        sample_invalid: sample(&invalid),
-    };
-    Ok((
-        result,
         Lists {
             missing,
             orphans,
@@ -626,6 +613,27 @@ async fn compare_by_payload(
     missing.sort_by(|a, b| (a.len(), a.as_str()).cmp(&(b.len(), b.as_str())));
     orphans.sort();
     invalid.sort();
+    Ok(compared(
+        pair,
+        rows,
+        points,
+        matched,
+        Lists {
+            missing,
+            orphans,
+            invalid,
+        },
+    ))
+}
+
+/// A compared pair's report entry (counts and samples) beside its full lists.
+fn compared(
+    pair: &Pair,
+    rows: u64,
+    points: u64,
+    matched: u64,
+    lists: Lists,
+) -> (PairResult, Lists) {
     let result = PairResult {
         name: pair.name.clone(),
         table: pair.table.clone(),
@@ -635,21 +643,14 @@ async fn compare_by_payload(
         rows,
         points,
         matched,
-        missing: missing.len() as u64,
-        orphans: orphans.len() as u64,
-        invalid: invalid.len() as u64,
-        sample_missing: sample(&missing),
-        sample_orphans: sample(&orphans),
-        sample_invalid: sample(&invalid),
+        missing: lists.missing.len() as u64,
+        orphans: lists.orphans.len() as u64,
+        invalid: lists.invalid.len() as u64,
+        sample_missing: sample(&lists.missing),
+        sample_orphans: sample(&lists.orphans),
+        sample_invalid: sample(&lists.invalid),
     };
-    Ok((
-        result,
-        Lists {
-            missing,
-            orphans,
-            invalid,
-        },
-    ))
+    (result, lists)
 }
 
 fn not_compared(pair: &Pair, why: String) -> PairResult {

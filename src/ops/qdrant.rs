@@ -309,6 +309,23 @@ fn payload_keys(keys: &[&str]) -> Option<WithPayloadSelector> {
 /// Scrolls the whole collection in pages of `page_size`, without vectors and with only the
 /// payload `keys`, handing each page to `each`. Qdrant's scroll is ordered by id (numbers, then
 /// UUIDs), also across shards; ids that are not valid keys are skipped (a server never sends one).
+/// One page of a scroll from `offset`: ids and the payload keys asked for, never vectors.
+fn scroll_request(
+    collection: &str,
+    offset: Option<PointId>,
+    page_size: u32,
+    with_payload: Option<q::WithPayloadSelector>,
+) -> ScrollPoints {
+    ScrollPoints {
+        collection_name: collection.into(),
+        offset,
+        limit: Some(page_size.max(1)),
+        with_payload,
+        with_vectors: no_vectors(),
+        ..std::default::Default::default()
+    }
+}
+
 pub async fn scroll(
     target: &Target,
     collection: &str,
@@ -320,14 +337,7 @@ pub async fn scroll(
     let with_payload = payload_keys(keys);
     let page = |offset: Option<PointId>| {
         let client = qdrant.client.clone();
-        let request = ScrollPoints {
-            collection_name: collection.into(),
-            offset,
-            limit: Some(page_size.max(1)),
-            with_payload: with_payload.clone(),
-            with_vectors: no_vectors(),
-            ..std::default::Default::default()
-        };
+        let request = scroll_request(collection, offset, page_size, with_payload.clone());
         crate::ops::AbortOnDrop(tokio::spawn(async move { client.scroll(request).await }))
     };
     let mut next = Some(page(None));
@@ -943,16 +953,18 @@ static COUNT: Spec = Spec {
     examples: &[Example::new(r#"qdrant::count("youtube_content")"#, "4")],
 };
 
+const PAGE_SIZE: Opt = Opt::new(
+    "page_size",
+    Kind::Int,
+    Default::Value("10000"),
+    "points per scroll request",
+);
+
 static IDS: Spec = Spec {
     module: "qdrant",
     name: "ids",
     params: &[COLLECTION],
-    options: &[Opt::new(
-        "page_size",
-        Kind::Int,
-        Default::Value("10000"),
-        "points per scroll request",
-    )],
+    options: &[PAGE_SIZE],
     returns: "Array",
     doc: "Every point id of a collection as text, in Qdrant's order (numbers first, then UUIDs, \
           hyphenated lowercase), by scrolling without payload or vectors. The whole list is \
@@ -975,12 +987,7 @@ static IDS_PAGE: Spec = Spec {
             Default::None,
             "the id to start at (a page's `next`); absent: the first",
         ),
-        Opt::new(
-            "page_size",
-            Kind::Int,
-            Default::Value("10000"),
-            "points per scroll request",
-        ),
+        PAGE_SIZE,
     ],
     returns: "Map",
     doc: "One page of a collection's point ids, for walking a large collection with bounded \
@@ -1015,14 +1022,12 @@ pub async fn ids_page(
     let qdrant = target.qdrant().await?;
     let reply = qdrant
         .client
-        .scroll(ScrollPoints {
-            collection_name: collection.into(),
-            offset: offset.map(PointKey::to_grpc),
-            limit: Some(page_size.max(1)),
-            with_payload: payload_keys(&[]),
-            with_vectors: no_vectors(),
-            ..std::default::Default::default()
-        })
+        .scroll(scroll_request(
+            collection,
+            offset.map(PointKey::to_grpc),
+            page_size,
+            payload_keys(&[]),
+        ))
         .await
         .map_err(collection_err(target, collection))?;
     Ok(IdsPage {
