@@ -32,21 +32,34 @@ impl PointKey {
     /// Reads a chunk id as Qdrant would: decimal digits that fit a u64 are a number, anything
     /// `Uuid::parse_str` accepts is that UUID, anything else is None (Qdrant refuses it).
     pub fn parse(text: &str) -> Option<PointKey> {
+        PointKey::parse_bytes(text.as_bytes())
+    }
+
+    /// [`PointKey::parse`] of raw bytes (a COPY line, a gRPC string), with no UTF-8 check
+    /// first: every form read directly is ASCII, and the rest go through one.
+    pub fn parse_bytes(text: &[u8]) -> Option<PointKey> {
         // Digits that fit a u64 are a number; 32 digits too many for one are a UUID's simple
         // form (an MD5 hex digest can be all decimal digits), which falls through below.
-        if !text.is_empty()
-            && text.bytes().all(|b| b.is_ascii_digit())
-            && let Ok(n) = text.parse()
-        {
-            return Some(PointKey::Num(n));
+        if !text.is_empty() && text.iter().all(u8::is_ascii_digit) {
+            let n = text.iter().try_fold(0u64, |n, &d| {
+                n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+            });
+            if let Some(n) = n {
+                return Some(PointKey::Num(n));
+            }
         }
+        parse_uuid(text).map(PointKey::Uuid)
+    }
+
+    /// The text of a UUID point id (never a number, even when it is all digits).
+    pub fn uuid(text: &[u8]) -> Option<PointKey> {
         parse_uuid(text).map(PointKey::Uuid)
     }
 
     pub fn from_grpc(id: &PointId) -> Option<PointKey> {
         match id.point_id_options.as_ref()? {
             PointIdOptions::Num(n) => Some(PointKey::Num(*n)),
-            PointIdOptions::Uuid(text) => parse_uuid(text).map(PointKey::Uuid),
+            PointIdOptions::Uuid(text) => PointKey::uuid(text.as_bytes()),
         }
     }
 
@@ -64,42 +77,56 @@ impl PointKey {
 /// A UUID as `Uuid::parse_str` reads it. The two forms nearly every id has — hyphenated (as
 /// Qdrant answers) and 32 hex digits (an MD5 digest) — are decoded here directly, since the
 /// integrity check reads millions of them; the rest go to the uuid crate.
-fn parse_uuid(text: &str) -> Option<u128> {
-    const HEX: [u8; 256] = {
-        let mut t = [0xFF; 256];
-        let mut i = 0;
-        while i < 10 {
-            t[b'0' as usize + i] = i as u8;
-            i += 1;
+fn parse_uuid(text: &[u8]) -> Option<u128> {
+    let groups = match text.len() {
+        32 => [
+            hex8(text, [0, 4])?,
+            hex8(text, [8, 12])?,
+            hex8(text, [16, 20])?,
+            hex8(text, [24, 28])?,
+        ],
+        // The hyphenated form's groups of four are joined into eights.
+        36 if text[8] == b'-' && text[13] == b'-' && text[18] == b'-' && text[23] == b'-' => [
+            hex8(text, [0, 4])?,
+            hex8(text, [9, 14])?,
+            hex8(text, [19, 24])?,
+            hex8(text, [28, 32])?,
+        ],
+        _ => {
+            let text = std::str::from_utf8(text).ok()?;
+            return uuid::Uuid::parse_str(text).ok().map(|u| u.as_u128());
         }
-        let mut i = 0;
-        while i < 6 {
-            t[b'a' as usize + i] = 10 + i as u8;
-            t[b'A' as usize + i] = 10 + i as u8;
-            i += 1;
-        }
-        t
     };
-    let digits = |hex: &[u8]| -> Option<u128> {
-        hex.iter().try_fold(0u128, |v, &c| match HEX[c as usize] {
-            0xFF => None,
-            d => Some(v << 4 | u128::from(d)),
-        })
-    };
-    let b = text.as_bytes();
-    match b.len() {
-        32 => digits(b),
-        36 if b[8] == b'-' && b[13] == b'-' && b[18] == b'-' && b[23] == b'-' => {
-            let mut hex = [0u8; 32];
-            hex[..8].copy_from_slice(&b[..8]);
-            hex[8..12].copy_from_slice(&b[9..13]);
-            hex[12..16].copy_from_slice(&b[14..18]);
-            hex[16..20].copy_from_slice(&b[19..23]);
-            hex[20..].copy_from_slice(&b[24..]);
-            digits(&hex)
-        }
-        _ => uuid::Uuid::parse_str(text).ok().map(|u| u.as_u128()),
+    Some(groups.iter().fold(0u128, |v, &g| v << 32 | u128::from(g)))
+}
+
+/// Eight ASCII hex digits (either case), four at each of `at`, as a number; all eight at once
+/// in a u64: each byte is checked to be a digit or a letter a–f with the byte-wise range test
+/// of "Bit Twiddling Hacks" (hasbetween), then turned into its nibble and the nibbles packed.
+#[inline(always)]
+fn hex8(text: &[u8], at: [usize; 2]) -> Option<u32> {
+    let a: &[u8; 4] = text.get(at[0]..)?.first_chunk()?;
+    let b: &[u8; 4] = text.get(at[1]..)?.first_chunk()?;
+    let chunk = [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]];
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES * 0x80;
+    // The high bit of each byte set where lo < byte < hi; bytes must be below 0x80.
+    let between =
+        |x: u64, lo: u64, hi: u64| (ONES * (127 + hi) - x) & !x & (x + ONES * (127 - lo)) & HIGH;
+    let x = u64::from_be_bytes(chunk);
+    if x & HIGH != 0 {
+        return None;
     }
+    let digit = between(x, b'0' as u64 - 1, b'9' as u64 + 1);
+    let letter = between(x | (ONES * 0x20), b'a' as u64 - 1, b'f' as u64 + 1);
+    if digit | letter != HIGH {
+        return None;
+    }
+    // '0'–'9' end in their value, 'a'–'f' and 'A'–'F' in 1–6: nine more.
+    let nibbles = (x & (ONES * 0x0F)) + (letter >> 7) * 9;
+    let pairs = (nibbles | nibbles >> 4) & 0x00FF_00FF_00FF_00FF;
+    let quads = (pairs | pairs >> 8) & 0x0000_FFFF_0000_FFFF;
+    Some((quads | quads >> 16) as u32)
 }
 
 impl std::fmt::Display for PointKey {
@@ -306,9 +333,6 @@ fn payload_keys(keys: &[&str]) -> Option<WithPayloadSelector> {
     })
 }
 
-/// Scrolls the whole collection in pages of `page_size`, without vectors and with only the
-/// payload `keys`, handing each page to `each`. Qdrant's scroll is ordered by id (numbers, then
-/// UUIDs), also across shards; ids that are not valid keys are skipped (a server never sends one).
 /// One page of a scroll from `offset`: ids and the payload keys asked for, never vectors.
 fn scroll_request(
     collection: &str,
@@ -326,23 +350,79 @@ fn scroll_request(
     }
 }
 
+/// Scrolls the whole collection in pages of `page_size`, without vectors and with only the
+/// payload `keys`, handing each page to `each`. Qdrant's scroll is ordered by id (numbers, then
+/// UUIDs), also across shards; ids that are not valid keys are skipped (a server never sends one).
 pub async fn scroll(
     target: &Target,
     collection: &str,
     page_size: u32,
     keys: &[&str],
-    mut each: impl FnMut(Vec<q::RetrievedPoint>),
+    each: impl FnMut(Vec<q::RetrievedPoint>),
 ) -> Result<(), OpError> {
     let qdrant = target.qdrant().await?;
     let with_payload = payload_keys(keys);
-    let page = |offset: Option<PointId>| {
+    let fetch = |offset: Option<PointKey>| {
         let client = qdrant.client.clone();
-        let request = scroll_request(collection, offset, page_size, with_payload.clone());
-        crate::ops::AbortOnDrop(tokio::spawn(async move { client.scroll(request).await }))
+        let request = scroll_request(
+            collection,
+            offset.map(PointKey::to_grpc),
+            page_size,
+            with_payload.clone(),
+        );
+        async move {
+            let mut reply = client.scroll(request).await?;
+            let next = reply.next_page_offset.as_ref().map(PointKey::from_grpc);
+            Ok((std::mem::take(&mut reply.result), next))
+        }
     };
-    let mut next = Some(page(None));
+    pipelined(target, collection, fetch, each).await
+}
+
+/// Every point id of a collection, in Qdrant's order, a page at a time; read with opsh's own
+/// id-only codec ([`ids`](crate::ops::clients::qdrant::ids)), so a million ids cost little CPU.
+pub async fn scroll_ids(
+    target: &Target,
+    collection: &str,
+    page_size: u32,
+    each: impl FnMut(Vec<PointKey>),
+) -> Result<(), OpError> {
+    let qdrant = target.qdrant().await?;
+    let fetch = |offset: Option<PointKey>| {
+        let ids = qdrant.ids.clone();
+        let request = scroll_request(
+            collection,
+            offset.map(PointKey::to_grpc),
+            page_size,
+            payload_keys(&[]),
+        );
+        async move {
+            let page = ids.page(request).await?;
+            Ok((page.keys, page.next.map(Some)))
+        }
+    };
+    pipelined(target, collection, fetch, each).await
+}
+
+/// Pages one after another: each page and where the next starts (Some(None): an offset that
+/// cannot be read). The next page is asked for before this one is handed on, so Qdrant reads
+/// it while this one is processed: the scroll's round trips no longer wait on the caller.
+async fn pipelined<P, F>(
+    target: &Target,
+    collection: &str,
+    fetch: impl Fn(Option<PointKey>) -> F,
+    mut each: impl FnMut(P),
+) -> Result<(), OpError>
+where
+    P: Send + 'static,
+    F: Future<Output = Result<(P, Option<Option<PointKey>>), qdrant_client::QdrantError>>
+        + Send
+        + 'static,
+{
+    let spawn = |offset| crate::ops::AbortOnDrop(tokio::spawn(fetch(offset)));
+    let mut next = Some(spawn(None));
     while let Some(mut pending) = next.take() {
-        let reply = match (&mut pending.0).await {
+        let (page, offset) = match (&mut pending.0).await {
             Ok(reply) => reply.map_err(collection_err(target, collection))?,
             Err(e) => {
                 return Err(OpError::backend(
@@ -352,12 +432,18 @@ pub async fn scroll(
                 ));
             }
         };
-        // The next page is asked for before this one is handed on, so Qdrant reads it while
-        // this one is processed: the scroll's round trips no longer wait on the caller.
-        if let Some(offset) = reply.next_page_offset {
-            next = Some(page(Some(offset)));
+        match offset {
+            Some(Some(offset)) => next = Some(spawn(Some(offset))),
+            Some(None) => {
+                return Err(OpError::backend(
+                    target.qdrant_backend(),
+                    ErrorKind::Failed,
+                    format!("scroll of `{collection}`: the next page's offset is not a point id"),
+                ));
+            }
+            None => {}
         }
-        each(reply.result);
+        each(page);
     }
     Ok(())
 }
@@ -369,12 +455,8 @@ pub async fn ids(
     page_size: u32,
 ) -> Result<Vec<String>, OpError> {
     let mut out = Vec::new();
-    scroll(target, collection, page_size, &[], |page| {
-        out.extend(
-            page.iter()
-                .filter_map(|p| p.id.as_ref().and_then(PointKey::from_grpc))
-                .map(|k| k.to_string()),
-        );
+    scroll_ids(target, collection, page_size, |page| {
+        out.extend(page.iter().map(ToString::to_string));
     })
     .await?;
     Ok(out)
@@ -1020,28 +1102,19 @@ pub async fn ids_page(
     page_size: u32,
 ) -> Result<IdsPage, OpError> {
     let qdrant = target.qdrant().await?;
-    let reply = qdrant
-        .client
-        .scroll(scroll_request(
+    let page = qdrant
+        .ids
+        .page(scroll_request(
             collection,
             offset.map(PointKey::to_grpc),
             page_size,
             payload_keys(&[]),
         ))
         .await
-        .map_err(collection_err(target, collection))?;
+        .map_err(|e| collection_err(target, collection)(e.into()))?;
     Ok(IdsPage {
-        ids: reply
-            .result
-            .iter()
-            .filter_map(|p| p.id.as_ref().and_then(PointKey::from_grpc))
-            .map(|k| k.to_string())
-            .collect(),
-        next: reply
-            .next_page_offset
-            .as_ref()
-            .and_then(PointKey::from_grpc)
-            .map(|k| k.to_string()),
+        ids: page.keys.iter().map(ToString::to_string).collect(),
+        next: page.next.map(|k| k.to_string()),
     })
 }
 
@@ -1271,25 +1344,44 @@ mod tests {
 
     #[test]
     fn the_fast_uuid_path_reads_exactly_what_the_uuid_crate_reads() {
-        // Every 32- and 36-byte text built from a UUID with one byte swapped for an awkward one
-        // (a hyphen moved, a non-hex letter, a multibyte char, a space, a brace).
+        // Both directly decoded forms, in both cases, with every byte value at every position
+        // (hex digits and their neighbours, a moved hyphen, braces, bytes that are not UTF-8).
         let base = "4a7d1ed4-1447-4e40-33ac-29ccb8653d9b";
         let simple: String = base.chars().filter(|&c| c != '-').collect();
-        let swaps = ['-', 'g', 'G', ' ', '{', '0', 'F', 'z', '\0'];
-        let mut texts = vec![base.to_string(), simple.clone(), base.to_uppercase()];
-        for text in [base, simple.as_str()] {
+        let mut texts: Vec<Vec<u8>> = Vec::new();
+        for text in [
+            base.to_string(),
+            simple.clone(),
+            base.to_uppercase(),
+            simple.to_uppercase(),
+        ] {
+            texts.push(text.clone().into_bytes());
             for i in 0..text.len() {
-                for c in swaps {
-                    let mut t = text.to_string();
-                    t.replace_range(i..i + 1, &c.to_string());
+                for b in 0..=255u8 {
+                    let mut t = text.clone().into_bytes();
+                    t[i] = b;
                     texts.push(t);
                 }
             }
         }
-        texts.push(format!("{}é", &base[..34]));
+        texts.push(format!("{}é", &base[..34]).into_bytes());
+        texts.push(b"00000000-0000-0000-0000-000000000000".to_vec());
+        texts.push(b"ffffffffffffffffFFFFFFFFFFFFFFFF".to_vec());
         for t in &texts {
-            let crate_reads = uuid::Uuid::parse_str(t).ok().map(|u| u.as_u128());
-            assert_eq!(super::parse_uuid(t), crate_reads, "{t:?}");
+            let crate_reads = std::str::from_utf8(t)
+                .ok()
+                .and_then(|t| uuid::Uuid::parse_str(t).ok())
+                .map(|u| u.as_u128());
+            assert_eq!(
+                super::parse_uuid(t),
+                crate_reads,
+                "{:?}",
+                String::from_utf8_lossy(t)
+            );
         }
+        assert_eq!(
+            super::parse_uuid(&texts[0]),
+            Some(0x4a7d1ed414474e4033ac29ccb8653d9b)
+        );
     }
 }

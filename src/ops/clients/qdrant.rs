@@ -6,6 +6,8 @@
 //! qdrant-client's own version check is skipped: it `println!`s to stdout, which would break
 //! `--json`. [`compatibility`] is opsh's own, and connect warns on stderr.
 
+pub mod ids;
+
 use std::time::Duration;
 
 use qdrant_client::{Qdrant as Grpc, QdrantError};
@@ -20,6 +22,8 @@ pub const CLIENT_VERSION: &str = "1.20.0";
 
 pub struct Qdrant {
     pub client: Grpc,
+    /// A second connection, for scrolls that want only the ids (see [`ids`]).
+    pub ids: ids::IdScroll,
     /// The REST base URL, without a trailing slash.
     pub rest_url: String,
     pub api_key: Option<String>,
@@ -42,13 +46,16 @@ impl Connect for Qdrant {
             OpError::backend(backend, ErrorKind::Invalid, format!("qdrant.url: {e}"))
         })?;
         let api_key = Some(settings.get("qdrant.api_key").to_string()).filter(|k| !k.is_empty());
+        let (connect_timeout, timeout) = (Duration::from_secs(5), Duration::from_secs(300));
         let client = Grpc::from_url(url)
             .api_key(api_key.clone())
             .skip_compatibility_check()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(300))
+            .connect_timeout(connect_timeout)
+            .timeout(timeout)
             .build()
             .map_err(error(backend))?;
+        let ids = ids::IdScroll::new(url, api_key.as_deref(), connect_timeout, timeout)
+            .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
         // One direct call, so an unreachable server or a wrong port shows its real cause here.
         let health = client.health_check().await.map_err(error(backend))?;
         // Qdrant answers the health check without the API key; a call that needs it tells a
@@ -60,6 +67,7 @@ impl Connect for Qdrant {
         }
         Ok(Qdrant {
             client,
+            ids,
             rest_url: settings
                 .get("qdrant.rest_url")
                 .trim_end_matches('/')
