@@ -14,14 +14,16 @@
 //! listed, never matching, never deleted.
 //!
 //! Memory and time. Both sides are read at once: the rows by COPY on a task of their own, each
-//! chunk id parsed into a point key and pushed into a [`Spill`] (an external sort: runs of
-//! 131,072 keys sorted in memory and written to an unnamed temp file), the points by a scroll
-//! without payload or vectors whose next page is asked for before the last one is processed.
-//! Once the rows are read, the points are merged against them as they arrive, in Qdrant's id
-//! order; the points that came before that wait in a spill of their own, written in order and
-//! read back in one pass. What stays in memory is a run or two of keys, a read-ahead buffer per
-//! run and the differences (missing, orphans, invalid): a few MB whatever N is, plus 17 bytes
-//! per id of temp file in TMPDIR. A report carries counts plus a bounded sample.
+//! chunk id parsed into a point key and pushed into a [`Spill`] (an external sort: runs of about
+//! a million keys sorted in memory, and written to an unnamed temp file when there are more),
+//! numbers and UUIDs apart; the points by a scroll that reads only their ids
+//! ([`ids`](crate::ops::clients::qdrant::ids)), whose next page is asked for before the last one
+//! is processed. Once the rows are read and sorted (on their own task too), the points are
+//! merged against them as they arrive, in Qdrant's id order; the points that came before that
+//! wait in a spill of their own, written in order and read back in one pass. What stays in
+//! memory is a run or two of keys (16 MB each at most), a read-ahead buffer per run and the
+//! differences (missing, orphans, invalid), whatever N is, plus 16 bytes per id of temp file in
+//! TMPDIR beyond the first million. A report carries counts plus a bounded sample.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -37,7 +39,7 @@ use crate::ops::error::{ErrorKind, OpError};
 use crate::ops::jobs;
 use crate::ops::qdrant::{self as qd, PointKey};
 use crate::ops::spec::{Default, Example, Kind, Opt, Param, Registrar, Spec};
-use crate::ops::spill::{Record, Spill};
+use crate::ops::spill::{Record, Sorted, Spill};
 
 /// The deployment's tables check-data requires.
 pub const REQUIRED_TABLES: [&str; 5] = [
@@ -223,29 +225,34 @@ fn sample<T: ToString>(items: &[T]) -> Vec<String> {
     items.iter().take(SAMPLE).map(ToString::to_string).collect()
 }
 
-impl Record for PointKey {
-    fn encode(&self, out: &mut Vec<u8>) {
-        // A tag byte, then the value big-endian: bytes compare as Qdrant orders ids.
-        match *self {
-            PointKey::Num(n) => {
-                out.push(0);
-                out.extend_from_slice(&u128::from(n).to_be_bytes());
-            }
-            PointKey::Uuid(u) => {
-                out.push(1);
-                out.extend_from_slice(&u.to_be_bytes());
-            }
+/// Point keys on their way to being sorted, numbers and UUIDs apart: Qdrant orders every
+/// number before every UUID, so the numbers read back first and then the UUIDs are in its order,
+/// and each sorts as a plain integer (half the bytes of the enum, and no tag to compare).
+#[derive(Default)]
+struct KeySpill {
+    nums: Spill<u64>,
+    uuids: Spill<u128>,
+}
+
+impl KeySpill {
+    #[cfg(test)]
+    fn with_run(run: usize) -> KeySpill {
+        KeySpill {
+            nums: Spill::with_run(run),
+            uuids: Spill::with_run(run),
         }
     }
 
-    fn decode(buf: &[u8]) -> Option<(Self, usize)> {
-        let bytes: [u8; 16] = buf.get(1..17)?.try_into().ok()?;
-        let value = u128::from_be_bytes(bytes);
-        let key = match buf[0] {
-            0 => PointKey::Num(u64::try_from(value).ok()?),
-            _ => PointKey::Uuid(value),
-        };
-        Some((key, 17))
+    fn push(&mut self, key: PointKey) -> std::io::Result<()> {
+        match key {
+            PointKey::Num(n) => self.nums.push(n),
+            PointKey::Uuid(u) => self.uuids.push(u),
+        }
+    }
+
+    /// The numbers in order, then the UUIDs in order.
+    fn into_sorted(self) -> std::io::Result<(Sorted<u64>, Sorted<u128>)> {
+        Ok((self.nums.into_sorted()?, self.uuids.into_sorted()?))
     }
 }
 
@@ -288,12 +295,13 @@ fn unescape(field: &[u8]) -> String {
 
 /// Streams one text column out of PostgreSQL with COPY on a task of its own (so its parsing
 /// runs beside the Qdrant scroll, not between its pages), handing each value to `each`; the
-/// task ends with what it made of them.
+/// task ends with what `finish` makes of them.
 async fn copy_column<T: Send + 'static>(
     target: &Target,
     select: &str,
     mut state: T,
     mut each: impl FnMut(&mut T, &[u8]) + Send + 'static,
+    finish: impl FnOnce(T) -> T + Send + 'static,
 ) -> Result<crate::ops::AbortOnDrop<Result<T, OpError>>, OpError> {
     let pool = target.pg().await?.clone();
     let backend = target.pg_backend().clone();
@@ -301,40 +309,32 @@ async fn copy_column<T: Send + 'static>(
     let task = tokio::spawn(async move {
         let pg_err = crate::ops::clients::postgres::error(&backend);
         let mut stream = pool.copy_out_raw(&statement).await.map_err(&pg_err)?;
+        // PostgreSQL sends each row as a message of its own, but a line may still be split
+        // across messages (or several share one): `rest` holds a line not yet ended.
         let mut rest: Vec<u8> = Vec::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(&pg_err)?;
             let mut data: &[u8] = &chunk;
             if !rest.is_empty() {
-                match data.iter().position(|&b| b == b'\n') {
-                    Some(nl) => {
-                        rest.extend_from_slice(&data[..nl]);
-                        each(&mut state, &rest);
-                        rest.clear();
-                        data = &data[nl + 1..];
-                    }
-                    None => {
-                        rest.extend_from_slice(data);
-                        continue;
-                    }
-                }
+                let Some(nl) = memchr::memchr(b'\n', data) else {
+                    rest.extend_from_slice(data);
+                    continue;
+                };
+                rest.extend_from_slice(&data[..nl]);
+                each(&mut state, &rest);
+                rest.clear();
+                data = &data[nl + 1..];
             }
-            let mut lines = data.split(|&b| b == b'\n');
-            let mut last = lines.next();
-            for line in lines {
-                if let Some(l) = last {
-                    each(&mut state, l);
-                }
-                last = Some(line);
+            while let Some(nl) = memchr::memchr(b'\n', data) {
+                each(&mut state, &data[..nl]);
+                data = &data[nl + 1..];
             }
-            if let Some(l) = last {
-                rest.extend_from_slice(l);
-            }
+            rest.extend_from_slice(data);
         }
         if !rest.is_empty() {
             each(&mut state, &rest);
         }
-        Ok::<T, OpError>(state)
+        Ok::<T, OpError>(finish(state))
     });
     Ok(crate::ops::AbortOnDrop(task))
 }
@@ -349,27 +349,39 @@ fn where_clause(filter: &Option<String>) -> String {
 /// The rows of a by-id pair as the COPY task leaves them.
 #[derive(Default)]
 struct Rows {
-    keys: Spill<PointKey>,
+    keys: KeySpill,
     invalid: Vec<String>,
     count: u64,
     spilled: Option<std::io::Error>,
+    /// The keys in order, once [`Rows::sort`] ran.
+    sorted: Option<std::io::Result<(Sorted<u64>, Sorted<u128>)>>,
+}
+
+impl Rows {
+    /// Sorts the keys; run at the end of the COPY task, beside the scroll rather than in its way.
+    fn sort(mut self) -> Rows {
+        let keys = std::mem::take(&mut self.keys);
+        self.sorted = Some(match self.spilled.take() {
+            Some(e) => Err(e),
+            None => keys.into_sorted(),
+        });
+        self
+    }
 }
 
 /// A by-id comparison in progress: the rows' keys, sorted, walked along with the points as the
-/// scroll hands them over in Qdrant's id order. Only the differences are kept.
+/// scroll hands them over in Qdrant's id order, numbers and UUIDs each in a walk of their own
+/// (every number comes before every UUID on both sides). Only the differences are kept.
 #[derive(Default)]
 struct Merging {
-    rows: Option<std::iter::Peekable<crate::ops::spill::Sorted<PointKey>>>,
+    walks: Option<(Walk<u64>, Walk<u128>)>,
     last: Option<PointKey>,
-    matched: u64,
-    missing: Vec<PointKey>,
-    orphans: Vec<PointKey>,
     error: Option<OpError>,
 }
 
 impl Merging {
     /// Takes the rows once their task ended, then catches up with the points read meanwhile.
-    fn start(&mut self, done: Result<Rows, OpError>, early: Spill<PointKey>) -> Option<Rows> {
+    fn start(&mut self, done: Result<Rows, OpError>, early: KeySpill) -> Option<Rows> {
         let mut rows = match done {
             Ok(rows) => rows,
             Err(e) => {
@@ -377,30 +389,29 @@ impl Merging {
                 return None;
             }
         };
-        if let Some(e) = rows.spilled.take() {
-            self.error = Some(spill_err(e));
-            return None;
-        }
-        match std::mem::take(&mut rows.keys).into_sorted() {
-            Ok(sorted) => self.rows = Some(sorted.peekable()),
+        let walks = rows
+            .sorted
+            .take()
+            .unwrap_or_else(|| Err(std::io::Error::other("the rows were not sorted")))
+            .and_then(|(nums, uuids)| Ok((Walk::new(nums)?, Walk::new(uuids)?)));
+        match walks {
+            Ok(walks) => self.walks = Some(walks),
             Err(e) => {
                 self.error = Some(spill_err(e));
                 return None;
             }
         }
-        match early.into_sorted() {
-            Ok(points) => {
-                for k in points {
-                    match k {
-                        Ok(k) => self.point(k),
-                        Err(e) => {
-                            self.error.get_or_insert(spill_err(e));
-                            break;
-                        }
-                    }
-                }
+        let replayed = early.into_sorted().and_then(|(mut nums, mut uuids)| {
+            while let Some(n) = nums.next_record()? {
+                self.point(PointKey::Num(n));
             }
-            Err(e) => self.error = Some(spill_err(e)),
+            while let Some(u) = uuids.next_record()? {
+                self.point(PointKey::Uuid(u));
+            }
+            Ok(())
+        });
+        if let Err(e) = replayed {
+            self.error.get_or_insert(spill_err(e));
         }
         Some(rows)
     }
@@ -421,43 +432,88 @@ impl Merging {
             return;
         }
         self.last = Some(k);
-        let Some(rows) = self.rows.as_mut() else {
+        let Some((nums, uuids)) = self.walks.as_mut() else {
             return;
         };
-        loop {
-            match rows.peek() {
-                None => return self.orphans.push(k),
-                Some(Err(_)) => {
-                    if let Some(Err(e)) = rows.next() {
-                        self.error = Some(spill_err(e));
-                    }
-                    return;
-                }
-                Some(Ok(row)) => match row.cmp(&k) {
-                    std::cmp::Ordering::Less => {
-                        self.missing.push(*row);
-                        rows.next();
-                    }
-                    std::cmp::Ordering::Equal => {
-                        self.matched += 1;
-                        rows.next();
-                        return;
-                    }
-                    std::cmp::Ordering::Greater => return self.orphans.push(k),
-                },
-            }
+        let walked = match k {
+            PointKey::Num(n) => nums.point(n),
+            PointKey::Uuid(u) => uuids.point(u),
+        };
+        if let Err(e) = walked {
+            self.error = Some(spill_err(e));
         }
     }
 
-    /// (matched, missing, orphans): the rows after the last point are missing too.
-    fn finish(mut self) -> Result<(u64, Vec<PointKey>, Vec<PointKey>), OpError> {
+    /// (matched, missing, orphans), each list in Qdrant's order; the rows after the last point
+    /// are missing too.
+    fn finish(self) -> Result<(u64, Vec<PointKey>, Vec<PointKey>), OpError> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        for row in self.rows.into_iter().flatten() {
-            self.missing.push(row.map_err(spill_err)?);
+        let (nums, uuids) = self
+            .walks
+            .ok_or_else(|| OpError::new(ErrorKind::Failed, None, "the comparison never started"))?;
+        let (n, u) = (
+            nums.finish().map_err(spill_err)?,
+            uuids.finish().map_err(spill_err)?,
+        );
+        let keys = |nums: Vec<u64>, uuids: Vec<u128>| -> Vec<PointKey> {
+            let nums = nums.into_iter().map(PointKey::Num);
+            nums.chain(uuids.into_iter().map(PointKey::Uuid)).collect()
+        };
+        Ok((
+            n.matched + u.matched,
+            keys(n.missing, u.missing),
+            keys(n.orphans, u.orphans),
+        ))
+    }
+}
+
+/// One kind of key merged: the rows in order, the next one not yet passed, the differences.
+struct Walk<T> {
+    rows: Sorted<T>,
+    row: Option<T>,
+    matched: u64,
+    missing: Vec<T>,
+    orphans: Vec<T>,
+}
+
+impl<T: Record + Copy> Walk<T> {
+    fn new(mut rows: Sorted<T>) -> std::io::Result<Walk<T>> {
+        let row = rows.next_record()?;
+        Ok(Walk {
+            rows,
+            row,
+            matched: 0,
+            missing: Vec::new(),
+            orphans: Vec::new(),
+        })
+    }
+
+    /// The next point, in order: the rows before it are missing, a row equal to it matches,
+    /// and with none it is an orphan.
+    fn point(&mut self, k: T) -> std::io::Result<()> {
+        while let Some(row) = self.row {
+            if row > k {
+                break;
+            }
+            self.row = self.rows.next_record()?;
+            if row == k {
+                self.matched += 1;
+                return Ok(());
+            }
+            self.missing.push(row);
         }
-        Ok((self.matched, self.missing, self.orphans))
+        self.orphans.push(k);
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<Walk<T>> {
+        while let Some(row) = self.row {
+            self.missing.push(row);
+            self.row = self.rows.next_record()?;
+        }
+        Ok(self)
     }
 }
 
@@ -476,10 +532,11 @@ async fn compare_by_id(
     );
     let each_row = |rows: &mut Rows, line: &[u8]| {
         rows.count += 1;
-        let key = match std::str::from_utf8(line) {
-            Ok(text) if !line.contains(&b'\\') => PointKey::parse(text),
-            _ => PointKey::parse(&unescape(line)),
-        };
+        // A backslash is COPY's escape, and no id form has one: such a line is read unescaped.
+        let key = PointKey::parse_bytes(line).or_else(|| {
+            line.contains(&b'\\')
+                .then(|| PointKey::parse(&unescape(line)))?
+        });
         match key {
             Some(k) => {
                 if let Err(e) = rows.keys.push(k) {
@@ -490,7 +547,7 @@ async fn compare_by_id(
             None => rows.invalid.push(unescape(line)),
         }
     };
-    let mut rows_task = copy_column(target, &select, Rows::default(), each_row).await?;
+    let mut rows_task = copy_column(target, &select, Rows::default(), each_row, Rows::sort).await?;
     let pg_backend = target.pg_backend().clone();
     let joined = move |r: Result<Result<Rows, OpError>, tokio::task::JoinError>| {
         r.unwrap_or_else(|e| Err(OpError::new(ErrorKind::Failed, Some(&pg_backend), e)))
@@ -498,24 +555,22 @@ async fn compare_by_id(
     // Points are merged against the sorted rows as they arrive; the ones that come before the
     // rows are ready wait in a spill (in order, so it is read back without a merge).
     let mut merging = Merging::default();
-    let mut early: Spill<PointKey> = Spill::new();
+    let mut early = KeySpill::default();
     let mut rows: Option<Rows> = None;
     let mut point_count = 0u64;
-    qd::scroll(target, &pair.collection, page, &[], |page| {
+    qd::scroll_ids(target, &pair.collection, page, |page| {
         if rows.is_none()
             && merging.error.is_none()
             && let Some(done) = (&mut rows_task.0).now_or_never()
         {
             rows = merging.start(joined(done), std::mem::take(&mut early));
         }
-        for p in page {
-            if let Some(k) = p.id.as_ref().and_then(PointKey::from_grpc) {
-                point_count += 1;
-                if rows.is_some() {
-                    merging.point(k);
-                } else if let Err(e) = early.push(k) {
-                    merging.error.get_or_insert(spill_err(e));
-                }
+        point_count += page.len() as u64;
+        for k in page {
+            if rows.is_some() {
+                merging.point(k);
+            } else if let Err(e) = early.push(k) {
+                merging.error.get_or_insert(spill_err(e));
             }
         }
     })
@@ -1687,18 +1742,18 @@ mod tests {
     #[test]
     fn merging_matches_points_read_before_and_after_the_rows_are_ready() {
         let mut rows = Rows {
-            keys: Spill::with_run(2),
+            keys: KeySpill::with_run(2),
             ..Rows::default()
         };
         for k in nums(&[9, 1, 4, 4, 7, 12]) {
             rows.keys.push(k).unwrap();
         }
-        let mut early = Spill::with_run(2);
+        let mut early = KeySpill::with_run(2);
         for k in nums(&[0, 1, 3]) {
             early.push(k).unwrap();
         }
         let mut m = Merging::default();
-        assert!(m.start(Ok(rows), early).is_some());
+        assert!(m.start(Ok(rows.sort()), early).is_some());
         for k in nums(&[4, 8, 9]) {
             m.point(k);
         }
@@ -1711,7 +1766,7 @@ mod tests {
     #[test]
     fn a_point_out_of_qdrants_order_fails_the_comparison() {
         let mut m = Merging::default();
-        m.start(Ok(Rows::default()), Spill::new());
+        m.start(Ok(Rows::default().sort()), KeySpill::default());
         for k in nums(&[5, 6, 2]) {
             m.point(k);
         }
@@ -1734,11 +1789,15 @@ mod tests {
             .collect();
         keys.push(PointKey::Num(u64::MAX));
         keys.push(PointKey::Uuid(0));
-        let mut spill = Spill::with_run(64);
+        let mut spill = KeySpill::with_run(64);
         for k in &keys {
             spill.push(*k).unwrap();
         }
-        let back: Vec<PointKey> = spill.into_sorted().unwrap().map(Result::unwrap).collect();
+        let (nums, uuids) = spill.into_sorted().unwrap();
+        let nums = nums.map(|n| PointKey::Num(n.unwrap()));
+        let back: Vec<PointKey> = nums
+            .chain(uuids.map(|u| PointKey::Uuid(u.unwrap())))
+            .collect();
         keys.sort();
         keys.dedup();
         assert_eq!(back, keys);

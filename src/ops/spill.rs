@@ -1,9 +1,9 @@
 //! An external sort for the integrity check: records pushed in any order come back sorted and
 //! deduplicated while at most one run of them is held in memory. Each full run is sorted and
 //! appended to an unnamed temp file (gone when dropped, also on a crash); reading back merges
-//! the runs with a small buffer each. So comparing N rows with N points costs a few MB of memory
-//! whatever N is, plus the differences the caller keeps, and about 17 bytes per id of temp file
-//! (in TMPDIR) once N passes one run.
+//! the runs with a small buffer each. So comparing N rows with N points costs a run or two of
+//! memory whatever N is, plus the differences the caller keeps, and the records' bytes (16 per
+//! UUID) of temp file in TMPDIR once N passes one run.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -12,8 +12,9 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-/// Ids held in memory before a run is sorted and written out: 4 MB of point keys.
-pub const RUN: usize = 1 << 17;
+/// Records held in memory before a run is sorted and written out: 16 MB of UUIDs, so the
+/// comparison of a million ids never touches the disk, and beyond that memory stays flat.
+pub const RUN: usize = 1 << 20;
 
 /// Bytes read ahead from each run while merging.
 const READ_AHEAD: usize = 64 * 1024;
@@ -24,6 +25,23 @@ pub trait Record: Ord + Clone {
     /// The record at the front of `buf` and its length, or None when `buf` holds no whole one.
     fn decode(buf: &[u8]) -> Option<(Self, usize)>;
 }
+
+/// Integers, big-endian: fixed width, and the bytes compare as the numbers do.
+macro_rules! integer_record {
+    ($($t:ty),*) => {$(
+        impl Record for $t {
+            fn encode(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_be_bytes());
+            }
+
+            fn decode(buf: &[u8]) -> Option<(Self, usize)> {
+                let bytes = buf.first_chunk()?;
+                Some((<$t>::from_be_bytes(*bytes), std::mem::size_of::<$t>()))
+            }
+        }
+    )*};
+}
+integer_record!(u64, u128);
 
 pub struct Spill<R> {
     run: Vec<R>,
@@ -235,24 +253,27 @@ impl<R: Record> Sorted<R> {
     }
 }
 
+impl<R: Record> Sorted<R> {
+    /// The next record, or None after the last.
+    pub fn next_record(&mut self) -> io::Result<Option<R>> {
+        loop {
+            let Some(rec) = self.next_any()? else {
+                return Ok(None);
+            };
+            // Runs are deduplicated each; a value in two runs comes out once.
+            if self.last.as_ref() != Some(&rec) {
+                self.last = Some(rec.clone());
+                return Ok(Some(rec));
+            }
+        }
+    }
+}
+
 impl<R: Record> Iterator for Sorted<R> {
     type Item = io::Result<R>;
 
     fn next(&mut self) -> Option<io::Result<R>> {
-        loop {
-            match self.next_any() {
-                Err(e) => return Some(Err(e)),
-                Ok(None) => return None,
-                Ok(Some(rec)) => {
-                    // Runs are deduplicated each; a value in two runs comes out once.
-                    if self.last.as_ref() == Some(&rec) {
-                        continue;
-                    }
-                    self.last = Some(rec.clone());
-                    return Some(Ok(rec));
-                }
-            }
-        }
+        self.next_record().transpose()
     }
 }
 
