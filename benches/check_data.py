@@ -4,7 +4,8 @@ Run through benches/check_data.sh (it builds release binaries and the virtualenv
 a fresh database with N vector_mappings rows of youtube_content (every third chunk_id an MD5 hex
 digest, the rest hyphenated UUIDs), a fresh qdrant-double process (release build) holding the same
 points minus 0.1% (missing vectors) plus 0.1% more (orphans), 4-dim vectors. Then, each timed with
-/usr/bin/time -f '%e %M' (wall seconds, peak RSS of that process alone):
+/usr/bin/time (wall seconds, peak RSS of that process alone, its CPU seconds), each contender
+--rounds times (default 5, interleaved) and the median shown; the original's method once:
 
   opsh check      opsh -e integrity::check(...) of the chunks pair: both streams, merge, counts
   raw postgres    psql \\copy of every chunk_id to /dev/null
@@ -64,16 +65,23 @@ def chunk_id(i):
 
 
 def timed(cmd, env):
-    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS MiB, stdout)."""
+    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS MiB, CPU seconds, stdout)."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as t:
         run = subprocess.run(
-            [TIME, "-o", t.name, "-f", "%e %M"] + cmd,
+            [TIME, "-o", t.name, "-f", "%e %M %U %S"] + cmd,
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         if run.returncode not in (0, 1):
             sys.exit(f"{cmd[0]} failed ({run.returncode}): {run.stderr}")
-        secs, kib = t.read().split()[-2:]
-        return float(secs), int(kib) / 1024, run.stdout
+        secs, kib, user, system = t.read().split()[-4:]
+        return float(secs), int(kib) / 1024, float(user) + float(system), run.stdout
+
+
+def median_of(runs):
+    """The run of median wall time, with the peak RSS the highest of all runs."""
+    runs = sorted(runs, key=lambda r: r[0])
+    secs, _, cpu, out = runs[len(runs) // 2]
+    return secs, max(r[1] for r in runs), cpu, out, runs[0][0]
 
 
 def psql(url, sql):
@@ -107,7 +115,7 @@ print(len(pg_ids - q_ids), len(q_ids - pg_ids))
 '''
 
 
-def bench(n, server_url, skip_python):
+def bench(n, server_url, skip_python, rounds):
     dbname = f"opsh_bench_check_data_{n}"
     admin = server_url
     psql(admin, f"DROP DATABASE IF EXISTS {dbname}")
@@ -153,31 +161,36 @@ def bench(n, server_url, skip_python):
         scroll = ('let c = integrity::check(#{pairs: [#{name: "scroll", table: "vector_mappings", '
                   'id_column: "chunk_id", filter: "false", collection: "youtube_content"}]}); '
                   'c.pairs[0].points')
-        results = {}
-        results["opsh check"] = timed([OPSH, "--json", "-e", check], env)
-        results["raw postgres (psql \\copy)"] = timed(
-            ["psql", db, "-Atc",
-             "\\copy (SELECT chunk_id FROM vector_mappings WHERE vector_collection = 'youtube_content') TO '/dev/null'"],
-            env)
-        results["raw scroll (client loop)"] = timed(
-            [RAW_SCROLL, f"http://127.0.0.1:{grpc}", "youtube_content"], env)
-        results["both raw streams at once"] = timed(
-            ["bash", "-c", f'"{RAW_SCROLL}" http://127.0.0.1:{grpc} youtube_content >/dev/null & '
-             f'psql "$DATABASE_URL" -Atc "\\copy (SELECT chunk_id FROM vector_mappings WHERE '
-             f'vector_collection = \'youtube_content\') TO \'/dev/null\'" >/dev/null & wait'], env)
-        results["opsh scroll, no rows"] = timed([OPSH, "--json", "-e", scroll], env)
+        raw_copy = ("\\copy (SELECT chunk_id FROM vector_mappings WHERE vector_collection = "
+                    "'youtube_content') TO '/dev/null'")
+        contenders = {
+            "opsh check": [OPSH, "--json", "-e", check],
+            "raw postgres (psql \\copy)": ["psql", db, "-Atc", raw_copy],
+            "raw scroll (client loop)": [RAW_SCROLL, f"http://127.0.0.1:{grpc}", "youtube_content"],
+            "both raw streams at once": [
+                "bash", "-c", f'"{RAW_SCROLL}" http://127.0.0.1:{grpc} youtube_content >/dev/null & '
+                f'psql "$DATABASE_URL" -Atc "{raw_copy}" >/dev/null & wait'],
+            "opsh scroll, no rows": [OPSH, "--json", "-e", scroll],
+        }
+        # Rounds interleaved, so a passing load shifts every contender alike.
+        runs = {name: [] for name in contenders}
+        for _ in range(rounds):
+            for name, cmd in contenders.items():
+                runs[name].append(timed(cmd, env))
+        results = {name: median_of(r) for name, r in runs.items()}
         if not skip_python:
             py = os.path.join(ROOT, ".bench/check-data-venv/bin/python")
-            results["python original"] = timed([py, "-c", ORIGINAL, db, str(grpc)], env)
+            results["python original"] = median_of([timed([py, "-c", ORIGINAL, db, str(grpc)], env)])
     finally:
         double.terminate()
         double.wait()
         psql(admin, f"DROP DATABASE IF EXISTS {dbname}")
 
-    print(f"\nN = {n:,} mappings, {n - n // 1000 + n // 1000:,} points")
-    print(f"  {'':32} {'seconds':>8} {'peak RSS MiB':>13}  output")
-    for name, (secs, mib, out) in results.items():
-        print(f"  {name:32} {secs:8.2f} {mib:13.1f}  {out.strip()[:70]}")
+    print(f"\nN = {n:,} mappings, {n - n // 1000 + n // 1000:,} points; median of {rounds} rounds"
+          " (python: one)")
+    print(f"  {'':32} {'seconds':>8} {'min':>6} {'CPU s':>6} {'peak RSS MiB':>13}  output")
+    for name, (secs, mib, cpu, out, least) in results.items():
+        print(f"  {name:32} {secs:8.2f} {least:6.2f} {cpu:6.2f} {mib:13.1f}  {out.strip()[:60]}")
     slower_raw = max(results["raw postgres (psql \\copy)"][0], results["raw scroll (client loop)"][0])
     print(f"  opsh / slower raw stream: {results['opsh check'][0] / slower_raw:.2f}x")
     both = results["both raw streams at once"][0]
@@ -192,12 +205,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", default="100000,1000000", help="comma-separated sizes")
     ap.add_argument("--skip-python", action="store_true", help="skip the original's method")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="runs of each contender (interleaved); the median is shown")
     args = ap.parse_args()
     url = os.environ.get("OPSH_TEST_PG_ADMIN_URL") or os.environ.get("DATABASE_URL")
     if not url:
         sys.exit("DATABASE_URL is not set: run under tools/with-services")
     for n in (int(x) for x in args.n.split(",")):
-        bench(n, url, args.skip_python)
+        bench(n, url, args.skip_python, max(1, args.rounds))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// comparison of a million ids never touches the disk, and beyond that memory stays flat.
 pub const RUN: usize = 1 << 20;
 
-/// Bytes read ahead from each run while merging.
+/// Bytes read ahead from each run while merging, and written at a time.
 const READ_AHEAD: usize = 64 * 1024;
 
 /// A value the spill can write to a run and read back.
@@ -108,14 +108,20 @@ impl<R: Record> Spill<R> {
             Some(f) => f,
             None => self.file.insert(tempfile::tempfile_in(&self.dir)?),
         };
+        // Written a block at a time: a whole run encoded at once would double its memory.
+        let start = self.written;
         self.scratch.clear();
         for r in self.run.drain(..) {
             r.encode(&mut self.scratch);
+            if self.scratch.len() >= READ_AHEAD {
+                file.write_all(&self.scratch)?;
+                self.written += self.scratch.len() as u64;
+                self.scratch.clear();
+            }
         }
         file.write_all(&self.scratch)?;
-        let end = self.written + self.scratch.len() as u64;
-        self.runs.push((self.written, end));
-        self.written = end;
+        self.written += self.scratch.len() as u64;
+        self.runs.push((start, self.written));
         Ok(())
     }
 
