@@ -210,7 +210,9 @@ fn run_one(
             Err(Refusal::Stopped(Stop::Interrupt)) => return Err(Error::Interrupted),
             Err(Refusal::Stopped(Stop::Timeout)) => {
                 return Err(Error::TimedOut(
-                    host.settings().duration("run.timeout").unwrap_or_default(),
+                    host.settings()
+                        .optional_duration(crate::config::key::RUN_TIMEOUT)
+                        .unwrap_or_default(),
                 ));
             }
         }

@@ -292,3 +292,21 @@ fn globals_work() {
         now.stdout
     );
 }
+
+#[test]
+fn a_declared_default_naming_no_setting_is_a_usage_error() {
+    // Settings are typed in Rust; a script names one as text, so a misspelt name is caught
+    // when the script runs instead of silently defaulting to "".
+    Opsh::new()
+        .file(
+            "ops/typo.rhai",
+            "// typo\n// arg older_than: duration = setting jobs.stuck_after.check_jbos -- how old\nprint(ARGS.older_than);\n",
+        )
+        .args(["typo"])
+        .run()
+        .expect(
+            3,
+            "",
+            "opsh: error: typo: the default of `older_than` names `jobs.stuck_after.check_jbos`, which is no setting (`opsh config` lists them)\n",
+        );
+}

@@ -9,6 +9,7 @@ mod report_api;
 mod resolver;
 pub mod trust;
 
+use crate::config::key;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
@@ -59,10 +60,10 @@ const MAX_FUNCTIONS: usize = 10_000;
 impl Host {
     pub fn new(target: Target, json: bool) -> Host {
         let target = Rc::new(target);
-        let catalog = Rc::new(Catalog::new(target.settings.list("scripts.dirs")));
+        let catalog = Rc::new(Catalog::new(target.settings.paths(key::SCRIPTS_DIRS)));
         let sources = Sources::default();
         let mut engine = Engine::new();
-        set_limits(&mut engine, target.settings.int("limits.max_operations"));
+        set_limits(&mut engine, target.settings.int(key::LIMITS_MAX_OPERATIONS));
         engine.set_strict_variables(true);
         allow_new_as_name(&mut engine);
 
@@ -88,7 +89,7 @@ impl Host {
         report_api::register(&mut engine, &target, &mut specs);
         ops::register_all(&mut engine, &target, &mut specs);
 
-        let timeout = target.settings.duration("run.timeout");
+        let timeout = target.settings.optional_duration(key::RUN_TIMEOUT);
         Host {
             engine,
             target,

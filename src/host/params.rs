@@ -158,7 +158,18 @@ pub fn apply(
             continue;
         };
         let text = match default.strip_prefix("setting ") {
-            Some(key) => settings.get(key.trim()).to_string(),
+            Some(key) => match settings.text_by_name(key.trim()) {
+                Some(value) => value.to_string(),
+                None => {
+                    return Err(Error::Usage {
+                        message: format!(
+                            "{procedure}: the default of `{}` names `{}`, which is no setting (`opsh config` lists them)",
+                            d.name,
+                            key.trim()
+                        ),
+                    });
+                }
+            },
             None => default.trim_matches('"').to_string(),
         };
         let value = convert(d, &text).map_err(|why| Error::Usage {

@@ -13,6 +13,7 @@
 //! operations that are themselves running on the async bridge, and an audit record must not
 //! depend on the state of the pool the operation used.
 
+use crate::config::key;
 use std::cell::{Cell, RefCell};
 use std::io::{BufRead, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -174,7 +175,7 @@ impl Audit {
     }
 
     fn to_file(&self, settings: &Settings, record: &Record, why: &str) {
-        let path = settings.path("audit.file");
+        let path = settings.path(key::AUDIT_FILE);
         match append(&path, record) {
             Ok(()) => tracing::debug!(
                 "audit record kept in {} ({why}); a later run writes it to opsh_audit",
@@ -208,8 +209,8 @@ fn on_own_thread<T: Send>(
     settings: &Settings,
     work: impl AsyncFnOnce(&mut PgConnection, PathBuf) -> Result<T, sqlx::Error> + Send,
 ) -> (Written, Option<T>) {
-    let url = settings.get("postgres.url").to_string();
-    let file = settings.path("audit.file");
+    let url = settings.text(key::POSTGRES_URL).to_string();
+    let file = settings.path(key::AUDIT_FILE);
     std::thread::scope(|s| {
         s.spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -397,7 +398,7 @@ pub fn os_user() -> String {
 /// Writes the records kept in the file to opsh_audit, when there are any and PostgreSQL can be
 /// reached (each run calls this: the file empties on the first run after an outage).
 pub fn flush_pending(settings: &Settings) {
-    let file = settings.path("audit.file");
+    let file = settings.path(key::AUDIT_FILE);
     if std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) == 0 {
         return;
     }
@@ -431,7 +432,7 @@ pub struct Listed {
 
 /// Flushes the file into the table when it can, then lists the newest records.
 pub fn list(settings: &Settings, limit: i64) -> Listing {
-    let file = settings.path("audit.file");
+    let file = settings.path(key::AUDIT_FILE);
     let mut warning = None;
     let (written, value) = on_own_thread(settings, async move |conn, file| {
         let flushed = flush_file(conn, &file).await.err().map(|e| e.to_string());

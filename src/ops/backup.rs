@@ -21,6 +21,7 @@
 //! password in the exec's environment. The Redis RDB comes from the data dir when it is
 //! readable here, else out of the redis service's container (the Engine's archive endpoint).
 
+use crate::config::key;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -221,7 +222,7 @@ struct PgTarget {
 
 fn pg_target(target: &Target) -> Result<PgTarget, OpError> {
     let backend = target.pg_backend();
-    let url = url::Url::parse(target.settings.get("postgres.url"))
+    let url = url::Url::parse(target.settings.text(key::POSTGRES_URL))
         .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
     let mut args = Vec::new();
     let mut env = Vec::new();
@@ -387,7 +388,7 @@ enum Mode {
 }
 
 fn mode(target: &Target) -> Mode {
-    match target.settings.get("backup.pg_tools").trim() {
+    match target.settings.text(key::BACKUP_PG_TOOLS).trim() {
         "host" => Mode::Host,
         "container" => Mode::Container,
         _ => Mode::Auto,
@@ -409,7 +410,7 @@ impl InContainer {
 }
 
 async fn in_container(target: &Target) -> Result<InContainer, OpError> {
-    let service = target.settings.get("compose.postgres_service");
+    let service = target.settings.text(key::COMPOSE_POSTGRES_SERVICE);
     let running = crate::ops::docker::running(target, service).await?;
     Ok(InContainer {
         id: running.id,
@@ -443,7 +444,7 @@ async fn inside_connection(target: &Target) -> Result<InsideConnection, OpError>
         .find(|s| !s.is_empty() && !s.starts_with('@'))
         .unwrap_or("127.0.0.1")
         .to_string();
-    let url = url::Url::parse(target.settings.get("postgres.url"))
+    let url = url::Url::parse(target.settings.text(key::POSTGRES_URL))
         .map_err(|e| OpError::backend(target.pg_backend(), ErrorKind::Invalid, e))?;
     let mut args = vec![format!("--host={host}"), format!("--port={port}")];
     if !url.username().is_empty() {
@@ -725,7 +726,7 @@ async fn connect(target: &Target) -> Result<PgConnection, OpError> {
     // A connection of its own (not the pool's): it holds the exported snapshot open.
     let options: sqlx::postgres::PgConnectOptions = target
         .settings
-        .get("postgres.url")
+        .text(key::POSTGRES_URL)
         .parse()
         .map_err(|e| OpError::backend(target.pg_backend(), ErrorKind::Invalid, e))?;
     PgConnection::connect_with(&options.application_name("opsh backup"))
@@ -961,7 +962,7 @@ async fn fill(
         });
     }
 
-    let compose_path = PathBuf::from(target.settings.get("compose.file"));
+    let compose_path = PathBuf::from(target.settings.text(key::COMPOSE_FILE));
     let compose = match std::fs::read_to_string(&compose_path) {
         Ok(text) => {
             let (clean, redacted) = redact_secrets(&text);
@@ -1371,7 +1372,7 @@ async fn rdb_from_container(
     folder: &Path,
     saved_at: i64,
 ) -> Result<((u64, String), String), OpError> {
-    let service = target.settings.get("compose.redis_service");
+    let service = target.settings.text(key::COMPOSE_REDIS_SERVICE);
     let running = crate::ops::docker::running(target, service).await?;
     let to = folder.join(RDB);
     let mut out = private_writer(&to)?;
@@ -2395,7 +2396,7 @@ static DB: Spec = Spec {
     options: &[Opt::new(
         "dir",
         Kind::Str,
-        Default::Setting("backup.dir"),
+        Default::Setting(key::BACKUP_DIR.name()),
         "where the dump goes (made 0700 when missing)",
     )],
     returns: "Map",
@@ -2420,7 +2421,7 @@ static ALL: Spec = Spec {
     options: &[Opt::new(
         "dir",
         Kind::Str,
-        Default::Setting("backup.dir"),
+        Default::Setting(key::BACKUP_DIR.name()),
         "where the backup folder goes",
     )],
     returns: "Map",
@@ -2465,7 +2466,7 @@ static VERIFY: Spec = Spec {
 const BACKUP_DIR: Opt = Opt::new(
     "dir",
     Kind::Str,
-    Default::Setting("backup.dir"),
+    Default::Setting(key::BACKUP_DIR.name()),
     "the backup dir",
 );
 
@@ -2493,13 +2494,13 @@ static PRUNE: Spec = Spec {
         Opt::new(
             "keep_last",
             Kind::Int,
-            Default::Setting("backup.keep_last"),
+            Default::Setting(key::BACKUP_KEEP_LAST.name()),
             "keep the newest this many of each kind (folders, dumps)",
         ),
         Opt::new(
             "keep_days",
             Kind::Int,
-            Default::Setting("backup.keep_days"),
+            Default::Setting(key::BACKUP_KEEP_DAYS.name()),
             "keep those younger than this many days",
         ),
     ],

@@ -3,6 +3,7 @@
 //! `docker-compose` (v1), run with the configured file (compose.file) and project
 //! (compose.project).
 
+use crate::config::key;
 use std::path::PathBuf;
 use std::process::Stdio;
 
@@ -45,7 +46,7 @@ async fn cli() -> Result<Vec<String>, OpError> {
 
 /// The compose files (COMPOSE_FILE may list several, `:`-separated), each checked to exist.
 fn files(target: &Target) -> Result<Vec<PathBuf>, OpError> {
-    let setting = target.settings.get("compose.file");
+    let setting = target.settings.text(key::COMPOSE_FILE);
     let files: Vec<PathBuf> = setting
         .split(':')
         .filter(|s| !s.is_empty())
@@ -84,7 +85,7 @@ async fn run(target: &Target, args: &[String], dry_run: bool) -> Result<Ran, OpE
     }
     argv.push("-p".into());
     argv.push(crate::ops::docker::project_label(
-        target.settings.get("compose.project"),
+        target.settings.text(key::COMPOSE_PROJECT),
     ));
     argv.extend(args.iter().cloned());
     let command = argv.join(" ");
@@ -99,7 +100,7 @@ async fn run(target: &Target, args: &[String], dry_run: bool) -> Result<Ran, OpE
     tracing::info!("running {command}");
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]).stdin(Stdio::null()).kill_on_drop(true);
-    let host = target.settings.get("docker.host");
+    let host = target.settings.text(key::DOCKER_HOST);
     if !host.is_empty() {
         cmd.env("DOCKER_HOST", host);
     }

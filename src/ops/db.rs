@@ -1,6 +1,7 @@
 //! `db::` — the PostgreSQL database: ping, table sizes, schema check, read-only queries with
 //! bound parameters, the managed schema and `opsh migrate` (schema), advisory locks for unattended runs.
 
+use crate::config::key;
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::io::IsTerminal;
@@ -216,7 +217,7 @@ pub async fn migrate(target: &Target) -> Result<schema::Migrated, OpError> {
     let result = schema::migrate(&mut conn, target.flags.dry_run).await;
     if !target.flags.dry_run {
         // The jobs functions read processing_jobs' columns anew.
-        schema::forget_shape(target.settings.get("postgres.url"));
+        schema::forget_shape(target.settings.text(key::POSTGRES_URL));
     }
     result.map_err(|e| {
         // Whatever state the session is in, it does not go back to the pool.
@@ -260,18 +261,18 @@ pub async fn query(target: &Target, sql: &str, params: Array) -> Result<Vec<Map>
         conn: pool.acquire().await.map_err(target.pg_err())?,
         reset: false,
     };
-    let timeout = target.settings.duration("postgres.query_timeout");
-    let role = target.settings.get("postgres.query_role");
+    let timeout = target.settings.duration(key::POSTGRES_QUERY_TIMEOUT);
+    let role = target.settings.text(key::POSTGRES_QUERY_ROLE);
     let rows = async {
         let mut tx = session.conn.begin().await?;
         sqlx::query("SET TRANSACTION READ ONLY")
             .execute(&mut *tx)
             .await?;
         // 0 disables the limit, as for PostgreSQL itself.
-        let ms = timeout.map_or(0, |t| match t.as_millis() {
-            0 if !t.is_zero() => 1,
+        let ms = match timeout.as_millis() {
+            0 if !timeout.is_zero() => 1,
             ms => ms,
-        });
+        };
         sqlx::query("SELECT set_config('statement_timeout', $1, true)")
             .bind(ms.to_string())
             .execute(&mut *tx)
@@ -308,7 +309,7 @@ pub async fn query(target: &Target, sql: &str, params: Array) -> Result<Vec<Map>
                 .is_some_and(|d| d.message().contains("statement timeout"));
         let mut err = target.pg_err()(e);
         if timed_out {
-            let limit = timeout.map(crate::duration::format).unwrap_or_default();
+            let limit = crate::duration::format(timeout);
             err.cause
                 .push_str(&format!(" (postgres.query_timeout is {limit})"));
         }
@@ -556,7 +557,7 @@ pub fn shell(target: &Target) -> Result<i64, OpError> {
             "psql is interactive and prints tables, which cannot be one JSON document; run it without --json",
         ));
     }
-    let url = url::Url::parse(target.settings.get("postgres.url"))
+    let url = url::Url::parse(target.settings.text(key::POSTGRES_URL))
         .map_err(|e| OpError::backend(target.pg_backend(), ErrorKind::Invalid, e))?;
     let mut cmd = std::process::Command::new("psql");
     cmd.env_remove("PGPASSWORD");

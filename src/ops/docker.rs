@@ -5,6 +5,7 @@
 //! Actions (pause, unpause, stop, start, restart) run on all their containers at once and are
 //! idempotent: a container already in the wanted state is reported as such, not as an error.
 
+use crate::config::key;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -40,7 +41,7 @@ pub fn project_label(name: &str) -> String {
 }
 
 fn project(target: &Target) -> String {
-    project_label(target.settings.get("compose.project"))
+    project_label(target.settings.text(key::COMPOSE_PROJECT))
 }
 
 /// One container of the project, as listed.
@@ -788,8 +789,9 @@ pub async fn exec(target: &Target, service: &str, cmd: Vec<String>) -> Result<Ex
 fn exec_allow_list(target: &Target) -> Vec<String> {
     target
         .settings
-        .get("docker.allow_exec")
-        .split([':', ','])
+        .list(key::DOCKER_ALLOW_EXEC)
+        .iter()
+        .flat_map(|item| item.split(','))
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
@@ -1129,7 +1131,7 @@ const SERVICES: Param = Param::optional(
 const STOP_TIMEOUT: Opt = Opt::new(
     "timeout",
     Kind::Duration,
-    Default::Setting("docker.stop_timeout"),
+    Default::Setting(key::DOCKER_STOP_TIMEOUT.name()),
     "how long a container may take to stop after SIGTERM before it is killed",
 );
 static PS: Spec = Spec {
@@ -1204,7 +1206,7 @@ static WAIT_READY: Spec = Spec {
         Opt::new(
             "timeout",
             Kind::Duration,
-            Default::Setting("safe_start.wait"),
+            Default::Setting(key::SAFE_START_WAIT.name()),
             "give up after this long",
         ),
         Opt::new(

@@ -1,5 +1,6 @@
 //! `files::` — files on the host: old logs removed from the configured log dirs.
 
+use crate::config::key;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -165,13 +166,13 @@ static CLEAN_LOGS: Spec = Spec {
         Opt::new(
             "dirs",
             Kind::Strings,
-            Default::Setting("logs.dirs"),
+            Default::Setting(key::LOGS_DIRS.name()),
             "the log dirs (searched recursively; symlinks are not followed)",
         ),
         Opt::new(
             "older_than",
             Kind::Duration,
-            Default::Setting("logs.retention"),
+            Default::Setting(key::LOGS_RETENTION.name()),
             "delete files last modified longer ago than this",
         ),
         Opt::new(

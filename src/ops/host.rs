@@ -1,6 +1,7 @@
 //! `host::` — the machine opsh runs on: disk and memory (the guide's `df -h` and `free -h`, via
 //! sysinfo), cleaning the workers' temp dirs, and an HTTP GET for health endpoints.
 
+use crate::config::key;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -445,13 +446,13 @@ static HTTP_CHECK: Spec = Spec {
         Opt::new(
             "timeout",
             Kind::Duration,
-            Default::Setting("health.timeout"),
+            Default::Setting(key::HEALTH_TIMEOUT.name()),
             "how long to wait for the answer",
         ),
         Opt::new(
             "ca_file",
             Kind::Str,
-            Default::Setting("health.ca_file"),
+            Default::Setting(key::HEALTH_CA_FILE.name()),
             "a PEM file of CA certificates an https server may be signed by, beside the system's",
         ),
     ],
@@ -477,7 +478,7 @@ pub fn register(reg: &mut Registrar) {
     reg.add(&CLEAN_TEMP, |c| {
         let dirs = match c.opt_strings("dirs")? {
             Some(d) => d.into_iter().map(PathBuf::from).collect(),
-            None => c.target.settings.list("files.temp_dirs"),
+            None => c.target.settings.paths(key::FILES_TEMP_DIRS),
         };
         Ok(clean_dirs(c.target, &dirs, c.opt_duration("older_than")?)?)
     });

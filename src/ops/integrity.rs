@@ -25,6 +25,7 @@
 //! differences (missing, orphans, invalid), whatever N is, plus 16 bytes per id of temp file in
 //! TMPDIR beyond the first million. A report carries counts plus a bounded sample.
 
+use crate::config::key;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -82,10 +83,13 @@ fn literal(text: &str) -> String {
 
 /// The deployment's pairs, with the configured collection names.
 pub fn default_pairs(target: &Target) -> Vec<Pair> {
-    let content = target.settings.get("qdrant.content_collection").to_string();
+    let content = target
+        .settings
+        .text(key::QDRANT_CONTENT_COLLECTION)
+        .to_string();
     let summaries = target
         .settings
-        .get("qdrant.summaries_collection")
+        .text(key::QDRANT_SUMMARIES_COLLECTION)
         .to_string();
     vec![
         Pair {
@@ -112,7 +116,7 @@ pub fn default_pairs(target: &Target) -> Vec<Pair> {
 /// The default pairs plus those of the setting `integrity.pairs` (TOML tables, kept as JSON).
 pub fn configured_pairs(target: &Target) -> Result<Vec<Pair>, OpError> {
     let mut pairs = default_pairs(target);
-    let extra = target.settings.get("integrity.pairs").trim();
+    let extra = target.settings.text(key::INTEGRITY_PAIRS).trim();
     if !extra.is_empty() {
         let more: Vec<Pair> = serde_json::from_str(extra).map_err(|e| {
             OpError::invalid(format!(
@@ -1301,7 +1305,7 @@ pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), Op
             target,
             &jobs::ResetStuck {
                 older_than: opts.check.stuck_after,
-                max_retries: target.settings.int("jobs.max_retries"),
+                max_retries: target.settings.int(key::JOBS_MAX_RETRIES),
                 reason: format!(
                     "reset by opsh check-data-fix: processing for more than {}",
                     crate::duration::format(opts.check.stuck_after)
@@ -1358,10 +1362,13 @@ pub struct ContentDeleted {
 /// are missing — check-data reports them — and running it again finishes the job.
 pub async fn delete_content(target: &Target, content_id: i64) -> Result<ContentDeleted, OpError> {
     let pool = target.pg().await?;
-    let content_collection = target.settings.get("qdrant.content_collection").to_string();
+    let content_collection = target
+        .settings
+        .text(key::QDRANT_CONTENT_COLLECTION)
+        .to_string();
     let summaries = target
         .settings
-        .get("qdrant.summaries_collection")
+        .text(key::QDRANT_SUMMARIES_COLLECTION)
         .to_string();
     let id32 = i32::try_from(content_id)
         .map_err(|_| OpError::invalid(format!("content id {content_id} is out of range")))?;
@@ -1485,13 +1492,15 @@ const PAIRS: Opt = Opt::new(
 const STUCK_AFTER: Opt = Opt::new(
     "stuck_after",
     Kind::Duration,
-    Default::Setting("jobs.stuck_after.check_data"),
+    Default::Setting(key::JOBS_STUCK_AFTER_CHECK_DATA.name()),
     "processing this long counts as stuck",
 );
+/// Written once: the option's default and the page size of a check that `integrity::last` runs.
+const PAGE_SIZE_DEFAULT: &str = "10000";
 const PAGE_SIZE: Opt = Opt::new(
     "page_size",
     Kind::Int,
-    Default::Value("10000"),
+    Default::Value(PAGE_SIZE_DEFAULT),
     "points per Qdrant scroll request",
 );
 
@@ -1579,7 +1588,7 @@ static FIX: Spec = Spec {
         Opt::new(
             "grace",
             Kind::Duration,
-            Default::Setting("integrity.orphan_grace"),
+            Default::Setting(key::INTEGRITY_ORPHAN_GRACE.name()),
             "a point must have been seen as an orphan at least this long ago",
         ),
         Opt::new(
@@ -1661,12 +1670,8 @@ fn lists_of(
     if LAST.with(|l| l.borrow().is_none()) {
         let opts = CheckOptions {
             pairs: configured_pairs(c.target)?,
-            stuck_after: c
-                .target
-                .settings
-                .duration("jobs.stuck_after.check_data")
-                .unwrap_or(Duration::from_secs(86_400)),
-            page_size: 10_000,
+            stuck_after: c.target.settings.duration(key::JOBS_STUCK_AFTER_CHECK_DATA),
+            page_size: PAGE_SIZE_DEFAULT.parse().unwrap_or(1),
         };
         let (_, full) = c.block(async { Ok(check(c.target, &opts).await) })?;
         remember(full);

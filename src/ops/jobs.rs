@@ -5,6 +5,7 @@
 //! COMMITTED PostgreSQL re-checks it on the newest row version after waiting for a concurrent
 //! writer, so a job that finished meanwhile, or that another reset already took, is left alone.
 
+use crate::config::key;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -40,7 +41,7 @@ struct JobSql {
 impl JobSql {
     async fn of(target: &Target) -> Result<JobSql, OpError> {
         let pool = target.pg().await?;
-        let (shape, database) = job_shape(target.settings.get("postgres.url"), pool)
+        let (shape, database) = job_shape(target.settings.text(key::POSTGRES_URL), pool)
             .await
             .map_err(target.pg_err())?;
         if !shape.table {
@@ -476,14 +477,16 @@ pub async fn retry_failed(target: &Target, filter: &Filter) -> Result<Retried, O
 
 /// The configured stuck threshold of a procedure (`jobs.stuck_after.<name>`).
 fn stuck_after(target: &Target, name: &str) -> Result<String, OpError> {
-    let key = format!("jobs.stuck_after.{name}");
-    let value = target.settings.get(&key);
-    if value.is_empty() {
+    let Some(key) = key::stuck_after(name) else {
         return Err(OpError::invalid(format!(
-            "no setting `{key}`; known: check_data, safe_start, reset_stuck_jobs, check_jobs"
+            "no setting `jobs.stuck_after.{name}`; known: check_data, safe_start, reset_stuck_jobs, check_jobs"
         )));
-    }
-    Ok(value.to_string())
+    };
+    Ok(target
+        .settings
+        .text_by_name(key.name())
+        .unwrap_or_default()
+        .to_string())
 }
 
 const JOB_TYPE: Opt = Opt::new(
@@ -492,7 +495,7 @@ const JOB_TYPE: Opt = Opt::new(
     Default::None,
     "only these job types (one or an array)",
 );
-const STUCK_AFTER: Default = Default::Setting("jobs.stuck_after.reset_stuck_jobs");
+const STUCK_AFTER: Default = Default::Setting(key::JOBS_STUCK_AFTER_RESET_STUCK_JOBS.name());
 
 static COUNTS: Spec = Spec {
     module: "jobs",
@@ -584,7 +587,7 @@ static RESET_STUCK: Spec = Spec {
         Opt::new(
             "max_retries",
             Kind::Int,
-            Default::Setting("jobs.max_retries"),
+            Default::Setting(key::JOBS_MAX_RETRIES.name()),
             "jobs already retried this often go to 'failed'",
         ),
         Opt::new(

@@ -5,6 +5,7 @@
 //! any text `Uuid::parse_str` accepts (hyphenated in any case, 32-hex such as an MD5 digest,
 //! braced, urn) and always shown hyphenated lowercase.
 
+use crate::config::key;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -696,8 +697,8 @@ pub struct Recreated {
 }
 
 fn configured_vectors(target: &Target) -> Result<q::VectorsConfig, OpError> {
-    let size = target.settings.int("qdrant.vector_size");
-    let name = target.settings.get("qdrant.distance");
+    let size = target.settings.int(key::QDRANT_VECTOR_SIZE);
+    let name = target.settings.text(key::QDRANT_DISTANCE);
     let distance = q::Distance::from_str_name(name)
         .or_else(|| {
             ["Cosine", "Euclid", "Dot", "Manhattan"]

@@ -13,6 +13,7 @@
 //!
 //! Tests kill a run part-way with `OPSH_TEST_FAILPOINT=<name>` (see [`failpoint`]).
 
+use crate::config::key;
 use std::path::{Path, PathBuf};
 
 use prost::Message;
@@ -143,7 +144,7 @@ fn state_dir() -> Option<PathBuf> {
 /// address too, so two targets never share one.
 fn kept_path(target: &Target, collection: &str) -> Option<PathBuf> {
     let mut hash: u64 = 0xcbf29ce484222325;
-    for b in target.settings.get("qdrant.url").bytes() {
+    for b in target.settings.text(key::QDRANT_URL).bytes() {
         hash = (hash ^ u64::from(b)).wrapping_mul(0x100000001b3);
     }
     let safe: String = collection
@@ -192,8 +193,11 @@ fn write_kept(path: &Path, create: &q::CreateCollection) -> Result<(), OpError> 
 
 fn collections(target: &Target) -> Vec<String> {
     let mut out = Vec::new();
-    for key in ["qdrant.content_collection", "qdrant.summaries_collection"] {
-        let name = target.settings.get(key).to_string();
+    for key in [
+        key::QDRANT_CONTENT_COLLECTION,
+        key::QDRANT_SUMMARIES_COLLECTION,
+    ] {
+        let name = target.settings.text(key).to_string();
         if !name.is_empty() && !out.contains(&name) {
             out.push(name);
         }
@@ -315,7 +319,7 @@ pub async fn run(target: &Target, mode: Mode, keep_costs: bool) -> Result<Reset,
             .filter(|s| s.keys > 0)
             .partition(|s| keep.iter().any(|k| k == s.pattern));
 
-    let temp_dirs = target.settings.list("files.temp_dirs");
+    let temp_dirs = target.settings.paths(key::FILES_TEMP_DIRS);
     let temp: Vec<TempReset> = temp_dirs
         .iter()
         .map(|d| {

@@ -16,6 +16,7 @@
 //!   and reports the outage itself (and with PostgreSQL down, a second run cannot change it
 //!   either). Refusing would hide the outage behind "cannot lock".
 
+use crate::config::key;
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
@@ -170,7 +171,7 @@ async fn connect(target: &Target, application_name: &str) -> Result<PgConnection
     let backend = target.pg_backend();
     let options: PgConnectOptions = target
         .settings
-        .get("postgres.url")
+        .text(key::POSTGRES_URL)
         .parse()
         .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
     let options = options

@@ -414,7 +414,12 @@ impl<'a> Call<'a> {
         let text = match opt.default {
             Default::None => return None,
             Default::Value(v) => v.to_string(),
-            Default::Setting(key) => self.target.settings.get(key).to_string(),
+            Default::Setting(key) => self
+                .target
+                .settings
+                .text_by_name(key)
+                .unwrap_or_default()
+                .to_string(),
         };
         opt.kind.convert(Dynamic::from(text)).ok()
     }

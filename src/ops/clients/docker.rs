@@ -6,6 +6,7 @@
 //! Negotiation matters: bollard speaks a newer API than many deployed engines (Docker 20.10
 //! answers API 1.41 only), and an engine refuses every call made with a newer version.
 
+use crate::config::key;
 use std::path::PathBuf;
 
 use bollard::{API_DEFAULT_VERSION, ClientVersion};
@@ -28,7 +29,7 @@ pub struct Docker {
 }
 
 fn host(settings: &Settings) -> String {
-    match settings.get("docker.host").trim() {
+    match settings.text(key::DOCKER_HOST).trim() {
         "" => DEFAULT_HOST.to_string(),
         h if h.starts_with('/') => format!("unix://{h}"),
         h => h.to_string(),
@@ -37,11 +38,11 @@ fn host(settings: &Settings) -> String {
 
 fn tls_verify(settings: &Settings) -> bool {
     // The docker CLI: any non-empty DOCKER_TLS_VERIFY turns verification on.
-    !settings.get("docker.tls_verify").trim().is_empty()
+    !settings.text(key::DOCKER_TLS_VERIFY).trim().is_empty()
 }
 
 fn cert_dir(settings: &Settings) -> Option<PathBuf> {
-    match settings.get("docker.cert_path").trim() {
+    match settings.text(key::DOCKER_CERT_PATH).trim() {
         "" => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")),
         p => Some(PathBuf::from(p)),
     }

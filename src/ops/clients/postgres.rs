@@ -1,6 +1,7 @@
 //! The PostgreSQL client: a small pool, and the one place that turns sqlx's errors into
 //! operation errors.
 
+use crate::config::key;
 use std::time::Duration;
 
 use log::LevelFilter;
@@ -19,12 +20,12 @@ impl Connect for Postgres {
     const NAME: &'static str = "postgres";
 
     fn address(settings: &Settings) -> String {
-        redact_url(settings.get("postgres.url"))
+        redact_url(settings.text(key::POSTGRES_URL))
     }
 
     async fn connect(settings: &Settings, backend: &Backend) -> Result<Postgres, OpError> {
         let options: PgConnectOptions = settings
-            .get("postgres.url")
+            .text(key::POSTGRES_URL)
             .parse()
             .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
         // sqlx logs every statement, and slow ones as warnings with their whole text; they

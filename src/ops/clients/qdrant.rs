@@ -8,6 +8,7 @@
 
 pub mod ids;
 
+use crate::config::key;
 use std::time::Duration;
 
 use qdrant_client::{Qdrant as Grpc, QdrantError};
@@ -37,15 +38,16 @@ impl Connect for Qdrant {
     const NAME: &'static str = "qdrant";
 
     fn address(settings: &Settings) -> String {
-        redact_url(settings.get("qdrant.url"))
+        redact_url(settings.text(key::QDRANT_URL))
     }
 
     async fn connect(settings: &Settings, backend: &Backend) -> Result<Qdrant, OpError> {
-        let url = settings.get("qdrant.url");
+        let url = settings.text(key::QDRANT_URL);
         url::Url::parse(url).map_err(|e| {
             OpError::backend(backend, ErrorKind::Invalid, format!("qdrant.url: {e}"))
         })?;
-        let api_key = Some(settings.get("qdrant.api_key").to_string()).filter(|k| !k.is_empty());
+        let api_key =
+            Some(settings.text(key::QDRANT_API_KEY).to_string()).filter(|k| !k.is_empty());
         let (connect_timeout, timeout) = (Duration::from_secs(5), Duration::from_secs(300));
         let client = Grpc::from_url(url)
             .api_key(api_key.clone())
@@ -69,7 +71,7 @@ impl Connect for Qdrant {
             client,
             ids,
             rest_url: settings
-                .get("qdrant.rest_url")
+                .text(key::QDRANT_REST_URL)
                 .trim_end_matches('/')
                 .to_string(),
             api_key,

@@ -2,6 +2,7 @@
 //! direct attempt so the error names the real cause, and the one place that turns the redis
 //! crate's errors into operation errors.
 
+use crate::config::key;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, RedisError, ServerErrorKind};
 
@@ -22,11 +23,11 @@ impl Connect for Redis {
     const NAME: &'static str = "redis";
 
     fn address(settings: &Settings) -> String {
-        redact_url(settings.get("redis.url"))
+        redact_url(settings.text(key::REDIS_URL))
     }
 
     async fn connect(settings: &Settings, backend: &Backend) -> Result<Redis, OpError> {
-        let client = Client::open(settings.get("redis.url"))
+        let client = Client::open(settings.text(key::REDIS_URL))
             .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, describe(&e)))?;
         let info = client.get_connection_info();
         let db = info.redis_settings().db();
