@@ -377,23 +377,23 @@ fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
             None => Ok(crate::repl::run(host, json)),
         },
         Some(Command::Run { script, args }) => {
-            let script = find_script(host, &script)?;
+            let script = host.catalog().resolve(&script)?;
             let declared = crate::host::params::declared(&script.display, &script.source)?;
             let args = crate::host::params::apply(
                 &script.name,
                 &declared,
-                parse_args(&args)?,
+                crate::host::params::parse_words(&args)?,
                 host.settings(),
             )?;
             Ok(output::outcome(host.run_script(&script, args)?, json))
         }
         Some(Command::Describe { script }) => {
-            let script = find_script(host, &script)?;
+            let script = host.catalog().resolve(&script)?;
             let declared = crate::host::params::declared(&script.display, &script.source)?;
             Ok(output::describe(&script, &declared, json))
         }
         Some(Command::Complete { words }) => {
-            let candidates: String = crate::complete::candidates(host, &words)
+            let candidates: String = crate::complete::candidates(host, &Cli::command(), &words)
                 .into_iter()
                 .map(|c| format!("{c}\n"))
                 .collect();
@@ -433,36 +433,6 @@ fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
             message: format!("unexpected command {other:?}"),
         }),
     }
-}
-
-pub(crate) fn find_script(
-    host: &Host,
-    script: &str,
-) -> Result<crate::host::catalog::Script, Error> {
-    if script.ends_with(".rhai") || script.contains('/') {
-        host.catalog().file(std::path::Path::new(script))
-    } else {
-        host.catalog().find(script)
-    }
-}
-
-/// `key=value` words, in order.
-pub(crate) fn parse_args(words: &[String]) -> Result<Vec<(String, String)>, Error> {
-    let mut args = Vec::new();
-    for word in words {
-        let Some((key, value)) = word.split_once('=') else {
-            return Err(Error::Usage {
-                message: format!("argument `{word}` is not key=value (e.g. older_than=2h)"),
-            });
-        };
-        if key.is_empty() {
-            return Err(Error::Usage {
-                message: format!("argument `{word}` has no key"),
-            });
-        }
-        args.push((key.to_string(), value.to_string()));
-    }
-    Ok(args)
 }
 
 fn report_error(e: &Error, json: bool) {

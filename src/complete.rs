@@ -2,13 +2,11 @@
 //! each procedure's declared arguments. `opsh completions <shell>` prints clap's script for the
 //! flags and subcommands plus a small hook that asks `opsh __complete <words…>` for the rest.
 
-use clap::CommandFactory;
-
-use crate::cli::Cli;
 use crate::host::Host;
 
-/// Candidates for the last word, given the words before it (without the program name).
-pub fn candidates(host: &Host, words: &[String]) -> Vec<String> {
+/// Candidates for the last word, given the words before it (without the program name); `cli`
+/// is the command line's clap definition (its flags and subcommands).
+pub fn candidates(host: &Host, cli: &clap::Command, words: &[String]) -> Vec<String> {
     let (current, before) = match words.split_last() {
         Some((last, rest)) => (last.as_str(), rest),
         None => ("", &[][..]),
@@ -20,11 +18,11 @@ pub fn candidates(host: &Host, words: &[String]) -> Vec<String> {
         .collect();
     let procedures = || host.catalog().list().into_iter().map(|l| l.name);
     let mut out: Vec<String> = match positional.as_slice() {
-        _ if current.starts_with('-') => Cli::command()
+        _ if current.starts_with('-') => cli
             .get_arguments()
             .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
             .collect(),
-        [] => Cli::command()
+        [] => cli
             .get_subcommands()
             .filter(|c| !c.is_hide_set())
             .map(|c| c.get_name().to_string())

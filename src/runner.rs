@@ -102,7 +102,7 @@ pub fn run(
     words: &[String],
     opts: &Options,
 ) -> Result<u8, Error> {
-    let given = crate::cli::parse_args(words)?;
+    let given = crate::host::params::parse_words(words)?;
     // Every target's settings first: a misspelt target stops the run before anything runs.
     let targets: Vec<(Option<String>, Settings)> = if opts.targets.is_empty() {
         vec![(settings.target_name().map(str::to_string), settings.clone())]
@@ -162,7 +162,7 @@ fn run_one(
     opts: &Options,
     name: &mut String,
 ) -> Result<Outcome, Error> {
-    let script = crate::cli::find_script(host, procedure)?;
+    let script = host.catalog().resolve(procedure)?;
     *name = script.name.clone();
     let declared = crate::host::params::declared(&script.display, &script.source)?;
     let args =

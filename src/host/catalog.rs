@@ -52,6 +52,16 @@ impl Catalog {
         Catalog { site_dirs }
     }
 
+    /// A script as the command line names it: a path (`x.rhai`, `ops/x`) is that file, any
+    /// other word a procedure of the catalog.
+    pub fn resolve(&self, script: &str) -> Result<Script, Error> {
+        if script.ends_with(".rhai") || script.contains('/') {
+            self.file(std::path::Path::new(script))
+        } else {
+            self.find(script)
+        }
+    }
+
     /// A procedure by name: a site script first, then a bundled one.
     pub fn find(&self, name: &str) -> Result<Script, Error> {
         // `_name.rhai` is a module by convention (as is anything in lib/): imported, not run.

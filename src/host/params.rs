@@ -198,6 +198,25 @@ fn convert(d: &Declared, text: &str) -> Result<Dynamic, String> {
     })
 }
 
+/// `key=value` words, in order.
+pub fn parse_words(words: &[String]) -> Result<Vec<(String, String)>, Error> {
+    let mut args = Vec::new();
+    for word in words {
+        let Some((key, value)) = word.split_once('=') else {
+            return Err(Error::Usage {
+                message: format!("argument `{word}` is not key=value (e.g. older_than=2h)"),
+            });
+        };
+        if key.is_empty() {
+            return Err(Error::Usage {
+                message: format!("argument `{word}` has no key"),
+            });
+        }
+        args.push((key.to_string(), value.to_string()));
+    }
+    Ok(args)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

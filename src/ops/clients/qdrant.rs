@@ -7,6 +7,9 @@
 //! `--json`. [`compatibility`] is opsh's own, and connect warns on stderr.
 
 pub mod ids;
+mod point_key;
+
+pub use point_key::PointKey;
 
 use crate::config::key;
 use std::time::Duration;

@@ -23,7 +23,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 
-use crate::ops::qdrant::PointKey;
+use super::PointKey;
 
 /// A connection for id scrolls; cheap to clone, connected on first use.
 #[derive(Clone)]
