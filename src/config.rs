@@ -113,6 +113,41 @@ const KEYS: &[Key] = &[
         default: "",
         kind: Kind::Json,
     },
+    // The deletion budget of every bulk delete (src/ops/budget.rs): at most the larger of
+    // max_count and max_percent of the collection, table or db, unless max_delete=N says more.
+    Key {
+        name: "delete.max_count",
+        env: &[],
+        default: "1000",
+        kind: Kind::Int { min: 0 },
+    },
+    Key {
+        name: "delete.max_percent",
+        env: &[],
+        default: "1",
+        kind: Kind::Int { min: 0 },
+    },
+    // A Qdrant snapshot of the collection is taken before a delete of more points than this.
+    Key {
+        name: "delete.snapshot_above",
+        env: &[],
+        default: "100",
+        kind: Kind::Int { min: 0 },
+    },
+    // Where each bulk delete writes the ids it deleted (0600 files in a 0700 folder), and how
+    // long they are kept.
+    Key {
+        name: "delete.ids_dir",
+        env: &[],
+        default: "~/.local/state/opsh/deleted",
+        kind: Kind::Text,
+    },
+    Key {
+        name: "delete.ids_keep",
+        env: &[],
+        default: "30d",
+        kind: Kind::Duration,
+    },
     Key {
         name: "redis.url",
         env: &["REDIS_URL"],
