@@ -543,7 +543,8 @@ fn scaled(chunk_ids: &str) -> Scaled {
          INSERT INTO vector_mappings (content_id, chunk_id, vector_collection, chunk_text, chunk_order)
            SELECT 1, i::text, 'youtube_content', 'c', i FROM {chunk_ids} AS i;"
     ));
-    let qdrant = qdrant_double::QdrantDouble::start(qdrant_double::Options::default()).expect("double");
+    let qdrant =
+        qdrant_double::QdrantDouble::start(qdrant_double::Options::default()).expect("double");
     let points: Vec<Value> = (1..=SCALED_POINTS)
         .map(|i| json!({"id": i, "payload": {"content_id": 1}}))
         .collect();
@@ -567,7 +568,10 @@ impl Scaled {
             .db(&self.db)
             .env("QDRANT_URL", &self.qdrant.grpc_url())
             .env("OPSH_QDRANT_REST_URL", &self.qdrant.rest_url())
-            .env("OPSH_DELETE_IDS_DIR", &self.ids.path().display().to_string())
+            .env(
+                "OPSH_DELETE_IDS_DIR",
+                &self.ids.path().display().to_string(),
+            )
     }
 
     fn eval(&self, code: &str) -> Value {
@@ -650,10 +654,20 @@ fn a_wrong_database_deletes_nothing_until_max_delete_allows_it() {
     // A max_delete below the count is refused too.
     let short = env
         .opsh()
-        .args(["--json", "--yes", "clean-orphans", "grace=0s", "max_delete=9999"])
+        .args([
+            "--json",
+            "--yes",
+            "clean-orphans",
+            "grace=0s",
+            "max_delete=9999",
+        ])
         .run();
     assert_eq!(short.code, 2, "{}", short.stdout);
-    assert!(short.stdout.contains("more than max_delete=9999 allows"), "{}", short.stdout);
+    assert!(
+        short.stdout.contains("more than max_delete=9999 allows"),
+        "{}",
+        short.stdout
+    );
     assert_eq!(env.points(), SCALED_POINTS);
     // The refusals are in the audit, as changing nothing.
     assert_eq!(
@@ -665,7 +679,13 @@ fn a_wrong_database_deletes_nothing_until_max_delete_allows_it() {
 
     let run = env
         .opsh()
-        .args(["--json", "--yes", "check-data-fix", "grace=0s", "max_delete=10000"])
+        .args([
+            "--json",
+            "--yes",
+            "check-data-fix",
+            "grace=0s",
+            "max_delete=10000",
+        ])
         .run();
     // The 20 rows stay without points: a warning.
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
@@ -685,7 +705,10 @@ fn a_wrong_database_deletes_nothing_until_max_delete_allows_it() {
     let outcome = env.db.scalar(
         "SELECT outcome FROM opsh_audit WHERE op = 'integrity::fix' AND NOT dry_run ORDER BY id DESC LIMIT 1",
     );
-    assert!(outcome.starts_with("10000 orphan vectors deleted"), "{outcome}");
+    assert!(
+        outcome.starts_with("10000 orphan vectors deleted"),
+        "{outcome}"
+    );
     assert!(outcome.contains(file), "{outcome}");
     assert!(
         outcome.contains(&format!("snapshot {snapshot} of youtube_content")),
@@ -744,7 +767,11 @@ fn qdrant_deletes_keep_the_budget() {
     // Uncaught, it is a refusal (exit 3) naming the way on.
     let run = env
         .opsh()
-        .args(["--yes", "-e", r#"qdrant::delete_by_filter("youtube_content", #{content_id: 1})"#])
+        .args([
+            "--yes",
+            "-e",
+            r#"qdrant::delete_by_filter("youtube_content", #{content_id: 1})"#,
+        ])
         .run();
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(run.stderr.contains("max_delete=10000"), "{}", run.stderr);
@@ -753,11 +780,13 @@ fn qdrant_deletes_keep_the_budget() {
     assert_eq!(d["deleted"], 1501);
     assert!(d["snapshot"].is_string(), "{d}");
     assert_eq!(env.points(), SCALED_POINTS - 1501);
-    let f = env.eval(
-        r#"qdrant::delete_by_filter("youtube_content", #{content_id: 1, max_delete: 8499})"#,
-    );
+    let f = env
+        .eval(r#"qdrant::delete_by_filter("youtube_content", #{content_id: 1, max_delete: 8499})"#);
     assert_eq!(f["deleted"], 8499);
     assert_eq!(env.points(), 0);
     let files = env.id_files();
-    assert_eq!(files.iter().map(|(_, ids)| ids.len()).sum::<usize>(), 10_000);
+    assert_eq!(
+        files.iter().map(|(_, ids)| ids.len()).sum::<usize>(),
+        10_000
+    );
 }

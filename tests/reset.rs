@@ -243,7 +243,11 @@ fn reset_hard_without_yes_or_terminal_refuses_with_exit_3_and_deletes_nothing() 
         "5 keys of redis db 7",
         "4 entries in the temp dirs",
     ] {
-        assert!(run.stderr.contains(counts), "no `{counts}` in {}", run.stderr);
+        assert!(
+            run.stderr.contains(counts),
+            "no `{counts}` in {}",
+            run.stderr
+        );
     }
     assert_eq!(
         (
