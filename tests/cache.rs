@@ -136,8 +136,14 @@ fn delete_asks_and_dry_run_changes_nothing() {
         r.cmd(&["SET", &format!("tmp:{i}"), "x"]);
     }
     let before = r.dbsize();
+    let ids = tempfile::tempdir().unwrap();
+    let ids_dir = ids.path().display().to_string();
+    let opsh = |r: &TestRedis| r.opsh().env("OPSH_DELETE_IDS_DIR", &ids_dir);
 
-    let dry = eval(r.opsh().args(["--dry-run"]), r#"cache::delete("tmp:*")"#);
+    let dry = eval(
+        opsh(&r).args(["--dry-run"]),
+        r#"cache::delete("tmp:*", #{max_delete: 2100})"#,
+    );
     assert_eq!(dry["dry_run"], true);
     assert_eq!(dry["matched"], 2100);
     assert_eq!(dry["deleted"], 0);
@@ -145,17 +151,48 @@ fn delete_asks_and_dry_run_changes_nothing() {
     assert_eq!(r.dbsize(), before);
 
     // Unconfirmed without a terminal: refused (exit 3), nothing deleted.
-    let run = r.opsh().args(["-e", r#"cache::delete("tmp:*")"#]).run();
+    let run = opsh(&r)
+        .args(["-e", r#"cache::delete("tmp:*", #{max_delete: 2100})"#])
+        .run();
     run.code(3);
     assert!(run.stderr.contains("needs confirmation"), "{}", run.stderr);
     assert_eq!(r.dbsize(), before);
 
-    let done = eval(r.opsh().args(["--yes"]), r#"cache::delete("tmp:*")"#);
+    // 2100 of 2109 keys is past the deletion budget (1000): --yes does not lift it.
+    let run = opsh(&r)
+        .args(["--yes", "-e", r#"cache::delete("tmp:*")"#])
+        .run();
+    run.code(3);
+    assert!(
+        run.stderr.contains("2100 of the 2109 keys of redis db 12")
+            && run.stderr.contains("max_delete=2100"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(r.dbsize(), before);
+
+    let done = eval(
+        opsh(&r).args(["--yes"]),
+        r#"cache::delete("tmp:*", #{max_delete: 2100})"#,
+    );
     assert_eq!(
         (done["matched"].clone(), done["deleted"].clone()),
         (json!(2100), json!(2100))
     );
     assert_eq!(r.dbsize(), before - 2100);
+    // The deleted keys are listed in a private file.
+    let file = std::path::PathBuf::from(done["ids_file"].as_str().unwrap());
+    assert!(file.starts_with(ids.path()), "{}", file.display());
+    let mut keys: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    keys.sort();
+    let mut expected: Vec<String> = (0..2100).map(|i| format!("tmp:{i}")).collect();
+    expected.sort();
+    assert_eq!(keys, expected);
 
     // Deleting state says so.
     let state = eval(r.opsh().args(["--dry-run"]), r#"cache::delete("stt:*")"#);

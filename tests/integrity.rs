@@ -524,3 +524,269 @@ fn a_site_pair_from_opsh_toml_is_compared_without_code() {
         run.stdout
     );
 }
+
+/// A collection of 10,000 points (ids 1..=10000) and vector_mappings rows whose chunk ids are
+/// `chunk_ids`, all of one content item; youtube_summaries empty. Deleted ids go to `ids`.
+struct Scaled {
+    db: TestDb,
+    qdrant: qdrant_double::Running,
+    ids: tempfile::TempDir,
+}
+
+const SCALED_POINTS: u64 = 10_000;
+
+fn scaled(chunk_ids: &str) -> Scaled {
+    let db = TestDb::new();
+    db.exec(&format!(
+        "INSERT INTO channels (name, url, platform) VALUES ('ch', 'https://yt/c/1', 'youtube');
+         INSERT INTO content (channel_id, external_id, title, url) VALUES (1, 'v1', 't1', 'https://yt/v/1');
+         INSERT INTO vector_mappings (content_id, chunk_id, vector_collection, chunk_text, chunk_order)
+           SELECT 1, i::text, 'youtube_content', 'c', i FROM {chunk_ids} AS i;"
+    ));
+    let qdrant =
+        qdrant_double::QdrantDouble::start(qdrant_double::Options::default()).expect("double");
+    let points: Vec<Value> = (1..=SCALED_POINTS)
+        .map(|i| json!({"id": i, "payload": {"content_id": 1}}))
+        .collect();
+    seed::seed(
+        &qdrant.grpc_url(),
+        &json!({"collections": {
+            "youtube_content": {"size": 4, "points": points},
+            "youtube_summaries": {"size": 4, "points": []}
+        }}),
+    );
+    Scaled {
+        db,
+        qdrant,
+        ids: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl Scaled {
+    fn opsh(&self) -> Opsh {
+        Opsh::new()
+            .db(&self.db)
+            .env("QDRANT_URL", &self.qdrant.grpc_url())
+            .env("OPSH_QDRANT_REST_URL", &self.qdrant.rest_url())
+            .env(
+                "OPSH_DELETE_IDS_DIR",
+                &self.ids.path().display().to_string(),
+            )
+    }
+
+    fn eval(&self, code: &str) -> Value {
+        let run = self.opsh().args(["--json", "--yes", "-e", code]).run();
+        run.code(0);
+        run.json()
+    }
+
+    fn points(&self) -> u64 {
+        self.eval(r#"qdrant::count("youtube_content")"#)
+            .as_u64()
+            .unwrap()
+    }
+
+    fn snapshots(&self) -> u64 {
+        self.eval(r#"qdrant::snapshots("youtube_content").len()"#)
+            .as_u64()
+            .unwrap()
+    }
+
+    /// The id files written so far: (mode, ids listed).
+    fn id_files(&self) -> Vec<(u32, Vec<String>)> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut files: Vec<_> = std::fs::read_dir(self.ids.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| {
+                let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+                let text = std::fs::read_to_string(p).unwrap();
+                let ids = text
+                    .lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .map(str::to_string)
+                    .collect();
+                (mode, ids)
+            })
+            .collect()
+    }
+}
+
+/// opsh pointed at the wrong database: 20 rows, none of them among the 10,000 points. Every
+/// unattended fix refuses, deletes nothing and says how to go on; max_delete=10000 goes on,
+/// leaving a snapshot and the file of the deleted ids, both named in the audit.
+#[test]
+fn a_wrong_database_deletes_nothing_until_max_delete_allows_it() {
+    let env = scaled("generate_series(20001, 20020)");
+    for procedure in ["check-data-fix", "clean-orphans", "daily-integrity-check"] {
+        let run = env
+            .opsh()
+            .args(["--json", "--yes", procedure, "grace=0s"])
+            .run();
+        assert_eq!(run.code, 2, "{procedure}: {}\n{}", run.stdout, run.stderr);
+        let report = run.json();
+        assert_eq!(report["status"], "critical", "{procedure}: {report}");
+        let text = report.to_string();
+        for part in [
+            "refused, nothing was deleted",
+            "10000 of the 10000 points of collection youtube_content",
+            "matched nothing while both sides hold data (20 rows, 10000 points, 0 matched)",
+            "wrong database",
+            "max_delete=10000",
+        ] {
+            assert!(text.contains(part), "{procedure}: no `{part}` in {text}");
+        }
+        assert_eq!(env.points(), SCALED_POINTS, "{procedure} deleted points");
+    }
+    // A dry run says the same, and the text report names the way on.
+    let dry = env
+        .opsh()
+        .args(["--dry-run", "check-data-fix", "grace=0s"])
+        .run();
+    assert_eq!(dry.code, 2, "{}\n{}", dry.stdout, dry.stderr);
+    assert!(dry.stdout.contains("max_delete=10000"), "{}", dry.stdout);
+    assert_eq!(env.snapshots(), 0);
+    assert!(env.id_files().is_empty());
+    // A max_delete below the count is refused too.
+    let short = env
+        .opsh()
+        .args([
+            "--json",
+            "--yes",
+            "clean-orphans",
+            "grace=0s",
+            "max_delete=9999",
+        ])
+        .run();
+    assert_eq!(short.code, 2, "{}", short.stdout);
+    assert!(
+        short.stdout.contains("more than max_delete=9999 allows"),
+        "{}",
+        short.stdout
+    );
+    assert_eq!(env.points(), SCALED_POINTS);
+    // The refusals are in the audit, as changing nothing.
+    assert_eq!(
+        env.db.scalar(
+            "SELECT count(*) FROM opsh_audit WHERE op = 'integrity::fix' AND outcome LIKE 'refused, nothing was deleted%'"
+        ),
+        "5"
+    );
+
+    let run = env
+        .opsh()
+        .args([
+            "--json",
+            "--yes",
+            "check-data-fix",
+            "grace=0s",
+            "max_delete=10000",
+        ])
+        .run();
+    // The 20 rows stay without points: a warning.
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    assert_eq!(report["data"]["deleted"], 10_000, "{report}");
+    assert_eq!(env.points(), 0);
+    assert_eq!(env.snapshots(), 1);
+    let files = env.id_files();
+    assert_eq!(files.len(), 1);
+    let (mode, ids) = &files[0];
+    assert_eq!(*mode, 0o600);
+    let expected: Vec<String> = (1..=SCALED_POINTS).map(|i| i.to_string()).collect();
+    assert_eq!(ids, &expected);
+    let fix = &report["data"]["fix"][0];
+    let file = fix["ids_file"].as_str().unwrap();
+    let snapshot = fix["snapshot"].as_str().unwrap();
+    let outcome = env.db.scalar(
+        "SELECT outcome FROM opsh_audit WHERE op = 'integrity::fix' AND NOT dry_run ORDER BY id DESC LIMIT 1",
+    );
+    assert!(
+        outcome.starts_with("10000 orphan vectors deleted"),
+        "{outcome}"
+    );
+    assert!(outcome.contains(file), "{outcome}");
+    assert!(
+        outcome.contains(&format!("snapshot {snapshot} of youtube_content")),
+        "{outcome}"
+    );
+    // The README's way back: download the snapshot, restore it with backup::restore_qdrant.
+    let back = tempfile::tempdir().unwrap();
+    let file = back.path().join("before-delete.snapshot");
+    let restored = env.eval(&format!(
+        r#"qdrant::download_snapshot("youtube_content", "{snapshot}", "{f}"); backup::restore_qdrant("{f}", "youtube_content").points_after"#,
+        f = file.display()
+    ));
+    assert_eq!(restored, SCALED_POINTS);
+    assert_eq!(env.points(), SCALED_POINTS);
+}
+
+/// A normal day: 1% of the collection orphaned goes, as before the budget, without a snapshot
+/// (100 is not above delete.snapshot_above) but with its id file.
+#[test]
+fn a_one_percent_orphan_case_proceeds_as_before() {
+    let env = scaled("generate_series(1, 9900)");
+    let run = env
+        .opsh()
+        .args(["--json", "--yes", "clean-orphans", "grace=0s"])
+        .run();
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["data"]["deleted"], 100);
+    assert_eq!(env.points(), 9_900);
+    assert_eq!(env.snapshots(), 0);
+    let expected: Vec<String> = (9901..=SCALED_POINTS).map(|i| i.to_string()).collect();
+    assert_eq!(env.id_files(), vec![(0o600, expected)]);
+}
+
+/// qdrant::delete and delete_by_filter keep the same budget: past it nothing goes, and --yes
+/// does not change that.
+#[test]
+fn qdrant_deletes_keep_the_budget() {
+    let env = scaled("generate_series(1, 10000)");
+    let run = env
+        .opsh()
+        .args([
+            "--json",
+            "--yes",
+            "-e",
+            r#"let ids = []; for i in 1..1502 { ids.push(i) } let k = (); try { qdrant::delete("youtube_content", ids) } catch (e) { k = [e.kind, e.message] } k"#,
+        ])
+        .run();
+    run.code(0);
+    let refused = run.json();
+    assert_eq!(refused[0], "over_budget");
+    assert!(
+        refused[1].as_str().unwrap().contains("max_delete=1501"),
+        "{refused}"
+    );
+    assert_eq!(env.points(), SCALED_POINTS);
+    // Uncaught, it is a refusal (exit 3) naming the way on.
+    let run = env
+        .opsh()
+        .args([
+            "--yes",
+            "-e",
+            r#"qdrant::delete_by_filter("youtube_content", #{content_id: 1})"#,
+        ])
+        .run();
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("max_delete=10000"), "{}", run.stderr);
+    assert_eq!(env.points(), SCALED_POINTS);
+    let d = env.eval(r#"let ids = []; for i in 1..1502 { ids.push(i) } qdrant::delete("youtube_content", ids, #{max_delete: 1501})"#);
+    assert_eq!(d["deleted"], 1501);
+    assert!(d["snapshot"].is_string(), "{d}");
+    assert_eq!(env.points(), SCALED_POINTS - 1501);
+    let f = env
+        .eval(r#"qdrant::delete_by_filter("youtube_content", #{content_id: 1, max_delete: 8499})"#);
+    assert_eq!(f["deleted"], 8499);
+    assert_eq!(env.points(), 0);
+    let files = env.id_files();
+    assert_eq!(
+        files.iter().map(|(_, ids)| ids.len()).sum::<usize>(),
+        10_000
+    );
+}

@@ -236,6 +236,19 @@ fn reset_hard_without_yes_or_terminal_refuses_with_exit_3_and_deletes_nothing() 
     let run = env.opsh().args(["reset-hard"]).run();
     assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+    // The question names the counts that would go, as the dry run does.
+    for counts in [
+        "113 rows from channels (3), content (20), transcripts (50), processing_jobs (10), vector_mappings (30)",
+        "6 points from youtube_content (4), youtube_summaries (2)",
+        "5 keys of redis db 7",
+        "4 entries in the temp dirs",
+    ] {
+        assert!(
+            run.stderr.contains(counts),
+            "no `{counts}` in {}",
+            run.stderr
+        );
+    }
     assert_eq!(
         (
             env.rows(),

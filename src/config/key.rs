@@ -108,6 +108,16 @@ settings! {
     QDRANT_DISTANCE: Text = "qdrant.distance", env [], default "Cosine", kind Kind::Text;
     INTEGRITY_ORPHAN_GRACE: Dur = "integrity.orphan_grace", env [], default "10m", kind Kind::Duration;
     INTEGRITY_PAIRS: Text = "integrity.pairs", env [], default "", kind Kind::Json;
+    /// The deletion budget of every bulk delete (src/ops/budget.rs): at most the larger of
+    /// max_count and max_percent of the collection, table or db, unless max_delete=N says more.
+    DELETE_MAX_COUNT: Int = "delete.max_count", env [], default "1000", kind Kind::Int { min: 0 };
+    DELETE_MAX_PERCENT: Int = "delete.max_percent", env [], default "1", kind Kind::Int { min: 0 };
+    /// A Qdrant snapshot of the collection is taken before a delete of more points than this.
+    DELETE_SNAPSHOT_ABOVE: Int = "delete.snapshot_above", env [], default "100", kind Kind::Int { min: 0 };
+    /// Where each bulk delete writes the ids it deleted (0600 files in a 0700 folder), and how
+    /// long they are kept.
+    DELETE_IDS_DIR: Text = "delete.ids_dir", env [], default "~/.local/state/opsh/deleted", kind Kind::Text;
+    DELETE_IDS_KEEP: Dur = "delete.ids_keep", env [], default "30d", kind Kind::Duration;
     REDIS_URL: Text = "redis.url", env ["REDIS_URL"], default "redis://localhost:6379/0", kind Kind::Url;
     BACKUP_DIR: Text = "backup.dir", env [], default "./backups", kind Kind::Text;
     BACKUP_KEEP_LAST: Int = "backup.keep_last", env [], default "7", kind Kind::Int { min: 0 };

@@ -13,6 +13,7 @@ use redis::aio::MultiplexedConnection;
 use serde::Serialize;
 
 use crate::ops::Target;
+use crate::ops::budget::{self, MAX_DELETE};
 use crate::ops::destructive::{Change, Confirm, done, proceed};
 use crate::ops::error::OpError;
 use crate::ops::spec::{Default, Example, Kind, Opt, Param, Registrar, Spec};
@@ -308,11 +309,17 @@ pub struct Deleted {
     pub sample: Vec<String>,
     /// The deployment's state among the matching keys.
     pub state: Vec<StateItem>,
+    /// The 0600 file the deleted keys were written to.
+    pub ids_file: Option<String>,
 }
 
 /// Deletes the keys matching `pattern`: SCAN, then UNLINK in batches (the server frees memory in
 /// the background, so a large delete never blocks it).
-pub async fn delete(target: &Target, pattern: &str) -> Result<Deleted, OpError> {
+pub async fn delete(
+    target: &Target,
+    pattern: &str,
+    max_delete: Option<u64>,
+) -> Result<Deleted, OpError> {
     let (mut c, db) = conn(target).await?;
     let mut matched = 0i64;
     let mut sample = Vec::new();
@@ -348,6 +355,21 @@ pub async fn delete(target: &Target, pattern: &str) -> Result<Deleted, OpError> 
         count: matched,
         confirm: Confirm::Yes,
     };
+    let total: u64 = redis::cmd("DBSIZE")
+        .query_async(&mut c)
+        .await
+        .map_err(target.redis_err())?;
+    let bulk = budget::Bulk {
+        op: change.op,
+        what: format!("redis db {db}"),
+        unit: "keys",
+        count: matched as u64,
+        total,
+        matched_nothing: None,
+    };
+    budget::check(target, &change, &bulk, max_delete)?;
+    // Keys written meanwhile may match too: the delete stops at what the budget allowed.
+    let limit = max_delete.unwrap_or_else(|| budget::allowed(&target.settings, total));
     let mut result = Deleted {
         dry_run: true,
         pattern: pattern.to_string(),
@@ -355,21 +377,33 @@ pub async fn delete(target: &Target, pattern: &str) -> Result<Deleted, OpError> 
         deleted: 0,
         sample,
         state,
+        ids_file: None,
     };
     if !proceed(target, &change)? {
         return Ok(result);
     }
     result.dry_run = false;
+    let mut kept = String::new();
     if matched > 0 {
+        let mut ids = budget::IdFile::create(&target.settings, change.op, &bulk.what)?;
+        kept = format!("; keys in {}", ids.path.display());
+        result.ids_file = Some(ids.path.display().to_string());
         let mut deleted = 0i64;
-        scan(target, &mut c, pattern, async |c, batch| {
+        scan(target, &mut c, pattern, async |c, mut batch| {
+            let room = usize::try_from(limit.saturating_sub(deleted as u64)).unwrap_or(usize::MAX);
+            batch.truncate(room);
             deleted += unlink(target, c, &batch).await?;
-            Ok(true)
+            ids.write(&batch)?;
+            Ok(room > batch.len())
         })
         .await?;
         result.deleted = deleted;
     }
-    done(target, &change, &format!("{} keys deleted", result.deleted));
+    done(
+        target,
+        &change,
+        &format!("{} keys deleted{kept}", result.deleted),
+    );
     Ok(result)
 }
 
@@ -657,12 +691,16 @@ static DELETE: Spec = Spec {
     module: "cache",
     name: "delete",
     params: &[Param::new("pattern", Kind::Str, "a Redis glob")],
-    options: &[],
+    options: &[MAX_DELETE],
     returns: "Map",
     doc: "Deletes the keys matching a pattern (SCAN, then UNLINK in batches of 1000) after \
-          confirmation (`yes`, or --yes). Returns dry_run, pattern, matched, deleted, sample (up \
-          to 20 keys) and state (the deployment's state among them). With --dry-run it deletes \
-          nothing and reports what it would.",
+          confirmation (`yes`, or --yes). More keys than the deletion budget (the larger of \
+          delete.max_count and delete.max_percent of the db) changes nothing and fails with \
+          kind over_budget unless max_delete is at least the count; --yes never lifts it. The \
+          deleted keys go to a 0600 file in delete.ids_dir, named in the audit. Returns \
+          dry_run, pattern, matched, deleted, sample (up to 20 keys), state (the deployment's \
+          state among them) and ids_file. With --dry-run it deletes nothing and reports what \
+          it would.",
     examples: &[Example::new(
         r#"let d = cache::delete("opsh-example:*"); [d.matched, d.deleted, cache::count("*")]"#,
         "[3, 3, 1]",
@@ -713,7 +751,10 @@ pub fn register(reg: &mut Registrar) {
     });
     reg.add(&COUNT, |c| c.block(count(c.target, &c.str("pattern")?)));
     reg.add(&STATE_SPEC, |c| c.block(state(c.target)));
-    reg.add(&DELETE, |c| c.block(delete(c.target, &c.str("pattern")?)));
+    reg.add(&DELETE, |c| {
+        let max = budget::max_delete(c.opt_int("max_delete")?)?;
+        c.block(delete(c.target, &c.str("pattern")?, max))
+    });
     reg.add(&FLUSH, |c| {
         let keep = c.opt_strings("keep")?.unwrap_or_default();
         c.block(flush(c.target, &keep))

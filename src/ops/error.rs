@@ -38,6 +38,8 @@ pub enum ErrorKind {
     NotFound,
     /// A destructive operation was not confirmed.
     Declined,
+    /// A bulk delete would exceed its deletion budget (src/ops/budget.rs): nothing was deleted.
+    OverBudget,
     /// Anything else the backend reported.
     Failed,
 }
@@ -52,6 +54,7 @@ impl ErrorKind {
             ErrorKind::MissingSchema => "missing_schema",
             ErrorKind::NotFound => "not_found",
             ErrorKind::Declined => "declined",
+            ErrorKind::OverBudget => "over_budget",
             ErrorKind::Failed => "failed",
         }
     }

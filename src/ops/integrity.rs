@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgPoolCopyExt;
 
 use crate::ops::Target;
+use crate::ops::budget::{self, Bulk, IdFile, MAX_DELETE};
 use crate::ops::destructive::{Change, Confirm, done, proceed};
 use crate::ops::error::{ErrorKind, OpError};
 use crate::ops::jobs;
@@ -1141,6 +1142,10 @@ pub struct PairFix {
     pub sample_deleted: Vec<String>,
     /// With --dry-run: every id that would be deleted.
     pub would_delete: Vec<String>,
+    /// The Qdrant snapshot taken before the delete (more than delete.snapshot_above points).
+    pub snapshot: Option<String>,
+    /// The 0600 file the deleted ids were written to.
+    pub ids_file: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -1160,6 +1165,9 @@ pub struct FixOptions {
     pub grace: Duration,
     pub jobs: bool,
     pub orphans: bool,
+    /// The deletion budget lifted to this many points per collection (the `max_delete`
+    /// argument); None: the settings' budget, and nothing by a pair that matched nothing.
+    pub max_delete: Option<u64>,
 }
 
 /// Deletes every orphan vector seen as one for at least the grace period and still without a
@@ -1259,8 +1267,32 @@ pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), Op
         count: (orphan_total as u64 + stuck) as i64,
         confirm: Confirm::Yes,
     };
+    // The budget before anything is asked or deleted: a wrong database must not get as far
+    // as a confirmation that --yes answers.
+    let mut reasons = Vec::new();
+    let mut needed = 0u64;
+    for (pair, eligible, _) in &plans {
+        let compared = before.pairs.iter().find(|p| p.name == pair.name);
+        let (rows, points, matched) = compared.map_or((0, 0, 0), |p| (p.rows, p.points, p.matched));
+        let bulk = Bulk {
+            op: change.op,
+            what: format!("collection {}", pair.collection),
+            unit: "points",
+            count: eligible.len() as u64,
+            total: points,
+            matched_nothing: (rows > 0 && points > 0 && matched == 0).then_some((rows, points)),
+        };
+        if let Some(why) = budget::over(&target.settings, &bulk, opts.max_delete) {
+            reasons.push(format!("{}: {why}", pair.name));
+            needed = needed.max(bulk.count);
+        }
+    }
+    if !reasons.is_empty() {
+        return Err(budget::refused(target, &change, &reasons, needed));
+    }
     let go = proceed(target, &change)?;
     let mut deleted_total = 0u64;
+    let mut kept: Vec<String> = Vec::new();
     for (pair, eligible, plan) in &mut plans {
         if !go {
             plan.deleted = eligible.len() as u64;
@@ -1268,6 +1300,27 @@ pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), Op
             plan.would_delete = eligible.iter().map(ToString::to_string).collect();
             continue;
         }
+        if eligible.is_empty() {
+            continue;
+        }
+        // The way back: a snapshot above the threshold, and the ids as they go.
+        if let Some(taken) =
+            qd::snapshot_before_delete(target, &pair.collection, eligible.len() as u64).await?
+        {
+            kept.push(taken.words());
+            plan.snapshot = Some(taken.name);
+        }
+        let mut ids = IdFile::create(
+            &target.settings,
+            change.op,
+            &format!("collection {}", pair.collection),
+        )?;
+        kept.push(format!(
+            "ids of {} in {}",
+            pair.collection,
+            ids.path.display()
+        ));
+        plan.ids_file = Some(ids.path.display().to_string());
         for batch in eligible.chunks(qd::DELETE_BATCH) {
             // Decided now: whatever has a row at this moment stays.
             let live = live_now(target, pair, batch).await?;
@@ -1279,6 +1332,7 @@ pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), Op
             plan.live += (batch.len() - doomed.len()) as u64;
             qd::delete_keys(target, &pair.collection, &doomed).await?;
             let texts: Vec<String> = doomed.iter().map(ToString::to_string).collect();
+            ids.write(&texts)?;
             sqlx::query(
                 "DELETE FROM opsh_orphan_candidates WHERE collection = $1 AND point_id = ANY($2)",
             )
@@ -1322,7 +1376,8 @@ pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), Op
             target,
             &change,
             &format!(
-                "{deleted_total} orphan vectors deleted, {jobs_reset} jobs pending again, {jobs_failed} failed"
+                "{deleted_total} orphan vectors deleted, {jobs_reset} jobs pending again, {jobs_failed} failed{}",
+                kept.iter().map(|k| format!("; {k}")).collect::<String>()
             ),
         );
     } else {
@@ -1603,6 +1658,7 @@ static FIX: Spec = Spec {
             Default::Value("true"),
             "reset stuck jobs",
         ),
+        MAX_DELETE,
         PAIRS,
         STUCK_AFTER,
         PAGE_SIZE,
@@ -1612,10 +1668,17 @@ static FIX: Spec = Spec {
           1000 (waiting for each) and resets stuck jobs, then checks again (after). A point is \
           deleted only when it was first seen as an orphan at least grace ago (recorded in \
           opsh_orphan_candidates) and still has no row when its batch is decided, so a worker \
-          writing the point before its row never loses it. Invalid ids are never deleted. Asks \
-          for confirmation; with --dry-run nothing changes and would_delete lists every id. \
+          writing the point before its row never loses it. Invalid ids are never deleted. The \
+          deletion budget comes first, --dry-run included: more points of a collection than \
+          the larger of delete.max_count and delete.max_percent, or any by a pair that matched \
+          nothing while both sides hold data, and nothing changes: it fails with kind \
+          over_budget until max_delete is at least the count (--yes never lifts it). Before \
+          deleting more than delete.snapshot_above points it snapshots the collection; the \
+          deleted ids go to a 0600 file in delete.ids_dir; the audit names both. Asks for \
+          confirmation; with --dry-run nothing changes and would_delete lists every id. \
           Returns dry_run, grace, pairs (orphans, deleted, deferred, live, invalid_kept, \
-          sample_deleted, would_delete), deleted, jobs_reset, jobs_failed, after.",
+          sample_deleted, would_delete, snapshot, ids_file), deleted, jobs_reset, \
+          jobs_failed, after.",
     examples: &[Example::new(
         r#"let f = integrity::fix(#{grace: "0s", stuck_after: "1h"}); [f.deleted, f.jobs_reset, f.jobs_failed, f.after.pairs.map(|p| p.orphans)]"#,
         "[3, 1, 1, [0, 0]]",
@@ -1716,6 +1779,7 @@ pub fn register(reg: &mut Registrar) {
             grace: c.duration("grace")?,
             jobs: c.bool("jobs")?,
             orphans: c.bool("orphans")?,
+            max_delete: budget::max_delete(c.opt_int("max_delete")?)?,
         };
         let (fixed, full) = c.block(fix(c.target, &opts))?;
         remember(full);

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod budget;
 pub mod cache;
 pub mod clients;
 pub mod compose;

@@ -17,6 +17,7 @@ use qdrant_client::qdrant::{
 use serde::Serialize;
 
 use crate::ops::Target;
+use crate::ops::budget::{self, MAX_DELETE};
 pub use crate::ops::clients::qdrant::PointKey;
 use crate::ops::clients::qdrant::{Qdrant, not_found, rest_download};
 use crate::ops::destructive::{Change, Confirm, done, proceed};
@@ -486,12 +487,17 @@ pub struct Deleted {
     pub collection: String,
     /// Points deleted (with --dry-run: that would be).
     pub deleted: u64,
+    /// The snapshot taken before the delete (more than delete.snapshot_above points).
+    pub snapshot: Option<String>,
+    /// The 0600 file the deleted ids were written to.
+    pub ids_file: Option<String>,
 }
 
 pub async fn delete(
     target: &Target,
     collection: &str,
     keys: Vec<PointKey>,
+    max_delete: Option<u64>,
 ) -> Result<Deleted, OpError> {
     // Only the ids that exist count, so a report says what really went.
     let present: Vec<PointKey> = get(target, collection, &keys, false)
@@ -505,65 +511,136 @@ pub async fn delete(
         count: present.len() as i64,
         confirm: Confirm::Yes,
     };
-    if !proceed(target, &change)? {
-        return Ok(Deleted {
-            dry_run: true,
-            collection: collection.into(),
-            deleted: present.len() as u64,
-        });
-    }
-    delete_keys(target, collection, &present).await?;
-    done(
-        target,
-        &change,
-        &format!("{} points deleted", present.len()),
-    );
-    Ok(Deleted {
-        dry_run: false,
-        collection: collection.into(),
-        deleted: present.len() as u64,
-    })
+    delete_listed(target, collection, present, change, max_delete).await
 }
 
+/// A delete of these (existing) points within the deletion budget: checked, confirmed, with a
+/// snapshot above the threshold, the ids written as they go, and audited.
+async fn delete_listed(
+    target: &Target,
+    collection: &str,
+    present: Vec<PointKey>,
+    change: Change<'_>,
+    max_delete: Option<u64>,
+) -> Result<Deleted, OpError> {
+    let count = present.len() as u64;
+    let bulk = budget::Bulk {
+        op: change.op,
+        what: format!("collection {collection}"),
+        unit: "points",
+        count,
+        total: self::count(target, collection, true).await?,
+        matched_nothing: None,
+    };
+    budget::check(target, &change, &bulk, max_delete)?;
+    let mut result = Deleted {
+        dry_run: true,
+        collection: collection.into(),
+        deleted: count,
+        snapshot: None,
+        ids_file: None,
+    };
+    if !proceed(target, &change)? {
+        return Ok(result);
+    }
+    result.dry_run = false;
+    let mut kept = String::new();
+    if count > 0 {
+        if let Some(taken) = snapshot_before_delete(target, collection, count).await? {
+            kept += &format!("; {}", taken.words());
+            result.snapshot = Some(taken.name);
+        }
+        let mut ids = budget::IdFile::create(&target.settings, change.op, &bulk.what)?;
+        kept += &format!("; ids in {}", ids.path.display());
+        result.ids_file = Some(ids.path.display().to_string());
+        for chunk in present.chunks(DELETE_BATCH) {
+            delete_keys(target, collection, chunk).await?;
+            ids.write(chunk.iter().map(ToString::to_string))?;
+        }
+    }
+    done(target, &change, &format!("{count} points deleted{kept}"));
+    Ok(result)
+}
+
+/// Takes a snapshot of the collection when more than delete.snapshot_above points are about to
+/// go; a snapshot that fails stops the delete (there would be no way back).
+pub async fn snapshot_before_delete(
+    target: &Target,
+    collection: &str,
+    count: u64,
+) -> Result<Option<budget::Taken>, OpError> {
+    let above = u64::try_from(target.settings.int(key::DELETE_SNAPSHOT_ABOVE)).unwrap_or(0);
+    if count <= above {
+        return Ok(None);
+    }
+    let s = snapshot(target, collection)
+        .await
+        .map_err(|e| {
+            OpError::new(
+                e.kind,
+                e.backend.as_ref(),
+                format!(
+                    "nothing was deleted: the snapshot of {collection} taken before deleting {count} points failed: {}",
+                    e.cause
+                ),
+            )
+        })?;
+    Ok(Some(budget::Taken {
+        collection: collection.to_string(),
+        name: s.name,
+        server: target.qdrant_backend().address.clone(),
+    }))
+}
+
+/// The ids of the points whose payload content_id is this.
+async fn ids_of_content(
+    target: &Target,
+    collection: &str,
+    content_id: i64,
+) -> Result<Vec<PointKey>, OpError> {
+    let qdrant = target.qdrant().await?;
+    let mut out = Vec::new();
+    let mut offset = None;
+    loop {
+        let mut request = scroll_request(collection, offset, 1000, payload_keys(&[]));
+        request.filter = Some(content_filter(content_id));
+        let reply = qdrant
+            .client
+            .scroll(request)
+            .await
+            .map_err(collection_err(target, collection))?;
+        out.extend(
+            reply
+                .result
+                .iter()
+                .filter_map(|p| p.id.as_ref().and_then(PointKey::from_grpc)),
+        );
+        match reply.next_page_offset {
+            Some(next) => offset = Some(next),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Deletes the points of one content item: the ids the filter matches are read first and
+/// deleted by id, so the id file lists exactly what went.
 pub async fn delete_by_filter(
     target: &Target,
     collection: &str,
     content_id: i64,
+    max_delete: Option<u64>,
 ) -> Result<Deleted, OpError> {
-    let qdrant = target.qdrant().await?;
-    let counted = qdrant
-        .client
-        .count(CountPoints {
-            collection_name: collection.into(),
-            filter: Some(content_filter(content_id)),
-            exact: Some(true),
-            ..std::default::Default::default()
-        })
-        .await
-        .map_err(collection_err(target, collection))?
-        .result
-        .map(|r| r.count)
-        .unwrap_or(0);
+    let present = ids_of_content(target, collection, content_id).await?;
     let change = Change {
         op: "qdrant::delete_by_filter",
-        summary: format!("delete {counted} points of content {content_id} from {collection}"),
-        count: counted as i64,
+        summary: format!(
+            "delete {} points of content {content_id} from {collection}",
+            present.len()
+        ),
+        count: present.len() as i64,
         confirm: Confirm::Yes,
     };
-    if !proceed(target, &change)? {
-        return Ok(Deleted {
-            dry_run: true,
-            collection: collection.into(),
-            deleted: counted,
-        });
-    }
-    delete_filter_raw(target, collection, content_id).await?;
-    done(target, &change, &format!("{counted} points deleted"));
-    Ok(Deleted {
-        dry_run: false,
-        collection: collection.into(),
-        deleted: counted,
-    })
+    delete_listed(target, collection, present, change, max_delete).await
 }
 
 #[derive(Debug, Serialize)]
@@ -1040,11 +1117,15 @@ static DELETE: Spec = Spec {
             "point ids: integers or UUIDs in any form Qdrant accepts",
         ),
     ],
-    options: &[],
+    options: &[MAX_DELETE],
     returns: "Map",
-    doc: "Deletes points by id in batches of 1000, waiting for each. Asks for confirmation \
-          (--yes answers it); with --dry-run nothing changes. Returns dry_run, collection and \
-          deleted (the ids that existed).",
+    doc: "Deletes points by id in batches of 1000, waiting for each. More than the deletion \
+          budget (the larger of delete.max_count and delete.max_percent of the collection) \
+          changes nothing and fails with kind over_budget unless max_delete is at least the \
+          count; --yes never lifts it. Above delete.snapshot_above points a snapshot is taken \
+          first; the deleted ids go to a 0600 file in delete.ids_dir; the audit names both. \
+          Asks for confirmation (--yes answers it); with --dry-run nothing changes. Returns \
+          dry_run, collection, deleted (the ids that existed), snapshot, ids_file.",
     examples: &[Example::new(
         r#"let d = qdrant::delete("youtube_content", [7, 8]); [d.deleted, qdrant::count("youtube_content")]"#,
         "[1, 3]",
@@ -1055,15 +1136,20 @@ static DELETE_BY_FILTER: Spec = Spec {
     module: "qdrant",
     name: "delete_by_filter",
     params: &[COLLECTION],
-    options: &[Opt::new(
-        "content_id",
-        Kind::Int,
-        Default::None,
-        "delete the points whose payload content_id is this (required)",
-    )],
+    options: &[
+        Opt::new(
+            "content_id",
+            Kind::Int,
+            Default::None,
+            "delete the points whose payload content_id is this (required)",
+        ),
+        MAX_DELETE,
+    ],
     returns: "Map",
-    doc: "Deletes the points matching a payload filter, waiting for it. Asks for confirmation; \
-          with --dry-run nothing changes. Returns dry_run, collection, deleted.",
+    doc: "Deletes the points matching a payload filter: their ids are read, then deleted by id \
+          (waiting for it), under the same deletion budget, snapshot and id file as \
+          qdrant::delete. Asks for confirmation; with --dry-run nothing changes. Returns \
+          dry_run, collection, deleted, snapshot, ids_file.",
     examples: &[Example::new(
         r#"qdrant::delete_by_filter("youtube_content", #{content_id: 1}).deleted"#,
         "2",
@@ -1165,13 +1251,15 @@ pub fn register(reg: &mut Registrar) {
     });
     reg.add(&DELETE, |c| {
         let keys = keys_of(&c.array("ids")?)?;
-        c.block(delete(c.target, &c.str("collection")?, keys))
+        let max = budget::max_delete(c.opt_int("max_delete")?)?;
+        c.block(delete(c.target, &c.str("collection")?, keys, max))
     });
     reg.add(&DELETE_BY_FILTER, |c| {
         let id = c.opt_int("content_id")?.ok_or_else(|| {
             OpError::invalid("option `content_id` is required (the only filter so far)")
         })?;
-        c.block(delete_by_filter(c.target, &c.str("collection")?, id))
+        let max = budget::max_delete(c.opt_int("max_delete")?)?;
+        c.block(delete_by_filter(c.target, &c.str("collection")?, id, max))
     });
     reg.add(&RECREATE, |c| {
         c.block(recreate(c.target, &c.str("collection")?))

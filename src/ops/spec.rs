@@ -700,8 +700,13 @@ pub fn to_eval_error(ctx: &NativeCallContext, spec: &Spec, error: OpError) -> Bo
     EvalAltResult::ErrorRuntime(Dynamic::from(failure), ctx.call_position()).into()
 }
 
-/// Whether an error value is an operation's refusal to go on unconfirmed.
+/// Whether an error value is an operation's refusal to go on: unconfirmed, or over its
+/// deletion budget.
 pub fn is_declined(value: &Dynamic) -> Option<String> {
     let failure = value.read_lock::<OpFailure>()?;
-    (failure.error.kind == ErrorKind::Declined).then(|| failure.to_string())
+    matches!(
+        failure.error.kind,
+        ErrorKind::Declined | ErrorKind::OverBudget
+    )
+    .then(|| failure.to_string())
 }
