@@ -78,7 +78,7 @@ fn an_untrusted_certificate_is_reported_with_the_setting_that_trusts_it() {
     );
     let error = h["error"].as_str().unwrap();
     assert!(
-        error.starts_with("TLS: invalid peer certificate: UnknownIssuer; trust the server's CA with health.ca_file"),
+        error.starts_with("TLS: certificate not trusted; trust the server's CA with health.ca_file"),
         "{error}"
     );
 }
@@ -155,7 +155,7 @@ fn test_health_checks_https_urls() {
     run.code(2);
     assert!(
         run.stdout.contains(&format!(
-            "❌ tls {url}: TLS: invalid peer certificate: UnknownIssuer; trust the server's CA with health.ca_file"
+            "❌ tls {url}: TLS: certificate not trusted; trust the server's CA with health.ca_file"
         )),
         "{}",
         run.stdout
