@@ -78,7 +78,8 @@ fn an_untrusted_certificate_is_reported_with_the_setting_that_trusts_it() {
     );
     let error = h["error"].as_str().unwrap();
     assert!(
-        error.starts_with("TLS: certificate not trusted; trust the server's CA with health.ca_file"),
+        error
+            .starts_with("TLS: certificate not trusted; trust the server's CA with health.ca_file"),
         "{error}"
     );
 }

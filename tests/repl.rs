@@ -240,8 +240,7 @@ fn ctrl_c_during_a_database_call_returns_to_the_prompt() {
     let mut p = repl(&Opsh::new().db(&db));
     line(&mut p, "db::ping().server_version.len() > 0");
     let query = "select pg_sleep(30)::text as x";
-    p.send_line(&format!("db::query(\"{query}\", [])"))
-        .unwrap();
+    p.send_line(&format!("db::query(\"{query}\", [])")).unwrap();
     p.exp_string("pg_sleep(30)").unwrap();
     let waiting = std::time::Instant::now();
     while db.active(query) == 0 && waiting.elapsed().as_secs() < 20 {

@@ -145,12 +145,8 @@ pub fn transport(
             ),
             Some(Io::TimedOut) => (ErrorKind::Timeout, no_answer(within)),
             Some(Io::HostUnreachable) => (ErrorKind::Unreachable, "host unreachable".into()),
-            Some(Io::NetworkUnreachable) => {
-                (ErrorKind::Unreachable, "network unreachable".into())
-            }
-            Some(Io::AddrNotAvailable) => {
-                (ErrorKind::Unreachable, "address not available".into())
-            }
+            Some(Io::NetworkUnreachable) => (ErrorKind::Unreachable, "network unreachable".into()),
+            Some(Io::AddrNotAvailable) => (ErrorKind::Unreachable, "address not available".into()),
             Some(Io::NotFound) => (ErrorKind::Unreachable, "no such socket".into()),
             Some(Io::PermissionDenied) => (ErrorKind::Refused, "permission denied".into()),
             _ if lower.contains("timed out") || lower.contains("deadline has elapsed") => {

@@ -171,8 +171,7 @@ fn describe(backend: &Backend, e: &QdrantError) -> (ErrorKind, String) {
     if matches!(
         status.code(),
         Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Internal
-    )
-        && let Some(words) = super::transport(backend, status, Some(CONNECT_TIMEOUT))
+    ) && let Some(words) = super::transport(backend, status, Some(CONNECT_TIMEOUT))
     {
         return words;
     }
@@ -206,14 +205,10 @@ pub fn not_found(backend: &Backend, collection: &str) -> OpError {
 
 /// A REST request that got no answer: what happened in words where the chain tells, else the
 /// chain itself.
-fn rest_error(
-    backend: &Backend,
-    shown: &str,
-    e: &(dyn std::error::Error + 'static),
-) -> OpError {
+fn rest_error(backend: &Backend, shown: &str, e: &(dyn std::error::Error + 'static)) -> OpError {
     let label = format!("{backend} (REST {shown})");
-    let (kind, cause) = super::transport(&label, e, None)
-        .unwrap_or_else(|| (ErrorKind::Unreachable, chain(e)));
+    let (kind, cause) =
+        super::transport(&label, e, None).unwrap_or_else(|| (ErrorKind::Unreachable, chain(e)));
     OpError::backend(backend, kind, format!("REST {shown}: {cause}"))
 }
 
