@@ -194,6 +194,12 @@ fn describe(backend: &Backend, e: &bollard::errors::Error) -> (ErrorKind, String
                 (io == Some(std::io::ErrorKind::NotFound))
                     .then(|| (ErrorKind::Unreachable, "no such socket".to_string()))
             }) {
+                Some((kind, words)) if words.starts_with("TLS:") => (
+                    kind,
+                    format!(
+                        "{words}; the ca.pem in DOCKER_CERT_PATH must be the CA that signed the engine's certificate"
+                    ),
+                ),
                 Some((ErrorKind::Unreachable, words)) if words != "name not resolved" => {
                     (
                         ErrorKind::Unreachable,
