@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use log::LevelFilter;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::{ConnectOptions, Connection, Row};
 
 use super::Connect;
 use crate::config::{Settings, redact_url};
@@ -122,13 +122,15 @@ impl Connect for Postgres {
             .after_connect(move |conn, _| {
                 let backends = remember.clone();
                 Box::pin(async move {
-                    let (pid, started): (i32, i64) = sqlx::query_as(
+                    // One simple-protocol round trip (no prepare), on the function behind
+                    // pg_stat_activity (not the view and its joins): a new connection pays it.
+                    let row = sqlx::raw_sql(
                         "SELECT pid, round(extract(epoch FROM backend_start) * 1000000)::int8
-                         FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+                         FROM pg_stat_get_activity(pg_backend_pid())",
                     )
                     .fetch_one(&mut *conn)
                     .await?;
-                    backends.remember(pid, started);
+                    backends.remember(row.try_get(0)?, row.try_get(1)?);
                     Ok(())
                 })
             })
