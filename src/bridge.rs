@@ -5,6 +5,7 @@
 //! and trips it, every ops function blocks on it.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,7 +38,17 @@ struct CancelState {
     reason: AtomicU8,
     /// An interactive child (psql) has the terminal: Ctrl-C is its to handle.
     child_in_foreground: AtomicBool,
+    /// What stops a backend's work once its call is abandoned (see [`Bridge::on_cancel`]).
+    cancel_hooks: Mutex<Vec<CancelHook>>,
 }
+
+/// Stops whatever a backend still does for an abandoned call; see [`Bridge::on_cancel`].
+pub type CancelHook =
+    Box<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static>;
+
+/// How long the cancel hooks may take together: a backend that does not answer must not hold
+/// up the prompt or the exit that Ctrl-C asked for.
+const CANCEL_HOOKS_WAIT: Duration = Duration::from_secs(3);
 
 #[derive(Clone)]
 pub struct Bridge {
@@ -118,7 +129,51 @@ impl Bridge {
                 value = fut => Some(value),
             }
         });
-        outcome.ok_or_else(|| self.stopped().unwrap_or(Stop::Interrupt))
+        match outcome {
+            Some(value) => Ok(value),
+            None => {
+                // Dropping the future ends opsh's side only: a PostgreSQL backend goes on
+                // running the statement (pg_sleep, a long scan) until it ends on its own.
+                self.run_cancel_hooks();
+                Err(self.stopped().unwrap_or(Stop::Interrupt))
+            }
+        }
+    }
+
+    /// Registers what stops a backend's server-side work when a call is abandoned (Ctrl-C,
+    /// --timeout). Hooks run on the runtime after the call's future is dropped, together and
+    /// bounded by a few seconds; they must be harmless when nothing is running.
+    pub fn on_cancel(&self, hook: CancelHook) {
+        self.state
+            .cancel_hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(hook);
+    }
+
+    fn run_cancel_hooks(&self) {
+        let pending: Vec<_> = self
+            .state
+            .cancel_hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|hook| hook())
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        let all = futures_util::future::join_all(pending);
+        if self
+            .handle
+            .block_on(async { tokio::time::timeout(CANCEL_HOOKS_WAIT, all).await })
+            .is_err()
+        {
+            tracing::warn!(
+                "the backends did not confirm the cancel within {}",
+                crate::duration::format(CANCEL_HOOKS_WAIT)
+            );
+        }
     }
 
     /// Sleeps, waking early when the run is cancelled.

@@ -19,3 +19,4 @@ pub mod runner;
 pub mod suggest;
 pub mod tar;
 pub mod text;
+pub mod trust;

@@ -135,3 +135,96 @@ fn a_script_that_catches_errors_still_cannot_ignore_a_timeout() {
         "opsh: error: timed out after 300ms (run.timeout, --timeout)\n",
     );
 }
+
+/// The statement opsh's interrupted runs leave behind, if any: the long query, still active in
+/// the test's database.
+const LONG_QUERY: &str = "select pg_sleep(30)::text as x";
+
+fn running(db: &TestDb) -> i64 {
+    db.active(LONG_QUERY)
+}
+
+/// Polls until `done` holds, for at most `limit`; whether it came to hold.
+fn within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    done()
+}
+
+/// The query runs in PostgreSQL before opsh is stopped, so the test stops it mid-statement.
+fn wait_until_running(db: &TestDb) {
+    assert!(
+        within(Duration::from_secs(20), || running(db) == 1),
+        "the long query never showed in pg_stat_activity"
+    );
+}
+
+fn long_query_script() -> String {
+    format!("print(\"started\"); db::query(\"{LONG_QUERY}\", [])")
+}
+
+#[test]
+fn ctrl_c_cancels_the_statement_in_postgres_too() {
+    let db = TestDb::new();
+    let mut child = Opsh::new()
+        .db(&db)
+        .args(["-e", &long_query_script()])
+        .spawn();
+    wait_for_start(&mut child);
+    wait_until_running(&db);
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_bounded(child, Duration::from_secs(10)).expect(130, "", "opsh: error: interrupted\n");
+    // Without the cancel, PostgreSQL would go on sleeping for the rest of the 30 s.
+    assert!(
+        within(Duration::from_secs(2), || running(&db) == 0),
+        "the query still runs in PostgreSQL after opsh was interrupted"
+    );
+}
+
+#[test]
+fn timeout_cancels_the_statement_in_postgres_too() {
+    let db = TestDb::new();
+    let mut child = Opsh::new()
+        .db(&db)
+        .args(["--timeout", "5s", "-e", &long_query_script()])
+        .spawn();
+    wait_for_start(&mut child);
+    wait_until_running(&db);
+    wait_bounded(child, Duration::from_secs(20)).expect(
+        3,
+        "",
+        "opsh: error: timed out after 5s (run.timeout, --timeout)\n",
+    );
+    assert!(
+        within(Duration::from_secs(2), || running(&db) == 0),
+        "the query still runs in PostgreSQL after opsh timed out"
+    );
+}
+
+#[test]
+fn a_killed_opsh_leaves_no_statement_running_for_long() {
+    // SIGKILL leaves no chance to cancel: the server itself notices the closed connection
+    // (client_connection_check_interval, 2 s; PostgreSQL 14+, as the test server is).
+    let db = TestDb::new();
+    let mut child = Opsh::new()
+        .db(&db)
+        .args(["-e", &long_query_script()])
+        .spawn();
+    wait_for_start(&mut child);
+    wait_until_running(&db);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        within(Duration::from_secs(10), || running(&db) == 0),
+        "the query still runs in PostgreSQL 10 s after opsh was killed"
+    );
+}

@@ -670,7 +670,7 @@ fn test_health_checks_containers_and_health_urls() {
     );
     assert_eq!(
         lines[7],
-        "❌ embedding-server http://127.0.0.1:9/health: Connection refused (os error 111)"
+        "❌ embedding-server http://127.0.0.1:9/health: connection refused"
     );
     // A stopped container is critical too.
     json_of(&stack, r#"docker::stop("stubborn", #{timeout: 1})"#);

@@ -78,7 +78,8 @@ fn an_untrusted_certificate_is_reported_with_the_setting_that_trusts_it() {
     );
     let error = h["error"].as_str().unwrap();
     assert!(
-        error.starts_with("TLS: invalid peer certificate: UnknownIssuer; trust the server's CA with health.ca_file"),
+        error
+            .starts_with("TLS: certificate not trusted; trust the server's CA with health.ca_file"),
         "{error}"
     );
 }
@@ -155,9 +156,34 @@ fn test_health_checks_https_urls() {
     run.code(2);
     assert!(
         run.stdout.contains(&format!(
-            "❌ tls {url}: TLS: invalid peer certificate: UnknownIssuer; trust the server's CA with health.ca_file"
+            "❌ tls {url}: TLS: certificate not trusted; trust the server's CA with health.ca_file"
         )),
         "{}",
         run.stdout
+    );
+}
+
+#[test]
+fn a_docker_engine_behind_an_untrusted_certificate_says_so_in_words() {
+    let port = tls_server();
+    // A client that trusts another CA: the server's own certificate, which signed nothing.
+    let opsh = Opsh::new();
+    let certs = opsh.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    std::fs::copy(fixture("server.pem"), certs.join("ca.pem")).unwrap();
+    std::fs::copy(fixture("server.pem"), certs.join("cert.pem")).unwrap();
+    std::fs::copy(fixture("server.key"), certs.join("key.pem")).unwrap();
+    let run = opsh
+        .env("DOCKER_HOST", &format!("tcp://127.0.0.1:{port}"))
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", certs.to_str().unwrap())
+        .args(["-e", "docker::ps()"])
+        .run();
+    run.code(3);
+    assert_eq!(
+        run.stderr.lines().next().unwrap(),
+        format!(
+            "error: docker::ps: docker at tcp://127.0.0.1:{port}: TLS: certificate not trusted; the ca.pem in DOCKER_CERT_PATH must be the CA that signed the engine's certificate"
+        )
     );
 }

@@ -75,7 +75,7 @@ fn check_jobs_is_critical_when_postgresql_is_unreachable() {
         .run()
         .expect(
             2,
-            "Job queue\n❌ database: jobs::counts: postgres at postgres://youtube_user:***@127.0.0.1:1/youtube_agent: error communicating with database: Connection refused (os error 111)\nStatus: ❌ critical\n",
+            "Job queue\n❌ database: jobs::counts: postgres at postgres://youtube_user:***@127.0.0.1:1/youtube_agent: connection refused\nStatus: ❌ critical\n",
             "",
         );
 }

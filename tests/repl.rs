@@ -239,14 +239,25 @@ fn ctrl_c_during_a_database_call_returns_to_the_prompt() {
     let db = TestDb::new();
     let mut p = repl(&Opsh::new().db(&db));
     line(&mut p, "db::ping().server_version.len() > 0");
-    p.send_line("db::query(\"SELECT pg_sleep(30)\")").unwrap();
+    let query = "select pg_sleep(30)::text as x";
+    p.send_line(&format!("db::query(\"{query}\", [])")).unwrap();
     p.exp_string("pg_sleep(30)").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let waiting = std::time::Instant::now();
+    while db.active(query) == 0 && waiting.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(db.active(query), 1, "the query never ran");
     let started = std::time::Instant::now();
     p.send_control('c').unwrap();
     let shown = next_entry(&mut p);
     assert!(shown.contains("interrupted"), "{shown}");
     assert!(started.elapsed().as_secs() < 15);
+    // The prompt is back and PostgreSQL stopped the statement too (psql's Ctrl-C does the same).
+    let stopped = std::time::Instant::now();
+    while db.active(query) > 0 && stopped.elapsed().as_secs() < 2 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(db.active(query), 0, "the query still runs in PostgreSQL");
     let shown = line(&mut p, "db::query(\"SELECT 1 AS one\")");
     assert!(shown.contains("(1 row)"), "{shown}");
     quit(p);

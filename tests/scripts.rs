@@ -216,7 +216,7 @@ fn scripts_can_catch_errors_from_operations() {
         .run()
         .expect(
             2,
-            "Probe\n❌ database: db::ping: postgres at postgres://youtube_user:***@127.0.0.1:1/youtube_agent: error communicating with database: Connection refused (os error 111)\nStatus: ❌ critical\n",
+            "Probe\n❌ database: db::ping: postgres at postgres://youtube_user:***@127.0.0.1:1/youtube_agent: connection refused\nStatus: ❌ critical\n",
             "",
         );
 }
@@ -230,7 +230,7 @@ fn an_unreachable_backend_is_one_clear_error_with_the_password_redacted() {
         .expect(
             3,
             "",
-            "error: jobs::counts: postgres at postgres://youtube_user:***@127.0.0.1:1/youtube_agent: error communicating with database: Connection refused (os error 111)\n  --> <-e>:1:15\n   |\n 1 | let c = jobs::counts();\n   |               ^\n",
+            "error: jobs::counts: postgres at postgres://youtube_user:***@127.0.0.1:1/youtube_agent: connection refused\n  --> <-e>:1:15\n   |\n 1 | let c = jobs::counts();\n   |               ^\n",
         );
 }
 

@@ -103,7 +103,9 @@ impl Settings {
 
         let mut targets = BTreeMap::new();
         if let Some(path) = config_file(overrides, env, cwd)? {
+            trusted(&path, "config file")?;
             let text = read_text(&path, "config file")?;
+            warn_if_secret_is_readable(&path, &text);
             let (top, named) = parse_toml(&path, &text)?;
             for (name, values) in named {
                 targets.insert(name, (path.clone(), values));
@@ -121,7 +123,11 @@ impl Settings {
 
         let dotenv_path = cwd.join(".env");
         if dotenv_path.is_file() {
+            trusted(&dotenv_path, "file")?;
             let pairs = read_dotenv(&dotenv_path)?;
+            if let Ok(text) = std::fs::read_to_string(&dotenv_path) {
+                warn_if_secret_is_readable(&dotenv_path, &text);
+            }
             warn_unknown_vars(&pairs, &dotenv_path.display().to_string());
             apply_env(&mut values, &pairs, |_| Source::DotEnv(dotenv_path.clone()));
         }
@@ -419,6 +425,67 @@ fn apply_env(
             }
         }
     }
+}
+
+/// Refuses a configuration file that others could have changed (see [`crate::trust`]): it can
+/// send opsh, with the operator's credentials, to another database, other site scripts or
+/// another backup directory. Only regular files: `/dev/null` holds nothing anyone could set.
+fn trusted(path: &Path, what: &str) -> Result<(), Error> {
+    if !path.is_file() {
+        return Ok(());
+    }
+    crate::trust::check(path).map_err(|r| {
+        let why = match r.why.strip_prefix(&format!("file {} ", path.display())) {
+            Some(rest) => format!("it {rest}"),
+            None => r.why,
+        };
+        Error::Config {
+            message: format!(
+                "refusing {what} {}: {why}; run `{}` to fix it",
+                path.display(),
+                r.fix
+            ),
+        }
+    })
+}
+
+/// Warns when a file that holds a secret (a URL with a password, an API key, a `…PASSWORD=`
+/// line) may be read by every user of the machine.
+fn warn_if_secret_is_readable(path: &Path, text: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    if meta.mode() & 0o004 == 0 || !holds_secret(text) {
+        return;
+    }
+    tracing::warn!(
+        "{} holds a secret and is readable by others (mode {:o}); run `chmod o-r {}`",
+        path.display(),
+        meta.mode() & 0o7777,
+        path.display()
+    );
+}
+
+fn holds_secret(text: &str) -> bool {
+    const NAMES: &[&str] = &["PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "APIKEY"];
+    text.lines().any(|line| {
+        let line = line.trim();
+        if line.starts_with('#') {
+            return false;
+        }
+        if crate::redact::text(line) != line {
+            return true;
+        }
+        let Some((name, value)) = line.split_once('=') else {
+            return false;
+        };
+        let (name, value) = (
+            name.trim().to_uppercase(),
+            value.trim().trim_matches(['"', '\'']),
+        );
+        !value.is_empty() && NAMES.iter().any(|n| name.contains(n))
+    })
 }
 
 /// Reads `.env`. An error names the file and line but never quotes the line: it may hold a

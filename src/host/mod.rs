@@ -7,7 +7,7 @@ pub mod params;
 pub mod render;
 mod report_api;
 mod resolver;
-pub mod trust;
+pub use crate::trust;
 
 use crate::config::key;
 use std::collections::HashMap;

@@ -275,6 +275,7 @@ pub async fn http_check(url: &str, timeout: Duration, ca_file: Option<&Path>) ->
                     .build();
                 get(builder.build(https), uri).await.map_err(|e| {
                     if e.contains("certificate") {
+                        let e = e.strip_prefix("TLS: ").unwrap_or(&e);
                         format!(
                             "TLS: {e}; trust the server's CA with health.ca_file (a PEM file) or the ca_file option"
                         )
@@ -316,7 +317,12 @@ async fn get<C>(
 where
     C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
 {
+    let shown = uri.to_string();
     let res = client.get(uri).await.map_err(|e| {
+        // In words where the chain tells (refused, unresolved, TLS), else its innermost cause.
+        if let Some((_, words)) = crate::ops::clients::transport(&shown, &e, None) {
+            return words;
+        }
         let mut cur: &dyn std::error::Error = &e;
         while let Some(next) = cur.source() {
             cur = next;

@@ -32,6 +32,8 @@ pub struct Target {
     docker: Lazy<Docker>,
     redis: Lazy<Redis>,
     qdrant: Lazy<Qdrant>,
+    /// Whether the bridge knows how to cancel this target's PostgreSQL statements.
+    pg_cancel_hook: std::sync::Once,
 }
 
 impl Target {
@@ -46,6 +48,7 @@ impl Target {
             bridge,
             flags,
             audit: Audit::default(),
+            pg_cancel_hook: std::sync::Once::new(),
         }
     }
 
@@ -65,7 +68,20 @@ impl Target {
 
     /// The PostgreSQL pool, connected on first use.
     pub async fn pg(&self) -> Result<&PgPool, OpError> {
-        Ok(&self.postgres.get(&self.settings).await?.pool)
+        let pg = self.postgres.get(&self.settings).await?;
+        self.pg_cancel_hook.call_once(|| {
+            // Weak: a hook must not keep a dropped target's pool alive.
+            let backends = std::sync::Arc::downgrade(&pg.backends);
+            self.bridge.on_cancel(Box::new(move || {
+                let backends = backends.upgrade();
+                Box::pin(async move {
+                    if let Some(backends) = backends {
+                        backends.cancel_active().await;
+                    }
+                })
+            }));
+        });
+        Ok(&pg.pool)
     }
 
     pub fn docker_backend(&self) -> &Backend {

@@ -341,6 +341,19 @@ impl TestDb {
         })
     }
 
+    /// How many statements containing `text` run in this database (pg_stat_activity), other
+    /// than the one asking.
+    pub fn active(&self, text: &str) -> i64 {
+        self.scalar(&format!(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND state = 'active'
+               AND strpos(query, '{}') > 0 AND pid <> pg_backend_pid()",
+            text.replace('\'', "''")
+        ))
+        .parse()
+        .expect("a count")
+    }
+
     /// One scalar, as text.
     pub fn scalar(&self, sql: &str) -> String {
         let url = self.url.clone();

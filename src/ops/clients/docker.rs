@@ -155,12 +155,12 @@ async fn ping_version(path: &str) -> std::io::Result<Option<ClientVersion>> {
 /// A bollard error as an operation error naming the engine (its address is DOCKER_HOST's).
 pub fn error(backend: &Backend) -> impl Fn(bollard::errors::Error) -> OpError + '_ {
     move |e| {
-        let (kind, cause) = describe(&e);
+        let (kind, cause) = describe(backend, &e);
         OpError::backend(backend, kind, cause)
     }
 }
 
-fn describe(e: &bollard::errors::Error) -> (ErrorKind, String) {
+fn describe(backend: &Backend, e: &bollard::errors::Error) -> (ErrorKind, String) {
     use bollard::errors::Error as B;
     match e {
         B::DockerResponseServerError {
@@ -190,24 +190,41 @@ fn describe(e: &bollard::errors::Error) -> (ErrorKind, String) {
                 ErrorKind::Refused,
                 "permission denied on the Docker socket (run as root or a member of the docker group, or set DOCKER_HOST)".to_string(),
             ),
-            Some(
-                std::io::ErrorKind::NotFound
-                | std::io::ErrorKind::ConnectionRefused
-                | std::io::ErrorKind::ConnectionReset
-                | std::io::ErrorKind::AddrNotAvailable,
-            ) => (
-                ErrorKind::Unreachable,
-                format!(
-                    "the Docker Engine does not answer ({}); is it running? (DOCKER_HOST names where opsh looks)",
-                    root_cause(e)
+            io => match super::transport(backend, e, None).or_else(|| {
+                // bollard's IOError hides the io::Error from the source chain.
+                (io == Some(std::io::ErrorKind::NotFound))
+                    .then(|| (ErrorKind::Unreachable, "no such socket".to_string()))
+            }) {
+                Some((kind, words)) if words.starts_with("TLS:") => (
+                    kind,
+                    format!(
+                        "{words}; the ca.pem in DOCKER_CERT_PATH must be the CA that signed the engine's certificate"
+                    ),
                 ),
-            ),
-            _ if matches!(e, B::HyperLegacyError { .. } | B::IOError { .. }) => (
-                ErrorKind::Unreachable,
-                format!("{} (check DOCKER_HOST)", root_cause(e)),
-            ),
-            _ => (ErrorKind::Failed, root_cause(e)),
+                Some((ErrorKind::Unreachable, words)) if words != "name not resolved" => {
+                    (
+                        ErrorKind::Unreachable,
+                        format!(
+                            "{words}; is the Docker Engine running? (DOCKER_HOST names where opsh looks)"
+                        ),
+                    )
+                }
+                Some((kind, words)) => (kind, format!("{words} (check DOCKER_HOST)")),
+                None => fallback(e),
+            },
         },
+    }
+}
+
+/// A bollard error no better words were found for: its innermost cause.
+fn fallback(e: &bollard::errors::Error) -> (ErrorKind, String) {
+    use bollard::errors::Error as B;
+    match e {
+        B::HyperLegacyError { .. } | B::IOError { .. } => (
+            ErrorKind::Unreachable,
+            format!("{} (check DOCKER_HOST)", root_cause(e)),
+        ),
+        _ => (ErrorKind::Failed, root_cause(e)),
     }
 }
 

@@ -2,11 +2,12 @@
 //! operation errors.
 
 use crate::config::key;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use log::LevelFilter;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::{ConnectOptions, Connection, Row};
 
 use super::Connect;
 use crate::config::{Settings, redact_url};
@@ -14,6 +15,69 @@ use crate::ops::error::{Backend, ErrorKind, OpError};
 
 pub struct Postgres {
     pub pool: PgPool,
+    /// The pool's server backends, so an interrupted run can stop their statements.
+    pub backends: Arc<Backends>,
+}
+
+/// How often a backend checks that opsh is still connected while it runs a statement
+/// (PostgreSQL 14+): a killed opsh, or one that exits on a second Ctrl-C, leaves nothing
+/// running longer than this.
+const CLIENT_CHECK_INTERVAL: &str = "2s";
+
+/// The server backends of the pool's connections, each known by its pid and start time (a pid
+/// alone may be reused by another session once ours has ended).
+pub struct Backends {
+    options: PgConnectOptions,
+    known: Mutex<Vec<(i32, i64)>>,
+}
+
+impl Backends {
+    /// Cancels the statements our connections are running, as psql does on Ctrl-C, through
+    /// pg_cancel_backend on a connection of its own (the pool's may all be busy). sqlx keeps
+    /// the key a protocol-level cancel request needs to itself.
+    pub async fn cancel_active(&self) {
+        let (pids, starts): (Vec<i32>, Vec<i64>) = {
+            let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+            known.iter().copied().unzip()
+        };
+        if pids.is_empty() {
+            return;
+        }
+        let options = self.options.clone().application_name("opsh cancel");
+        let cancelled = async {
+            let mut conn = PgConnection::connect_with(&options).await?;
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FILTER (WHERE pg_cancel_backend(a.pid))
+                 FROM pg_stat_activity a
+                 JOIN unnest($1::int4[], $2::int8[]) AS k(pid, started) ON a.pid = k.pid
+                 WHERE a.state = 'active'
+                   AND round(extract(epoch FROM a.backend_start) * 1000000)::int8 = k.started",
+            )
+            .bind(&pids)
+            .bind(&starts)
+            .fetch_one(&mut conn)
+            .await?;
+            let _ = conn.close().await;
+            Ok::<i64, sqlx::Error>(n)
+        };
+        match cancelled.await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!("cancelled {n} running statement(s) in postgres"),
+            Err(e) => tracing::warn!(
+                "could not cancel the running statement in postgres: {}",
+                crate::redact::text(&e.to_string())
+            ),
+        }
+    }
+
+    fn remember(&self, pid: i32, started: i64) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        // Connections the pool closed stay listed (they match nothing); keep the list short.
+        if known.len() >= 64 {
+            known.remove(0);
+        }
+        known.push((pid, started));
+    }
 }
 
 impl Connect for Postgres {
@@ -38,11 +102,40 @@ impl Connect for Postgres {
         tracing::debug!("connecting to postgres at {}", backend.address);
         let started = std::time::Instant::now();
         let first = PgConnection::connect_with(&options).await.map_err(failed)?;
+        let version = first.server_version_num().unwrap_or(0);
         let _ = first.close().await;
+        // Older servers refuse a setting they do not know at connect.
+        let pool_options = if version >= 140000 {
+            options
+                .clone()
+                .options([("client_connection_check_interval", CLIENT_CHECK_INTERVAL)])
+        } else {
+            options.clone()
+        };
+        let backends = Arc::new(Backends {
+            options: options.clone(),
+            known: Mutex::default(),
+        });
+        let remember = backends.clone();
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.clone())
+            .after_connect(move |conn, _| {
+                let backends = remember.clone();
+                Box::pin(async move {
+                    // One simple-protocol round trip (no prepare), on the function behind
+                    // pg_stat_activity (not the view and its joins): a new connection pays it.
+                    let row = sqlx::raw_sql(
+                        "SELECT pid, round(extract(epoch FROM backend_start) * 1000000)::int8
+                         FROM pg_stat_get_activity(pg_backend_pid())",
+                    )
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    backends.remember(row.try_get(0)?, row.try_get(1)?);
+                    Ok(())
+                })
+            })
+            .connect_with(pool_options)
             .await
             .map_err(failed)?;
         tracing::debug!(
@@ -50,7 +143,7 @@ impl Connect for Postgres {
             backend.address,
             started.elapsed().as_secs_f64() * 1000.0
         );
-        Ok(Postgres { pool })
+        Ok(Postgres { pool, backends })
     }
 }
 
@@ -58,7 +151,16 @@ impl Connect for Postgres {
 /// sqlx's wrapping), plus its detail and hint, and for the mistakes a script author makes, how
 /// to fix them.
 pub fn error(backend: &Backend) -> impl Fn(sqlx::Error) -> OpError + '_ {
-    move |e| OpError::backend(backend, kind(&e), describe(&e))
+    move |e| {
+        // A failure on the way to the server (refused, unresolved, TLS) in words; the server's
+        // own errors keep its words.
+        if matches!(e, sqlx::Error::Io(_) | sqlx::Error::Tls(_))
+            && let Some((kind, words)) = super::transport(backend, &e, None)
+        {
+            return OpError::backend(backend, kind, words);
+        }
+        OpError::backend(backend, kind(&e), describe(&e))
+    }
 }
 
 /// A failed connection attempt. A server that answers, but not in PostgreSQL's protocol (an

@@ -51,7 +51,7 @@ impl Connect for Qdrant {
         })?;
         let api_key =
             Some(settings.text(key::QDRANT_API_KEY).to_string()).filter(|k| !k.is_empty());
-        let (connect_timeout, timeout) = (Duration::from_secs(5), Duration::from_secs(300));
+        let (connect_timeout, timeout) = (CONNECT_TIMEOUT, Duration::from_secs(300));
         let client = Grpc::from_url(url)
             .api_key(api_key.clone())
             .skip_compatibility_check()
@@ -110,10 +110,13 @@ pub fn compatibility(client: &str, server: &str) -> Option<String> {
 /// common mistakes, what to do about it.
 pub fn error(backend: &Backend) -> impl Fn(QdrantError) -> OpError + '_ {
     move |e| {
-        let (kind, cause) = describe(&e);
+        let (kind, cause) = describe(backend, &e);
         OpError::backend(backend, kind, cause)
     }
 }
+
+/// How long a gRPC connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
@@ -129,7 +132,7 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-fn describe(e: &QdrantError) -> (ErrorKind, String) {
+fn describe(backend: &Backend, e: &QdrantError) -> (ErrorKind, String) {
     use tonic::Code;
     let status = match e {
         QdrantError::ResponseError { status } => status,
@@ -168,6 +171,15 @@ fn describe(e: &QdrantError) -> (ErrorKind, String) {
             ),
         );
     }
+    // A failure on the way to the server (refused, unresolved, TLS, no answer) in words.
+    // (qdrant-client reports a failed connect as `internal`, with the Debug text of the cause.)
+    if matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Internal
+    ) && let Some(words) = super::transport(backend, status, Some(CONNECT_TIMEOUT))
+    {
+        return words;
+    }
     match status.code() {
         Code::Unauthenticated | Code::PermissionDenied => (
             ErrorKind::Refused,
@@ -194,6 +206,15 @@ pub fn not_found(backend: &Backend, collection: &str) -> OpError {
         ErrorKind::NotFound,
         format!("collection `{collection}` does not exist"),
     )
+}
+
+/// A REST request that got no answer: what happened in words where the chain tells, else the
+/// chain itself.
+fn rest_error(backend: &Backend, shown: &str, e: &(dyn std::error::Error + 'static)) -> OpError {
+    let label = format!("{backend} (REST {shown})");
+    let (kind, cause) =
+        super::transport(&label, e, None).unwrap_or_else(|| (ErrorKind::Unreachable, chain(e)));
+    OpError::backend(backend, kind, format!("REST {shown}: {cause}"))
 }
 
 /// The REST address of `path`: plain http only (the snapshot transfers speak nothing else).
@@ -238,13 +259,10 @@ pub async fn rest_download(
         .body(http_body_util::Empty::new())
         .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
     let shown = redact_url(&qdrant.rest_url);
-    let response = client.request(request).await.map_err(|e| {
-        OpError::backend(
-            backend,
-            ErrorKind::Unreachable,
-            format!("REST {shown}: {}", chain(&e)),
-        )
-    })?;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| rest_error(backend, &shown, &e))?;
     let status = response.status();
     let mut body = response.into_body();
     if !status.is_success() {
@@ -360,13 +378,10 @@ pub async fn rest_upload(
         .body(body)
         .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
     let shown = redact_url(&qdrant.rest_url);
-    let response = client.request(request).await.map_err(|e| {
-        OpError::backend(
-            backend,
-            ErrorKind::Unreachable,
-            format!("REST {shown}: {}", chain(&e)),
-        )
-    })?;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| rest_error(backend, &shown, &e))?;
     let status = response.status();
     let bytes = response
         .into_body()

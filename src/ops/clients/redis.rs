@@ -67,7 +67,15 @@ fn is_loopback(host: &str) -> bool {
 
 /// A redis error as an operation error naming the server.
 pub fn error(backend: &Backend) -> impl Fn(RedisError) -> OpError + '_ {
-    move |e| OpError::backend(backend, kind(&e), describe(&e))
+    move |e| {
+        // A failure on the way to the server in words; the server's own errors keep its words.
+        if e.kind() == redis::ErrorKind::Io
+            && let Some((kind, words)) = super::transport(backend, &e, None)
+        {
+            return OpError::backend(backend, kind, words);
+        }
+        OpError::backend(backend, kind(&e), describe(&e))
+    }
 }
 
 fn kind(e: &RedisError) -> ErrorKind {

@@ -1,7 +1,10 @@
-//! Whether a script file may be run, decided as ssh decides for keys: whoever can change the
-//! file, or any directory on the way to it, can run anything with the operator's credentials.
+//! Whether a script file may be run, or a configuration file (opsh.toml, .env) read, decided
+//! as ssh decides for keys and its config: whoever can change the file, or any directory on the
+//! way to it, can run anything with the operator's credentials, or point opsh at another
+//! database, other site scripts or another backup directory.
 //!
 //! The file and every directory from it up to `/` must be owned by the invoking user or by root
+//! (a file of another user is refused even when root runs opsh: that user could change it)
 //! and not be writable by group or others. The directories are checked as the path names them
 //! (the place a symlink lives counts) and, when a symlink is involved, again along the path it
 //! resolves to, with the target file checked the same way. A root-owned directory with the
