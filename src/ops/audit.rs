@@ -127,17 +127,21 @@ impl Audit {
             os_user: os_user(),
             host,
             procedure: run.procedure,
+            // Masked before it is kept anywhere (table, file, listing): an argument or a
+            // summary may quote a secret.
             arguments: if run.arguments.is_null() {
                 serde_json::json!({})
             } else {
-                run.arguments
+                let mut arguments = run.arguments;
+                crate::redact::json(&mut arguments);
+                arguments
             },
             target: target.name.clone(),
             op: change.op.to_string(),
-            summary: change.summary.clone(),
+            summary: crate::redact::text(&change.summary),
             count: change.count,
             dry_run,
-            outcome: outcome.to_string(),
+            outcome: crate::redact::text(outcome),
             run_started: run.started,
         };
         tracing::debug!(target: "opsh::audit", op = %record.op, count = record.count, dry_run, "{}: {}", record.summary, record.outcome);
