@@ -467,7 +467,7 @@ pub(crate) fn parse_args(words: &[String]) -> Result<Vec<(String, String)>, Erro
 
 fn report_error(e: &Error, json: bool) {
     let mut stderr = anstream::stderr();
-    let text = e.to_string();
+    let text = crate::redact::text(&e.to_string());
     // Rendered script errors already start with "error:".
     if text.starts_with("error:") {
         let _ = write!(stderr, "{text}");

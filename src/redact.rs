@@ -210,11 +210,12 @@ fn userinfo(line: &str) -> (String, usize) {
                 }
                 out.push_str(&word[..=colon]);
                 out.push_str(MASK);
-                out.push_str(&word[at_sign..]);
+                out.push_str(&word[at_sign..limit]);
             }
-            _ => out.push_str(word),
+            _ => out.push_str(region),
         }
-        rest = &after[word_end..];
+        // After a closing quote the word may hold another URL (compact JSON has no spaces).
+        rest = &after[limit..];
     }
     out.push_str(rest);
     (out, count)
@@ -258,7 +259,11 @@ fn keys(line: &str) -> (String, usize) {
         };
         let value_start =
             i + 1 + (line[i + 1..].len() - line[i + 1..].trim_start_matches([' ', '\t']).len());
-        let (start, end, quote_it) = value_span(line, value_start, quoted_key, at_line_start);
+        // `KEY: value` is YAML's plain scalar (or a header): it runs to the end of the line
+        // wherever it stands; `KEY=value` only at the start of a line (an env file), else it
+        // ends at white space (`host=db password=… user=u`).
+        let to_line_end = at_line_start || bytes[i] == b':';
+        let (start, end, quote_it) = value_span(line, value_start, quoted_key, to_line_end);
         let value = &line[start..end];
         if !value.is_empty()
             && !keep_value(value)
@@ -313,14 +318,14 @@ fn key_end(line: &str, sep: usize, quoted: bool) -> usize {
 }
 
 /// Where the value starting at `start` ends: a quoted value at its closing quote (its content
-/// is masked), a bare value at the end of the line when its key starts the line (`KEY: two
-/// words` in YAML, `KEY=value` in an env file), else at white space or punctuation. Returns the
+/// is masked), a bare value at the end of the line when `to_line_end` (`KEY: two words` in
+/// YAML, `KEY=value` in an env file), else at white space or punctuation. Returns the
 /// span to mask and whether the mask must be quoted (a bare JSON value).
 fn value_span(
     line: &str,
     start: usize,
     quoted_key: bool,
-    at_line_start: bool,
+    to_line_end: bool,
 ) -> (usize, usize, bool) {
     let rest = &line[start..];
     let line_end = start + rest.trim_end().len();
@@ -351,7 +356,19 @@ fn value_span(
         }
         return (body, line_end.max(body), false);
     }
-    if at_line_start && !quoted_key {
+    if to_line_end && !quoted_key {
+        // To the end of the line, or of the JSON string the line sits in (a `"` that closes
+        // it: `{"detail":"KEY: two words","name":…}`).
+        let mut escape = false;
+        for (j, c) in line[start..line_end].char_indices() {
+            if escape {
+                escape = false;
+            } else if c == '\\' {
+                escape = true;
+            } else if c == '"' && closes_quote(&line[..line_end], start + j) {
+                return (start, start + j, false);
+            }
+        }
         return (start, line_end, false);
     }
     let mut escape = false;
@@ -402,6 +419,10 @@ mod tests {
             ),
             ("x APIKEY=abc; TOKEN=def", "x APIKEY=***; TOKEN=***"),
             (
+                "⚠️ db_pass: two words: db_pass: two words",
+                "⚠️ db_pass: ***",
+            ),
+            (
                 "bypass=keep compass=keep keys: 3",
                 "bypass=keep compass=keep keys: 3",
             ),
@@ -420,6 +441,10 @@ mod tests {
             (
                 r#"{"a":"postgres://u:p@h/x","b":"c@d"}"#,
                 r#"{"a":"postgres://u:***@h/x","b":"c@d"}"#,
+            ),
+            (
+                r#"{"a":"x://u:p@h","b":"y://v:q@i"}"#,
+                r#"{"a":"x://u:***@h","b":"y://v:***@i"}"#,
             ),
             // Keys that name a secret, any case, every notation.
             ("POSTGRES_PASSWORD=two words", "POSTGRES_PASSWORD=***"),
