@@ -162,12 +162,14 @@ pub fn unparseable(s: &str) -> String {
     format!("<unparseable, {} chars>", s.chars().count())
 }
 
-/// A value left as it is: already masked, or a reference to a variable (`${DB_PASSWORD}` in a
-/// compose file), which holds no secret itself.
+/// A value left as it is: already masked, a reference to a variable (`${DB_PASSWORD}` in a
+/// compose file), which holds no secret itself, or the placeholder of a usage text
+/// (`expected KEY=value`, `--set KEY=VALUE`).
 fn keep_value(v: &str) -> bool {
     let name_ok =
         |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     v == MASK
+        || v.eq_ignore_ascii_case("value")
         || v.starts_with("<unparseable, ")
         || v.strip_prefix("${")
             .and_then(|r| r.strip_suffix('}'))
@@ -427,6 +429,7 @@ mod tests {
                 "bypass=keep compass=keep keys: 3",
             ),
             ("pass=", "pass="),
+            ("expected KEY=value; KEY=VALUE", "expected KEY=value; KEY=VALUE"),
             ("`DATABASE_URL=x://a:b@c` é", "`DATABASE_URL=x://a:***@c` é"),
             // Whatever the password holds.
             (
