@@ -267,10 +267,8 @@ fn keys(line: &str) -> (String, usize) {
         let to_line_end = at_line_start || bytes[i] == b':';
         let (start, end, quote_it) = value_span(line, value_start, quoted_key, to_line_end);
         let value = &line[start..end];
-        if !value.is_empty()
-            && !keep_value(value)
-            && !(quoted_key && matches!(value, "true" | "false" | "null"))
-        {
+        let json_literal = quoted_key && matches!(value, "true" | "false" | "null");
+        if !(value.is_empty() || keep_value(value) || json_literal) {
             out.push_str(&line[copied..start]);
             out.push_str(if quote_it { "\"***\"" } else { MASK });
             copied = end;
@@ -429,7 +427,10 @@ mod tests {
                 "bypass=keep compass=keep keys: 3",
             ),
             ("pass=", "pass="),
-            ("expected KEY=value; KEY=VALUE", "expected KEY=value; KEY=VALUE"),
+            (
+                "expected KEY=value; KEY=VALUE",
+                "expected KEY=value; KEY=VALUE",
+            ),
             ("`DATABASE_URL=x://a:b@c` é", "`DATABASE_URL=x://a:***@c` é"),
             // Whatever the password holds.
             (
