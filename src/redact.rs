@@ -196,14 +196,18 @@ fn userinfo(line: &str) -> (String, usize) {
     while let Some(at) = rest.find("://") {
         let (before, after) = rest.split_at(at + 3);
         out.push_str(before);
-        let word_end = after.find(char::is_whitespace).unwrap_or(after.len());
-        let word = &after[..word_end];
-        let limit = word
+        // One pass, stopping early: compact JSON is one long line without white space.
+        let limit = after
             .char_indices()
             .find(|&(i, c)| {
-                matches!(c, '<' | '>') || (matches!(c, '"' | '\'' | '`') && closes_quote(word, i))
+                c.is_whitespace()
+                    || matches!(c, '<' | '>')
+                    || (matches!(c, '"' | '\'' | '`')
+                        && (closes_quote(after, i)
+                            || after[i + 1..].starts_with(char::is_whitespace)))
             })
-            .map_or(word.len(), |(i, _)| i);
+            .map_or(after.len(), |(i, _)| i);
+        let word = after;
         let region = &word[..limit];
         match (region.find(':'), region.rfind('@')) {
             (Some(colon), Some(at_sign)) if colon < at_sign => {
