@@ -437,7 +437,7 @@ fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
 
 fn report_error(e: &Error, json: bool) {
     let mut stderr = anstream::stderr();
-    let text = e.to_string();
+    let text = crate::redact::text(&e.to_string());
     // Rendered script errors already start with "error:".
     if text.starts_with("error:") {
         let _ = write!(stderr, "{text}");

@@ -75,14 +75,14 @@ pub fn try_init(
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let stderr: Boxed = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(Redacted(std::io::stderr))
             .with_ansi(color)
             .without_time()
             .with_target(false)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
-            .with_writer(std::io::stderr)
+            .with_writer(Redacted(std::io::stderr))
             .boxed(),
     };
     let Some(path) = file else {
@@ -96,12 +96,12 @@ pub fn try_init(
     let appender = appender(path)?;
     let file: Boxed = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_writer(appender)
+            .with_writer(Redacted(appender))
             .with_ansi(false)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
-            .with_writer(appender)
+            .with_writer(Redacted(appender))
             .boxed(),
     };
     // The file's filter admits at least what stderr's does; it goes first (outermost), so an
@@ -138,4 +138,32 @@ fn appender(path: &Path) -> Result<tracing_appender::rolling::RollingFileAppende
         .max_log_files(KEEP_LOG_FILES)
         .build(&dir)
         .map_err(|e| format!("--log-file {}: {e}", path.display()))
+}
+
+/// Log output with secrets masked (crate::redact): the fmt layer formats an event whole and
+/// writes it with one `write_all`, so each write holds whole lines.
+struct Redacted<M>(M);
+
+impl<'a, M: tracing_subscriber::fmt::MakeWriter<'a>> tracing_subscriber::fmt::MakeWriter<'a>
+    for Redacted<M>
+{
+    type Writer = RedactedWriter<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactedWriter(self.0.make_writer())
+    }
+}
+
+struct RedactedWriter<W>(W);
+
+impl<W: std::io::Write> std::io::Write for RedactedWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = crate::redact::text(&String::from_utf8_lossy(buf));
+        self.0.write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }

@@ -274,8 +274,9 @@ pub fn audit(listing: &crate::ops::audit::Listing, json: bool) -> u8 {
     code::OK
 }
 
-/// Writes to stdout as it is.
+/// Writes to stdout, secrets masked (crate::redact).
 pub fn out(text: &str) {
+    let text = &crate::redact::text(text);
     let mut stdout = std::io::stdout().lock();
     written(
         stdout
@@ -286,6 +287,7 @@ pub fn out(text: &str) {
 
 /// Writes to stdout, dropping colour and styles when stdout is not a terminal (or NO_COLOR).
 pub fn out_styled(text: &str) {
+    let text = &crate::redact::text(text);
     let mut stdout = anstream::stdout();
     written(
         stdout
@@ -294,8 +296,9 @@ pub fn out_styled(text: &str) {
     );
 }
 
-/// Writes a line to stderr; a closed stderr is no reason to fail.
+/// Writes a line to stderr, secrets masked; a closed stderr is no reason to fail.
 pub fn err(text: &str) {
+    let text = &crate::redact::text(text);
     let mut stderr = std::io::stderr().lock();
     let _ = stderr.write_all(text.as_bytes());
 }

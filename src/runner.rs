@@ -282,8 +282,11 @@ fn finish(procedure: &str, mut runs: Vec<TargetRun>, opts: &Options) -> Result<u
         }
     };
     match &opts.output {
-        Some(path) => write_atomically(path, &anstream::adapter::strip_str(&text).to_string())
-            .map_err(|e| Error::Io(format!("--output {}: {e}", path.display())))?,
+        Some(path) => write_atomically(
+            path,
+            &crate::redact::text(&anstream::adapter::strip_str(&text).to_string()),
+        )
+        .map_err(|e| Error::Io(format!("--output {}: {e}", path.display())))?,
         None if opts.format == Format::Text => output::out_styled(&text),
         None => output::out(&text),
     }

@@ -540,6 +540,55 @@ fn query_role_confines_db_query() {
     }
 }
 
+#[test]
+fn db_query_as_a_superuser_runs_as_pg_read_all_data_by_default() {
+    let db = TestDb::new();
+    // The test server's role is a superuser, as the deployment's youtube_user is: without the
+    // default role each of these calls would succeed inside the read-only transaction.
+    assert_eq!(
+        db.scalar("SELECT rolsuper::text FROM pg_roles WHERE rolname = current_user"),
+        "true"
+    );
+    let address = shown_address(&db.url);
+    for (sql, cause) in [
+        (
+            "SELECT pg_read_file('/etc/passwd')",
+            "permission denied for function pg_read_file",
+        ),
+        (
+            "SELECT pg_reload_conf()",
+            "permission denied for function pg_reload_conf",
+        ),
+        (
+            "SELECT set_config('log_statement', 'all', true)",
+            "permission denied to set parameter \"log_statement\"",
+        ),
+    ] {
+        let code = format!("db::query({sql:?})");
+        Opsh::new().db(&db).args(["-e", &code]).run().expect(
+            3,
+            "",
+            &format!(
+                "error: db::query: postgres at {address}: {cause} (db::query runs as role pg_read_all_data, by default; postgres.query_role names another)\n  --> <-e>:1:5\n   |\n 1 | {code}\n   |     ^\n"
+            ),
+        );
+    }
+    // Ordinary reads of the deployment's tables still work, in the same run as a refused call.
+    db.exec(
+        "INSERT INTO channels (name, url, platform) VALUES ('a', 'https://a', 'youtube'), ('b', 'https://b', 'youtube')",
+    );
+    let code = r#"
+        try { db::query("SELECT pg_reload_conf()"); } catch { }
+        let r = db::query("SELECT current_user AS u, (SELECT count(*) FROM channels) AS n")[0];
+        `${r.u} ${r.n}`
+    "#;
+    Opsh::new()
+        .db(&db)
+        .args(["-e", code])
+        .run()
+        .expect(0, "pg_read_all_data 2\n", "");
+}
+
 // --- 7. A closed stdout --------------------------------------------------------------------
 
 #[test]

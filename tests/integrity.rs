@@ -790,3 +790,120 @@ fn qdrant_deletes_keep_the_budget() {
         10_000
     );
 }
+
+/// A table whose rows a hostile filter would like to drop, delete or count up.
+const VICTIM: &str = "CREATE TABLE victim (id text);
+    INSERT INTO victim VALUES ('7'), ('42'), ('99');
+    CREATE SEQUENCE victim_seq;
+    CREATE FUNCTION empty_victim() RETURNS boolean LANGUAGE sql AS
+        'DELETE FROM victim; SELECT true';";
+
+fn victim_pair(filter: &str) -> String {
+    format!(
+        "[[integrity.pairs]]\nname = \"evil\"\ntable = \"victim\"\nid_column = \"id\"\n\
+         collection = \"youtube_content\"\nfilter = {filter:?}\n"
+    )
+}
+
+#[test]
+fn a_filter_with_a_second_statement_is_refused_naming_the_pair_and_nothing_runs() {
+    let env = setup();
+    env.db.exec(VICTIM);
+    for filter in [
+        "true; DROP TABLE victim",
+        "true); DROP TABLE victim; SELECT (1",
+        // Balanced: on the simple query protocol this COPY, then the DROP, then a COPY ran.
+        "true)) TO STDOUT; DROP TABLE victim; COPY (SELECT (1",
+        // Out of the COPY's parentheses: a COPY TO PROGRAM would run a command as the server.
+        "true)) TO PROGRAM 'rm -f /tmp/never' --",
+    ] {
+        let run = env
+            .opsh()
+            .file("opsh.toml", &victim_pair(filter))
+            .args(["--config", "opsh.toml", "check-data"])
+            .run();
+        assert_eq!(run.code, 3, "{filter}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("integrity pair `evil`: its filter and required must each be one SQL expression on table `victim`")
+                && run.stderr.contains("fix setting integrity.pairs"),
+            "{filter}: {}",
+            run.stderr
+        );
+        assert_eq!(
+            env.db.scalar("SELECT count(*) FROM victim"),
+            "3",
+            "{filter}"
+        );
+    }
+}
+
+#[test]
+fn a_filter_that_writes_is_refused_by_the_read_only_transaction_and_the_run_goes_on() {
+    let env = setup();
+    env.db.exec(VICTIM);
+    for filter in ["empty_victim()", "nextval('victim_seq') > 0"] {
+        let code = r#"
+            let c = integrity::check();
+            let evil = c.pairs.filter(|p| p.name == "evil")[0];
+            // The next queries of the same run, on the same pool, work.
+            let n = db::query("SELECT count(*) AS n FROM victim")[0].n;
+            let m = db::query("SELECT min(id) AS m FROM victim")[0].m;
+            `${c.status} ${evil.compared} ${n} ${m}`
+        "#;
+        let run = env
+            .opsh()
+            .file("opsh.toml", &victim_pair(filter))
+            .args(["--config", "opsh.toml", "-e", code])
+            .run();
+        assert_eq!(
+            (run.code, run.stdout.as_str()),
+            (0, "critical false 3 42\n"),
+            "{filter}: {}",
+            run.stderr
+        );
+        let issues = env
+            .opsh()
+            .file("opsh.toml", &victim_pair(filter))
+            .args([
+                "--config",
+                "opsh.toml",
+                "--json",
+                "-e",
+                "integrity::check().issues",
+            ])
+            .run()
+            .json();
+        assert!(
+            issues.to_string().contains("evil: comparison failed")
+                && issues.to_string().contains("in a read-only transaction"),
+            "{filter}: {issues}"
+        );
+    }
+    assert_eq!(env.db.scalar("SELECT count(*) FROM victim"), "3");
+    assert_eq!(
+        env.db
+            .scalar("SELECT last_value || ' ' || is_called FROM victim_seq"),
+        "1 false"
+    );
+}
+
+#[test]
+fn a_pairs_names_are_quoted_identifiers_not_sql() {
+    let env = setup();
+    env.db.exec(VICTIM);
+    let toml = "[[integrity.pairs]]\nname = \"evil\"\ntable = \"victim\\\"; DROP TABLE victim; --\"\n\
+                id_column = \"id\"\ncollection = \"youtube_content\"\n";
+    let run = env
+        .opsh()
+        .file("opsh.toml", toml)
+        .args(["--config", "opsh.toml", "--json", "check-data"])
+        .run();
+    run.code(2);
+    assert!(
+        run.stdout
+            .contains(r#"required table `victim\"; DROP TABLE victim; --` is missing"#),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(env.db.scalar("SELECT count(*) FROM victim"), "3");
+}

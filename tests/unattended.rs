@@ -285,6 +285,91 @@ fn a_missing_audit_table_keeps_the_record_in_the_file() {
     assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 1);
 }
 
+/// Two records as a run kept them while PostgreSQL was down, one JSON line each.
+fn kept_records() -> String {
+    (1..=2)
+        .map(|n| {
+            let record = opsh::ops::audit::Record {
+                record_id: format!("testhost-1-1700000000000000-{n}"),
+                at: "2026-01-02T03:04:05.000Z".into(),
+                os_user: "ops".into(),
+                host: "testhost".into(),
+                procedure: Some("clean".into()),
+                arguments: serde_json::json!({"dir": "/tmp/x"}),
+                target: None,
+                op: "host::clean_temp".into(),
+                summary: format!("remove {n} files"),
+                count: n,
+                dry_run: false,
+                outcome: format!("{n} removed"),
+                run_started: None,
+            };
+            format!("{}\n", serde_json::to_string(&record).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_locked_spool_waits_for_a_later_run_and_a_spool_replayed_twice_is_written_once() {
+    use std::os::fd::AsRawFd;
+    let db = TestDb::new();
+    let opsh = Opsh::new().db(&db).args(["check-jobs"]);
+    let file = opsh.path().join(".local/state/opsh/audit.jsonl");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, kept_records()).unwrap();
+    let rows = || db.lines("SELECT record_id || ' ' || count FROM opsh_audit ORDER BY record_id");
+
+    // Another process holds the spool's lock (a run appending or flushing): this run leaves the
+    // records where they are, says so, and does not wait for ever.
+    let held = std::fs::File::open(&file).unwrap();
+    // SAFETY: flock on a descriptor the File owns.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let mut child = opsh
+        .command()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("opsh waited for the audit file's lock for more than 60s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let run = support::Run::from(child.wait_with_output().unwrap());
+    run.code(0);
+    assert!(
+        run.stderr.contains(&format!(
+            "audit: records kept in {} not written to opsh_audit now, its lock: held by another process for more than 5s; a later run writes them",
+            file.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(rows(), Vec::<String>::new());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), kept_records());
+    drop(held);
+
+    // Released: the next run writes them and empties the file.
+    opsh.run().code(0);
+    let written = vec![
+        "testhost-1-1700000000000000-1 1".to_string(),
+        "testhost-1-1700000000000000-2 2".to_string(),
+    ];
+    assert_eq!(rows(), written);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "");
+
+    // The file was not emptied after its rows went in (a failed truncate): replayed, each
+    // record is still written once.
+    std::fs::write(&file, kept_records()).unwrap();
+    opsh.run().code(0);
+    assert_eq!(rows(), written);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "");
+}
+
 #[test]
 fn prometheus_output_parses_and_keeps_the_last_success_when_a_run_is_not_ok() {
     let db = TestDb::new();

@@ -32,6 +32,12 @@ use crate::ops::destructive::Change;
 /// How long writing a record may wait for PostgreSQL before it goes to the file.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a flush waits for the file's lock before leaving the records to a later run.
+const FLUSH_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// How long appending a record waits for the file's lock (a flush holds it while it inserts).
+const APPEND_LOCK_WAIT: Duration = Duration::from_secs(60);
+
 /// One destructive action: who, where, what, how many, whether it was a dry run, how it ended.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Record {
@@ -128,17 +134,21 @@ impl Audit {
             os_user: os_user(),
             host,
             procedure: run.procedure,
+            // Masked before it is kept anywhere (table, file, listing): an argument or a
+            // summary may quote a secret.
             arguments: if run.arguments.is_null() {
                 serde_json::json!({})
             } else {
-                run.arguments
+                let mut arguments = run.arguments;
+                crate::redact::json(&mut arguments);
+                arguments
             },
             target: target.name.clone(),
             op: change.op.to_string(),
-            summary: change.summary.clone(),
+            summary: crate::redact::text(&change.summary),
             count: change.count,
             dry_run,
-            outcome: outcome.to_string(),
+            outcome: crate::redact::text(outcome),
             run_started: run.started,
         };
         tracing::debug!(target: "opsh::audit", op = %record.op, count = record.count, dry_run, "{}: {}", record.summary, record.outcome);
@@ -298,10 +308,21 @@ async fn flush_file(conn: &mut PgConnection, path: &Path) -> Result<usize, sqlx:
     if file.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
         return Ok(0);
     }
-    let _lock = Flock::exclusive(&file);
+    // Without the lock a record appended meanwhile could be emptied away unwritten: leave the
+    // file to a later run.
+    let _lock = match Flock::exclusive(&file, FLUSH_LOCK_WAIT) {
+        Ok(lock) => lock,
+        Err(e) => {
+            tracing::warn!(
+                "audit: records kept in {} not written to opsh_audit now, its lock: {e}; a later run writes them",
+                path.display()
+            );
+            return Ok(0);
+        }
+    };
     let records = read_records(&file, path);
     if records.is_empty() {
-        let _ = file.set_len(0);
+        empty(&file, path);
         return Ok(0);
     }
     let mut tx = conn.begin().await?;
@@ -309,8 +330,20 @@ async fn flush_file(conn: &mut PgConnection, path: &Path) -> Result<usize, sqlx:
         insert(&mut tx, r).await?;
     }
     tx.commit().await?;
-    let _ = file.set_len(0);
+    empty(&file, path);
     Ok(records.len())
+}
+
+/// Empties the file after its records were written. When that fails the records are offered
+/// again by the next run, which is harmless: each carries its record_id, inserted ON CONFLICT
+/// DO NOTHING.
+fn empty(file: &std::fs::File, path: &Path) {
+    if let Err(e) = file.set_len(0) {
+        tracing::warn!(
+            "audit: cannot empty {} after writing its records to opsh_audit ({e}); the next run offers them again and they are kept once",
+            path.display()
+        );
+    }
 }
 
 fn read_records(file: &std::fs::File, path: &Path) -> Vec<Record> {
@@ -349,7 +382,7 @@ fn append(path: &Path, record: &Record) -> std::io::Result<()> {
     if file.metadata()?.permissions().mode() & 0o077 != 0 {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     }
-    let _lock = Flock::exclusive(&file);
+    let _lock = Flock::exclusive(&file, APPEND_LOCK_WAIT)?;
     let line = serde_json::to_string(record).map_err(std::io::Error::other)?;
     (&file).write_all(format!("{line}\n").as_bytes())?;
     file.sync_data()
@@ -359,11 +392,34 @@ fn append(path: &Path, record: &Record) -> std::io::Result<()> {
 struct Flock<'a>(&'a std::fs::File);
 
 impl<'a> Flock<'a> {
-    fn exclusive(file: &'a std::fs::File) -> Flock<'a> {
+    /// Takes the lock, waiting at most `wait` for another process to release it; an error when
+    /// it cannot be taken (still held, or flock refused), so that no caller goes on unlocked.
+    fn exclusive(file: &'a std::fs::File, wait: Duration) -> std::io::Result<Flock<'a>> {
         use std::os::fd::AsRawFd;
-        // SAFETY: flock on a file descriptor this File owns.
-        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        Flock(file)
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            // SAFETY: flock on a file descriptor this File owns.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(Flock(file));
+            }
+            let e = std::io::Error::last_os_error();
+            match e.kind() {
+                std::io::ErrorKind::Interrupted => {}
+                std::io::ErrorKind::WouldBlock if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                std::io::ErrorKind::WouldBlock => {
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!(
+                            "held by another process for more than {}",
+                            crate::duration::format(wait)
+                        ),
+                    ));
+                }
+                _ => return Err(e),
+            }
+        }
     }
 }
 

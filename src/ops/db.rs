@@ -11,7 +11,7 @@ use std::time::Instant;
 use rhai::{Array, Dynamic, Map};
 use serde::Serialize;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::postgres::{PgArguments, PgConnection, PgRow};
 use sqlx::{AssertSqlSafe, Column, Connection, Postgres, Row, TypeInfo, ValueRef};
 
 use crate::ops::Target;
@@ -262,7 +262,10 @@ pub async fn query(target: &Target, sql: &str, params: Array) -> Result<Vec<Map>
         reset: false,
     };
     let timeout = target.settings.duration(key::POSTGRES_QUERY_TIMEOUT);
-    let role = target.settings.text(key::POSTGRES_QUERY_ROLE);
+    let role = match target.settings.text(key::POSTGRES_QUERY_ROLE) {
+        "" => default_query_role(target, &mut session.conn).await,
+        configured => configured.to_string(),
+    };
     let rows = async {
         let mut tx = session.conn.begin().await?;
         sqlx::query("SET TRANSACTION READ ONLY")
@@ -314,9 +317,12 @@ pub async fn query(target: &Target, sql: &str, params: Array) -> Result<Vec<Map>
                 .push_str(&format!(" (postgres.query_timeout is {limit})"));
         }
         if !role.is_empty() && code.as_deref() == Some("42501") {
-            err.cause.push_str(&format!(
-                " (db::query runs as role {role}, postgres.query_role)"
-            ));
+            let why = match target.settings.text(key::POSTGRES_QUERY_ROLE) {
+                "" => "by default; postgres.query_role names another",
+                _ => "postgres.query_role",
+            };
+            err.cause
+                .push_str(&format!(" (db::query runs as role {role}, {why})"));
         }
         err
     })?;
@@ -329,6 +335,50 @@ pub async fn query(target: &Target, sql: &str, params: Array) -> Result<Vec<Map>
         .map(row_to_map)
         .collect::<Result<_, _>>()
         .map_err(OpError::invalid)
+}
+
+/// The built-in role that may read every table and nothing else (PostgreSQL 14 and later).
+const READ_ALL: &str = "pg_read_all_data";
+
+/// The role db::query runs as when postgres.query_role is empty: pg_read_all_data when the
+/// server has it and the session may SET ROLE to it (a superuser may), so that a query cannot
+/// read the server's files, reload its configuration or change a superuser setting; else ""
+/// (the connection's own rights), said once per run. Decided once per database URL.
+async fn default_query_role(target: &Target, conn: &mut PgConnection) -> String {
+    static DECIDED: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+    let url = target.settings.text(key::POSTGRES_URL).to_string();
+    let known = |decided: &Vec<(String, String)>| {
+        decided
+            .iter()
+            .find(|(u, _)| *u == url)
+            .map(|(_, r)| r.clone())
+    };
+    if let Some(role) = DECIDED.lock().ok().and_then(|d| known(&d)) {
+        return role;
+    }
+    let probe = async {
+        let mut tx = conn.begin().await?;
+        let set = sqlx::query(AssertSqlSafe(format!("SET LOCAL ROLE {READ_ALL}")))
+            .execute(&mut *tx)
+            .await;
+        tx.rollback().await?;
+        Ok::<_, sqlx::Error>(set.map_err(|e| e.to_string()))
+    };
+    let role = match probe.await {
+        Ok(Ok(_)) => READ_ALL.to_string(),
+        Ok(Err(why)) => {
+            tracing::warn!(
+                "db::query runs with the connection's own rights: it cannot SET ROLE {READ_ALL} ({why}); set postgres.query_role to a role that may only read"
+            );
+            String::new()
+        }
+        // The connection failed: the query itself will say so; decide again next time.
+        Err(_) => return String::new(),
+    };
+    if let Ok(mut decided) = DECIDED.lock() {
+        decided.push((url, role.clone()));
+    }
+    role
 }
 
 /// The connection of one db::query: closed rather than returned to the pool unless its reset

@@ -686,7 +686,8 @@ pub async fn logs(
             let mut stdout = std::io::stdout().lock();
             for l in lines.iter().filter(|l| keep(l)) {
                 count += 1;
-                let _ = writeln!(stdout, "{} | {}", l.container, l.text);
+                // A container's log may quote its configuration: masked as all output is.
+                let _ = writeln!(stdout, "{} | {}", l.container, crate::redact::text(&l.text));
             }
             let _ = stdout.flush();
         }

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgPoolCopyExt;
+use sqlx::SqlSafeStr;
 
 use crate::ops::Target;
 use crate::ops::budget::{self, Bulk, IdFile, MAX_DELETE};
@@ -310,10 +310,18 @@ async fn copy_column<T: Send + 'static>(
 ) -> Result<crate::ops::AbortOnDrop<Result<T, OpError>>, OpError> {
     let pool = target.pg().await?.clone();
     let backend = target.pg_backend().clone();
-    let statement = format!("COPY ({select}) TO STDOUT");
+    // `select` was prepared whole by `refuse_bad_sql` (one statement); the line break keeps a
+    // trailing `--` comment of a filter from swallowing the closing parenthesis.
+    let statement = format!("COPY ({select}\n) TO STDOUT");
     let task = tokio::spawn(async move {
         let pg_err = crate::ops::clients::postgres::error(&backend);
-        let mut stream = pool.copy_out_raw(&statement).await.map_err(&pg_err)?;
+        let mut conn = Closing(pool.acquire().await.map_err(&pg_err)?, false);
+        // A configured filter runs inside the COPY: whatever it tries to write is refused.
+        sqlx::raw_sql("START TRANSACTION READ ONLY")
+            .execute(&mut *conn.0)
+            .await
+            .map_err(&pg_err)?;
+        let mut stream = conn.0.copy_out_raw(&statement).await.map_err(&pg_err)?;
         // PostgreSQL sends each row as a message of its own, but a line may still be split
         // across messages (or several share one): `rest` holds a line not yet ended.
         let mut rest: Vec<u8> = Vec::new();
@@ -339,9 +347,83 @@ async fn copy_column<T: Send + 'static>(
         if !rest.is_empty() {
             each(&mut state, &rest);
         }
+        drop(stream);
+        sqlx::raw_sql("COMMIT")
+            .execute(&mut *conn.0)
+            .await
+            .map_err(&pg_err)?;
+        conn.1 = true;
         Ok::<T, OpError>(finish(state))
     });
     Ok(crate::ops::AbortOnDrop(task))
+}
+
+/// A pooled connection that goes back to the pool only when its work ended cleanly (`.1`): a
+/// COPY that failed or was dropped half read leaves the connection out of step with the
+/// server (the next query would read the COPY's leftovers), so it is closed instead.
+struct Closing(sqlx::pool::PoolConnection<sqlx::Postgres>, bool);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.close_on_drop();
+        }
+    }
+}
+
+/// The statement that reads a by-id pair's rows (COPY'd whole).
+fn by_id_select(pair: &Pair) -> String {
+    format!(
+        "SELECT {}::text FROM {}{}",
+        ident(&pair.id_column),
+        ident(&pair.table),
+        where_clause(&pair.filter)
+    )
+}
+
+/// The statement that reads a by-payload pair's rows and whether each needs a point.
+fn by_payload_select(pair: &Pair) -> String {
+    let required = pair
+        .required
+        .as_deref()
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or("false");
+    format!(
+        "SELECT {col}::text, COALESCE(({required}), false) FROM {table}{filter}",
+        col = ident(&pair.id_column),
+        table = ident(&pair.table),
+        filter = where_clause(&pair.filter)
+    )
+}
+
+/// The configured SQL of each pair (`filter`, `required`) must be one SQL expression: the
+/// statement that will read the pair is prepared (the extended protocol refuses a second
+/// statement, and the server parses the rest) before anything runs. A refusal is a
+/// configuration error naming the pair. Pairs whose table is missing are left to the check.
+async fn refuse_bad_sql(
+    target: &Target,
+    pairs: &[Pair],
+    missing: &[String],
+) -> Result<(), OpError> {
+    let pool = target.pg().await?;
+    for pair in pairs.iter().filter(|p| !missing.contains(&p.table)) {
+        let select = match pair.payload_key {
+            None => by_id_select(pair),
+            Some(_) => by_payload_select(pair),
+        };
+        if let Err(e) =
+            sqlx::Executor::prepare(pool, sqlx::AssertSqlSafe(select).into_sql_str()).await
+        {
+            let cause = e
+                .as_database_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_string());
+            return Err(OpError::invalid(format!(
+                "integrity pair `{}`: its filter and required must each be one SQL expression on table `{}` ({cause}); fix setting integrity.pairs",
+                pair.name, pair.table
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn where_clause(filter: &Option<String>) -> String {
@@ -529,12 +611,7 @@ async fn compare_by_id(
     pair: &Pair,
     page: u32,
 ) -> Result<(PairResult, Lists), OpError> {
-    let select = format!(
-        "SELECT {}::text FROM {}{}",
-        ident(&pair.id_column),
-        ident(&pair.table),
-        where_clause(&pair.filter)
-    );
+    let select = by_id_select(pair);
     let each_row = |rows: &mut Rows, line: &[u8]| {
         rows.count += 1;
         // A backslash is COPY's escape, and no id form has one: such a line is read unescaped.
@@ -623,21 +700,18 @@ async fn compare_by_payload(
     page: u32,
 ) -> Result<(PairResult, Lists), OpError> {
     let pool = target.pg().await?;
-    let required = pair
-        .required
-        .as_deref()
-        .filter(|r| !r.trim().is_empty())
-        .unwrap_or("false");
-    let sql = format!(
-        "SELECT {col}::text, COALESCE(({required}), false) FROM {table}{filter}",
-        col = ident(&pair.id_column),
-        table = ident(&pair.table),
-        filter = where_clause(&pair.filter)
-    );
-    let all: Vec<(Option<String>, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .fetch_all(pool)
+    // Read-only, as the COPY of a by-id pair: the configured SQL may not write.
+    let mut tx = pool.begin().await.map_err(target.pg_err())?;
+    sqlx::raw_sql("SET TRANSACTION READ ONLY")
+        .execute(&mut *tx)
         .await
         .map_err(target.pg_err())?;
+    let all: Vec<(Option<String>, bool)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(by_payload_select(pair)))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(target.pg_err())?;
+    tx.commit().await.map_err(target.pg_err())?;
     let rows = all.len() as u64;
     let mut ids: Vec<String> = all.iter().filter_map(|(id, _)| id.clone()).collect();
     ids.sort_unstable();
@@ -739,8 +813,9 @@ pub struct CheckOptions {
 }
 
 /// Runs the check. Never fails on a backend: a connection that fails, a missing table or a
-/// missing collection is a critical finding in the result.
-pub async fn check(target: &Target, opts: &CheckOptions) -> (Check, Full) {
+/// missing collection is a critical finding in the result. Fails only on configuration: a
+/// pair whose SQL is not one expression ([`refuse_bad_sql`]).
+pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full), OpError> {
     let mut issues = Vec::new();
     let mut critical = false;
     let mut warning = false;
@@ -807,6 +882,10 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> (Check, Full) {
                 "required table `{t}` is missing (run `opsh migrate`)"
             ));
         }
+    }
+
+    if postgres.ok {
+        refuse_bad_sql(target, &opts.pairs, &missing_tables).await?;
     }
 
     let mut collections = Vec::new();
@@ -964,7 +1043,7 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> (Check, Full) {
     } else {
         "healthy"
     };
-    (
+    Ok((
         Check {
             status: status.into(),
             connections: Connections { postgres, qdrant },
@@ -980,7 +1059,7 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> (Check, Full) {
             issues,
         },
         full,
-    )
+    ))
 }
 
 async fn existing_tables(target: &Target, names: &[String]) -> Result<Vec<String>, OpError> {
@@ -1173,7 +1252,7 @@ pub struct FixOptions {
 /// Deletes every orphan vector seen as one for at least the grace period and still without a
 /// row when its batch is decided, resets stuck jobs, then checks again.
 pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), OpError> {
-    let (before, full) = check(target, &opts.check).await;
+    let (before, full) = check(target, &opts.check).await?;
     if before.status == "critical" {
         return Err(OpError::new(
             ErrorKind::Failed,
@@ -1383,7 +1462,7 @@ pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), Op
     } else {
         deleted_total = plans.iter().map(|(_, _, p)| p.deleted).sum();
     }
-    let (after, full_after) = check(target, &opts.check).await;
+    let (after, full_after) = check(target, &opts.check).await?;
     Ok((
         Fixed {
             dry_run: !go,
@@ -1736,7 +1815,7 @@ fn lists_of(
             stuck_after: c.target.settings.duration(key::JOBS_STUCK_AFTER_CHECK_DATA),
             page_size: PAGE_SIZE_DEFAULT.parse().unwrap_or(1),
         };
-        let (_, full) = c.block(async { Ok(check(c.target, &opts).await) })?;
+        let (_, full) = c.block(check(c.target, &opts))?;
         remember(full);
     }
     LAST.with(|l| {
@@ -1764,7 +1843,7 @@ fn lists_of(
 pub fn register(reg: &mut Registrar) {
     reg.add(&CHECK, |c| {
         let opts = check_options(c)?;
-        let (report, full) = c.block(async { Ok(check(c.target, &opts).await) })?;
+        let (report, full) = c.block(check(c.target, &opts))?;
         remember(full);
         Ok(report)
     });

@@ -113,7 +113,7 @@ pub fn run(host: &mut Host, json: bool) -> u8 {
 }
 
 fn print_error(e: &Error) {
-    let text = e.to_string();
+    let text = crate::redact::text(&e.to_string());
     if text.starts_with("error:") {
         eprint!("{text}");
         if !text.ends_with('\n') {

@@ -174,6 +174,7 @@ fn terminal_height() -> Option<u16> {
 /// Prints a result; one taller than the screen goes through the pager (stdout a terminal,
 /// `:pager on`): $PAGER, else `less -FRX` when installed.
 pub fn show(text: &str, display: &Display, bridge: &crate::bridge::Bridge) {
+    let text = &crate::redact::text(text);
     if display.pager
         && display.terminal
         && let Some(rows) = terminal_height()
