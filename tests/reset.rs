@@ -2,8 +2,9 @@
 //! tools/with-services and the Qdrant double. Each test owns a database, a Redis db number
 //! (5–8, emptied at its start and end), a double, temp dirs and a state dir.
 //!
-//! A run is killed part-way with OPSH_TEST_FAILPOINT=<point> (src/ops/reset.rs: `failpoint`
-//! aborts the process there, as kill -9 would); running it again must end in the right state.
+//! A run is killed part-way with OPSH_TEST_FAILPOINT=<point> (src/failpoint.rs, compiled in only
+//! with the `failpoints` feature the tests turn on, aborts the process there, as kill -9 would);
+//! running it again must end in the right state.
 
 #[path = "support/seed.rs"]
 mod seed;
