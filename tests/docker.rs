@@ -616,6 +616,37 @@ fn logs_follow_streams_until_ctrl_c() {
     let _ = out.read_to_string(&mut rest);
 }
 
+/// `opsh logs follow=true | head -1`: once the reader has gone, following stops at the next line
+/// and opsh exits 141, as it does for a print. (It used to follow on, writing into the closed
+/// pipe, until the containers stopped.)
+#[test]
+fn logs_follow_ends_when_its_reader_goes_away() {
+    let stack = Stack::new();
+    let mut child = stack
+        .opsh()
+        .args(["logs", "services=worker", "tail=0", "follow=true"])
+        .spawn();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.ends_with(" | tick\n"), "{first}");
+    drop(out);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("opsh still follows the logs 20s after its reader went away");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    assert_eq!((status.code(), stderr.as_str()), (Some(141), ""));
+}
+
 /// A one-shot HTTP server answering `status` to every request, on a free port.
 fn http_server(status: &'static str) -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

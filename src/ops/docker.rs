@@ -683,11 +683,27 @@ pub async fn logs(
         let mut count = 0;
         while let Some(lines) = merged.try_next().await.map_err(target.docker_err())? {
             let mut stdout = std::io::stdout().lock();
+            let mut written = Ok(());
             for l in lines.iter().filter(|l| keep(l)) {
                 count += 1;
-                let _ = writeln!(stdout, "{} | {}", l.container, l.text);
+                written = written.and_then(|()| writeln!(stdout, "{} | {}", l.container, l.text));
             }
-            let _ = stdout.flush();
+            match written.and_then(|()| stdout.flush()) {
+                Ok(()) => {}
+                // The reader went away (`| head`): stop following and end the run as a print
+                // to a closed stdout does.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    target.bridge.cancel(crate::bridge::Stop::Output);
+                    break;
+                }
+                Err(e) => {
+                    return Err(OpError::new(
+                        ErrorKind::Failed,
+                        None,
+                        format!("cannot write the logs to stdout: {e}"),
+                    ));
+                }
+            }
         }
         return Ok(Logs {
             lines: Vec::new(),
