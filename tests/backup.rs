@@ -682,7 +682,7 @@ fn backup_all_snapshots_qdrant_and_restore_qdrant_brings_the_points_back() {
             bad.display().to_string()
         ),
     ]);
-    assert_ne!(refused.code, 0);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
     assert!(
         refused.stderr.contains("refusing a damaged snapshot"),
         "{}",

@@ -1157,11 +1157,14 @@ static PS: Spec = Spec {
     doc: "The Compose project's containers (all states), by service: service, container, id, \
           state, status, health (() without a healthcheck), image, ports, uptime_seconds. An \
           empty project gives [] and a warning naming compose.project.",
-    examples: &[Example::new(r#"docker::ps().len()"#, "0")],
+    examples: &[Example::new(
+        r#"docker::ps().map(|c| [c.service, c.state, c.health])"#,
+        r#"[["data-processor", "running", "healthy"], ["stt-worker", "running", null], ["stt-worker", "running", null]]"#,
+    )],
 };
 
 macro_rules! action_spec {
-    ($ident:ident, $name:literal, $opts:expr, $doc:literal) => {
+    ($ident:ident, $name:literal, $opts:expr, $doc:literal, $code:literal, $expect:literal) => {
         static $ident: Spec = Spec {
             module: "docker",
             name: $name,
@@ -1169,7 +1172,7 @@ macro_rules! action_spec {
             options: $opts,
             returns: "Map",
             doc: concat!($doc, " ", "See docker::pause for the result."),
-            examples: &[Example::new(concat!("docker::", $name, "().changed"), "0")],
+            examples: &[Example::new($code, $expect)],
         };
     };
 }
@@ -1185,31 +1188,42 @@ static PAUSE: Spec = Spec {
           container, before, result, changed, error, seconds). A container already in the wanted \
           state is reported (e.g. \"already paused\"), not an error. With --dry-run nothing \
           changes and result says \"would …\".",
-    examples: &[Example::new("docker::pause().changed", "0")],
+    examples: &[Example::new(
+        r#"let p = docker::pause(); [p.changed, docker::ps().map(|c| c.state)]"#,
+        r#"[3, ["paused", "paused", "paused"]]"#,
+    )],
 };
 action_spec!(
     UNPAUSE,
     "unpause",
     &[],
-    "Unpauses the paused containers, all at once."
+    "Unpauses the paused containers, all at once.",
+    r#"docker::pause("stt-worker"); let u = docker::unpause(); [u.changed, u.unchanged]"#,
+    "[2, 1]"
 );
 action_spec!(
     STOP,
     "stop",
     &[STOP_TIMEOUT],
-    "Stops the running (and paused) containers, all at once: SIGTERM, then SIGKILL after timeout."
+    "Stops the running (and paused) containers, all at once: SIGTERM, then SIGKILL after timeout.",
+    r#"let s = docker::stop("stt-worker"); [s.changed, docker::ps().map(|c| c.state)]"#,
+    r#"[2, ["running", "exited", "exited"]]"#
 );
 action_spec!(
     START,
     "start",
     &[],
-    "Starts the stopped containers, all at once."
+    "Starts the stopped containers, all at once.",
+    r#"docker::stop("stt-worker"); let s = docker::start(); [s.changed, s.unchanged]"#,
+    "[2, 1]"
 );
 action_spec!(
     RESTART,
     "restart",
     &[STOP_TIMEOUT],
-    "Restarts the containers, all at once."
+    "Restarts the containers, all at once.",
+    r#"let r = docker::restart("stt-worker"); [r.changed, docker::ps("stt-worker").map(|c| c.state)]"#,
+    r#"[2, ["running", "running"]]"#
 );
 
 static WAIT_READY: Spec = Spec {
@@ -1234,8 +1248,8 @@ static WAIT_READY: Spec = Spec {
     doc: "Waits until every container runs and, where it has a healthcheck, is healthy. Returns \
           ready, waited_seconds and not_ready (as docker::ps rows).",
     examples: &[Example::new(
-        r#"docker::wait_ready(#{timeout: "1s"}).ready"#,
-        "true",
+        r#"docker::stop("stt-worker"); let w = docker::wait_ready(#{timeout: "1s", poll: "200ms"}); [w.ready, w.not_ready.map(|c| c.service)]"#,
+        r#"[false, ["stt-worker", "stt-worker"]]"#,
     )],
 };
 
@@ -1248,7 +1262,10 @@ static STATS: Spec = Spec {
     doc: "One sample of each running container (docker stats --no-stream): service, container, \
           cpu_percent, memory_used, memory_limit (bytes), memory_percent, net_rx, net_tx, \
           block_read, block_write (bytes), pids. Takes about a second (the engine samples twice).",
-    examples: &[Example::new("docker::stats().len()", "0")],
+    examples: &[Example::new(
+        "docker::stats().map(|s| [s.service, s.memory_used > 0, s.memory_limit >= s.memory_used])",
+        r#"[["data-processor", true, true], ["stt-worker", true, true], ["stt-worker", true, true]]"#,
+    )],
 };
 
 static LOGS: Spec = Spec {
@@ -1286,8 +1303,8 @@ static LOGS: Spec = Spec {
           containers), count, followed. With follow the lines go to stdout as `container | text` \
           and lines stays empty.",
     examples: &[Example::new(
-        r#"docker::logs(#{tail: 10, grep: "ERROR"}).count"#,
-        "0",
+        r#"docker::logs("data-processor", #{tail: 10, grep: "ERROR"}).lines.map(|l| l.text)"#,
+        r#"["ERROR cannot reach whisper-server"]"#,
     )],
 };
 
@@ -1325,10 +1342,16 @@ static INSPECT: Spec = Spec {
     options: &[],
     returns: "Map",
     doc: "The engine's inspect document (docker inspect) of the service's first container.",
-    examples: &[Example::new(
-        r#"let k = (); try { docker::inspect("no-such-service") } catch (e) { k = e.kind } k"#,
-        r#""not_found""#,
-    )],
+    examples: &[
+        Example::new(
+            r#"let i = docker::inspect("data-processor"); [i.State.Status, i.State.Health.Status]"#,
+            r#"["running", "healthy"]"#,
+        ),
+        Example::new(
+            r#"let k = (); try { docker::inspect("no-such-service") } catch (e) { k = e.kind } k"#,
+            r#""not_found""#,
+        ),
+    ],
 };
 
 static VERSION: Spec = Spec {
@@ -1340,8 +1363,8 @@ static VERSION: Spec = Spec {
     doc: "The engine opsh talks to: address (DOCKER_HOST), api_version (negotiated), \
           server_version, and the Compose project it looks for.",
     examples: &[Example::new(
-        r#"docker::version().project"#,
-        r#""youtube_agent""#,
+        r#"let v = docker::version(); [v.project == env("COMPOSE_PROJECT_NAME"), v.server_version == env("EXAMPLES_DOCKER_VERSION")]"#,
+        "[true, true]",
     )],
 };
 
@@ -1352,7 +1375,10 @@ static SERVICES_SPEC: Spec = Spec {
     options: &[],
     returns: "Map",
     doc: "The project's services (those with a container) and how many containers each has.",
-    examples: &[Example::new(r#"docker::services()"#, "{}")],
+    examples: &[Example::new(
+        r#"docker::services()"#,
+        r#"{"data-processor": 1, "stt-worker": 2}"#,
+    )],
 };
 
 /// The services argument: a name, an array of names, or () / left out for all.
