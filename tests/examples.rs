@@ -113,6 +113,17 @@ impl Drop for Project {
     }
 }
 
+/// MemTotal of /proc/meminfo in bytes, as the kernel says it (host::memory's total).
+fn mem_total() -> String {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo");
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("MemTotal in /proc/meminfo");
+    (kib * 1024).to_string()
+}
+
 fn docker(args: &[&str]) -> String {
     let out = std::process::Command::new("docker")
         .args(args)
@@ -216,6 +227,9 @@ fn every_example_gives_its_expected_value() {
                 opsh = opsh
                     .env("QDRANT_URL", &q.grpc_url())
                     .env("OPSH_QDRANT_REST_URL", &q.rest_url());
+            }
+            if s["module"] == "host" {
+                opsh = opsh.env("EXAMPLES_MEM_TOTAL", &mem_total());
             }
             if let Some(p) = &project {
                 opsh = opsh
