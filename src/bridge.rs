@@ -18,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 pub enum Stop {
     Interrupt,
     Timeout,
+    /// Stdout can take no more output (its reader went away): the run ends at its next step,
+    /// unwinding to the runner, which releases what it holds before opsh exits.
+    Output,
 }
 
 /// The one place a stop reason becomes text: the engine's termination token and messages.
@@ -26,6 +29,7 @@ impl std::fmt::Display for Stop {
         f.write_str(match self {
             Stop::Interrupt => "interrupted",
             Stop::Timeout => "timeout",
+            Stop::Output => "stdout closed",
         })
     }
 }
@@ -34,7 +38,7 @@ impl std::fmt::Display for Stop {
 #[derive(Default)]
 struct CancelState {
     token: Mutex<CancellationToken>,
-    /// 0 none, 1 interrupt, 2 timeout.
+    /// 0 none, 1 interrupt, 2 timeout, 3 output.
     reason: AtomicU8,
     /// An interactive child (psql) has the terminal: Ctrl-C is its to handle.
     child_in_foreground: AtomicBool,
@@ -96,6 +100,7 @@ impl Bridge {
         let code = match why {
             Stop::Interrupt => 1,
             Stop::Timeout => 2,
+            Stop::Output => 3,
         };
         let first = self
             .state
@@ -111,7 +116,8 @@ impl Bridge {
         match self.state.reason.load(Ordering::Relaxed) {
             0 => None,
             1 => Some(Stop::Interrupt),
-            _ => Some(Stop::Timeout),
+            2 => Some(Stop::Timeout),
+            _ => Some(Stop::Output),
         }
     }
 

@@ -142,8 +142,15 @@ pub enum Command {
     Procedure(Vec<String>),
 }
 
-/// Runs opsh with the process arguments and returns its exit code.
+/// Runs opsh with the process arguments and returns its exit code: the one a failed write to
+/// stdout decided (141 when its reader went away), which ends a run without exiting on the spot,
+/// else the run's.
 pub fn main() -> std::process::ExitCode {
+    let status = run_main();
+    output::failed().unwrap_or(status).into()
+}
+
+fn run_main() -> u8 {
     // A bug must still end in one clear line, never a backtrace.
     std::panic::set_hook(Box::new(|info| {
         output::err(&format!(
@@ -162,12 +169,12 @@ pub fn main() -> std::process::ExitCode {
         Ok(args) => args,
         Err(e) => {
             report_error(&e, json);
-            return e.exit_code().into();
+            return e.exit_code();
         }
     };
     let mut cli = match parse(&args) {
         Ok(cli) => cli,
-        Err(e) => return usage_error(&e, json).into(),
+        Err(e) => return usage_error(&e, json),
     };
     if cli.format == Some(crate::runner::Format::Json) {
         cli.json = true;
@@ -181,16 +188,16 @@ pub fn main() -> std::process::ExitCode {
         crate::logging::init(cli.quiet, cli.verbose);
         let e = Error::Usage { message };
         report_error(&e, cli.json);
-        return e.exit_code().into();
+        return e.exit_code();
     }
     match std::panic::catch_unwind(|| run(cli)) {
-        Ok(Ok(status)) => status.into(),
+        Ok(Ok(status)) => status,
         Ok(Err(e)) => {
             report_error(&e, json);
-            e.exit_code().into()
+            e.exit_code()
         }
         // The hook has printed the message; a bug is an unknown outcome, not a crash code.
-        Err(_) => code::UNKNOWN.into(),
+        Err(_) => code::UNKNOWN,
     }
 }
 
@@ -436,6 +443,10 @@ fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
 }
 
 fn report_error(e: &Error, json: bool) {
+    // Stdout went away: nothing to say, the exit status says it.
+    if matches!(e, Error::Output { .. }) {
+        return;
+    }
     let mut stderr = anstream::stderr();
     let text = crate::redact::text(&e.to_string());
     // Rendered script errors already start with "error:".
@@ -447,7 +458,8 @@ fn report_error(e: &Error, json: bool) {
     } else {
         let _ = writeln!(stderr, "opsh: error: {text}");
     }
-    // Last: a closed stdout ends opsh on this write, and the message above is out already.
+    // Last: a closed stdout fails this write (noted, opsh exits 141), and the message above is
+    // out already.
     if json {
         let doc = serde_json::json!({
             "error": { "kind": e.kind(), "message": anstream::adapter::strip_str(&e.to_string()).to_string() },

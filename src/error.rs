@@ -51,6 +51,11 @@ pub enum Error {
     #[error("interrupted")]
     Interrupted,
 
+    /// Stdout took no more output (`| head -1`); the run was stopped and its guards cleaned
+    /// up. Exits with the status output::failed decided (141 for a closed pipe), quietly.
+    #[error("stdout can take no more output")]
+    Output { status: u8 },
+
     #[error("timed out after {} (run.timeout, --timeout)", crate::duration::format(*.0))]
     TimedOut(Duration),
 
@@ -76,6 +81,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Interrupted => code::INTERRUPTED,
+            Error::Output { status } => *status,
             _ => code::UNKNOWN,
         }
     }
@@ -92,6 +98,7 @@ impl Error {
             Error::Refused { .. } => "refused",
             Error::Locked { .. } => "locked",
             Error::Interrupted => "interrupted",
+            Error::Output { .. } => "output",
             Error::TimedOut(_) => "timeout",
             Error::Io(_) => "io",
         }

@@ -8,6 +8,7 @@ pub mod complete;
 pub mod config;
 pub mod duration;
 pub mod error;
+pub mod failpoint;
 pub mod host;
 pub mod logging;
 pub mod ops;

@@ -61,6 +61,7 @@ impl TargetRun {
         match &self.result {
             Ok(outcome) => outcome_status(outcome),
             Err(Error::Locked { .. } | Error::Refused { .. } | Error::Usage { .. })
+            | Err(Error::Output { .. })
             | Err(Error::Config { .. } | Error::UnknownProcedure { .. }) => Status::Unknown,
             Err(_) => Status::Critical,
         }
@@ -129,13 +130,18 @@ pub fn run(
             seconds: started.elapsed().as_secs_f64(),
         };
         let status = run.status();
+        // A run cut short by its reader says so: cron's log shows why a check has no result.
+        let cut_short = match &run.result {
+            Err(Error::Output { .. }) => ", stopped: stdout can take no more output",
+            _ => "",
+        };
         tracing::info!(
             target: "opsh::run",
             procedure = %name,
             target = run.label(),
             duration_seconds = run.seconds,
             status = word(status),
-            "{name} on {} ended {} after {:.1}s",
+            "{name} on {} ended {} after {:.1}s{cut_short}",
             run.label(),
             word(status),
             run.seconds
@@ -145,8 +151,11 @@ pub fn run(
             let _context = bridge.handle().enter();
             drop(host);
         }
-        // Ctrl-C or --timeout ends the whole run, the targets after it included.
-        if matches!(run.result, Err(Error::Interrupted | Error::TimedOut(_))) {
+        // Ctrl-C, --timeout or a closed stdout ends the whole run, the targets after it included.
+        if matches!(
+            run.result,
+            Err(Error::Interrupted | Error::TimedOut(_) | Error::Output { .. })
+        ) {
             return run.result.map(|_| code::UNKNOWN);
         }
         runs.push(run);
@@ -215,6 +224,7 @@ fn run_one(
                         .unwrap_or_default(),
                 ));
             }
+            Err(Refusal::Stopped(Stop::Output)) => return Err(crate::host::output_error()),
         }
     } else {
         None

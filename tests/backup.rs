@@ -491,6 +491,103 @@ fn clean_logs_removes_only_old_log_files() {
     assert_eq!(other["data"]["files"], 1);
 }
 
+/// A site script that backs up and reports as it goes; after its prints, a second backup.
+const CHATTY_BACKUP: &str = "// Backs up and reports as it goes (test)\n\
+print(\"backing up\");\nlet b = backup::all(#{dir: \"backups\"});\n\
+for i in 0..1000 { print(`${b.dir}: ${i}`) }\nbackup::all(#{dir: \"backups\"});\n";
+
+/// opsh's stdout into `head -1`; opsh's exit code and what head printed.
+fn into_head(site: &Site, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = std::process::Command::new(support::BIN);
+    cmd.args(args)
+        .current_dir(site.dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", site.dir.path())
+        .env("DATABASE_URL", &site.db_url)
+        .env("REDIS_URL", redis_url())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut opsh = cmd.spawn().expect("run opsh");
+    let head = std::process::Command::new("head")
+        .arg("-1")
+        .stdin(opsh.stdout.take().unwrap())
+        .output()
+        .expect("run head");
+    let status = opsh.wait().unwrap();
+    (
+        status.code(),
+        String::from_utf8_lossy(&head.stdout).into_owned(),
+    )
+}
+
+/// The processes whose command line names `needle` (a pg_dump of this test's database).
+fn processes_naming(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("pg_dump") && c.contains(needle))
+        .collect()
+}
+
+/// backup-all and a long site script piped into `head -1`: opsh stops at the first print
+/// nobody reads, after the guards of what it was doing have run, so every backup folder left
+/// is whole (it verifies), the second backup of the site script never starts, and no pg_dump
+/// of the database is left running.
+#[test]
+fn backup_all_and_a_site_script_piped_into_head_leave_whole_backups_only() {
+    let db = TestDb::new();
+    seed(&db);
+    let site = Site::new(&db);
+    support::write_file(&site.path("docker-compose.yml"), "services: {}\n");
+    support::write_file(&site.path("ops/chatty-backup.rhai"), CHATTY_BACKUP);
+    let qdrant =
+        qdrant_double::QdrantDouble::start(qdrant_double::Options::default()).expect("double");
+    let points: Value =
+        serde_json::from_str(include_str!("fixtures/examples-qdrant.json")).unwrap();
+    seed::seed(&qdrant.grpc_url(), &points);
+    let (grpc, rest) = (qdrant.grpc_url(), qdrant.rest_url());
+    let env = [
+        ("QDRANT_URL", grpc.as_str()),
+        ("OPSH_QDRANT_REST_URL", rest.as_str()),
+    ];
+
+    let (code, first) = into_head(&site, &["chatty-backup"], &env);
+    assert_eq!((code, first.as_str()), (Some(141), "backing up\n"));
+    // backup-all prints its report at the end, in one write: head may still be reading then.
+    let (code, first) = into_head(&site, &["backup-all", "dir=backups"], &env);
+    assert!(matches!(code, Some(0 | 141)), "{code:?}");
+    assert_eq!(first, "Backup (all)\n");
+
+    let database = db.url.rsplit('/').next().unwrap().to_string();
+    assert_eq!(processes_naming(&database), Vec::<String>::new());
+    let mut folders: Vec<String> = std::fs::read_dir(site.path("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    folders.sort();
+    assert_eq!(folders.len(), 2, "{folders:?}");
+    for folder in folders {
+        let code = format!("backup::verify(\"backups/{folder}\").problems");
+        let run = site.run_with(&["--json", "-e", &code], |c| {
+            c.env("QDRANT_URL", &grpc)
+                .env("OPSH_QDRANT_REST_URL", &rest)
+        });
+        assert_eq!(
+            (run.code, run.stdout.as_str()),
+            (0, "[]\n"),
+            "{folder}: {}",
+            run.stderr
+        );
+    }
+}
+
 /// backup-all with Qdrant in it is healthy; the collection wiped and restored from the backup's
 /// snapshot through the REST upload has the same points and vector configuration again; a
 /// damaged snapshot is refused before anything is touched.
@@ -585,7 +682,7 @@ fn backup_all_snapshots_qdrant_and_restore_qdrant_brings_the_points_back() {
             bad.display().to_string()
         ),
     ]);
-    assert_ne!(refused.code, 0);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
     assert!(
         refused.stderr.contains("refusing a damaged snapshot"),
         "{}",

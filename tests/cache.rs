@@ -78,6 +78,53 @@ fn eval(opsh: Opsh, code: &str) -> serde_json::Value {
     run.json()
 }
 
+/// A TCP proxy in front of `upstream` that holds every answer of the server for `delay` before
+/// passing it on: a Redis that is that far away. Its address.
+fn slow_proxy(upstream: &str, delay: std::time::Duration) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let upstream = upstream.to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let server = std::net::TcpStream::connect(&upstream).unwrap();
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_read, &mut s_write);
+            });
+            let (mut s_read, mut c_write) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(n @ 1..) = s_read.read(&mut buf) {
+                    std::thread::sleep(delay);
+                    if c_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    address
+}
+
+/// latency_ms is the PING's round trip: 300 ms added to each answer show in it (a latency of 0,
+/// or in seconds, or one that includes the connect's round trips, would not match).
+#[test]
+fn ping_measures_the_round_trip_of_its_ping() {
+    let r = TestRedis::new(11);
+    let server = url::Url::parse(&r.url).unwrap();
+    let upstream = format!("{}:{}", server.host_str().unwrap(), server.port().unwrap());
+    let proxy = slow_proxy(&upstream, std::time::Duration::from_millis(300));
+    let ping = eval(
+        Opsh::new().env("REDIS_URL", &format!("redis://{proxy}/11")),
+        "cache::ping()",
+    );
+    let latency = ping["latency_ms"].as_f64().unwrap();
+    // One round trip: at least the delay, and (on a loaded machine) well under a second more.
+    assert!((300.0..1300.0).contains(&latency), "{ping}");
+}
+
 #[test]
 fn reads_keys_counts_and_ttls_with_scan() {
     let mut r = TestRedis::new(11);

@@ -3,7 +3,10 @@
 //! runs every example through it against a database seeded with tests/fixtures/examples.sql, a
 //! fresh copy per example, comparing the example's value with the expected one. The qdrant:: and
 //! integrity:: examples also get a fresh Qdrant double seeded with
-//! tests/fixtures/examples-qdrant.json (and the rows of examples-qdrant.sql).
+//! tests/fixtures/examples-qdrant.json (and the rows of examples-qdrant.sql). The docker:: and
+//! compose:: examples each get a fresh Compose project of their own (`Project`: a healthy
+//! data-processor and two stt-workers from the local busybox image), so that they show what the
+//! functions do to containers rather than what they do to none.
 
 #[path = "support/seed.rs"]
 mod seed;
@@ -30,6 +33,103 @@ fn qdrant_for(spec: &Value) -> Option<qdrant_double::Running> {
     let points: Value = serde_json::from_str(QDRANT_POINTS).expect("examples-qdrant.json");
     seed::seed(&running.grpc_url(), &points);
     Some(running)
+}
+
+static PROJECTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A small Compose project for the docker:: and compose:: examples, removed on drop.
+struct Project {
+    name: String,
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn file(&self) -> String {
+        self.dir
+            .path()
+            .join("docker-compose.yml")
+            .display()
+            .to_string()
+    }
+
+    fn compose(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("docker-compose")
+            .args(["-f", &self.file(), "-p", &self.name])
+            .args(args)
+            .output()
+            .expect("run docker-compose")
+    }
+
+    fn up() -> Project {
+        let image = std::env::var("OPSH_TEST_BUSYBOX_IMAGE")
+            .unwrap_or_else(|_| "opsh-test-busybox:latest".into());
+        let name = format!(
+            "opshexamples{}x{}",
+            std::process::id(),
+            PROJECTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let compose = format!(
+            r#"version: "2.4"
+services:
+  data-processor:
+    image: {image}
+    command: ["sh", "-c", "echo processor started; echo 'ERROR cannot reach whisper-server'; exec httpd -f -p 8080"]
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 1s
+      timeout: 1s
+      retries: 3
+  stt-worker:
+    image: {image}
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    scale: 2
+"#
+        );
+        std::fs::write(dir.path().join("docker-compose.yml"), compose).expect("compose file");
+        let project = Project { name, dir };
+        let out = project.compose(&["up", "-d"]);
+        assert!(
+            out.status.success(),
+            "docker-compose up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let container = format!("{}_data-processor_1", project.name);
+        let started = std::time::Instant::now();
+        while docker(&["inspect", "-f", "{{.State.Health.Status}}", &container]) != "healthy" {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "{container} never became healthy"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        project
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.compose(&["down", "-v", "-t", "0", "--remove-orphans"]);
+    }
+}
+
+/// MemTotal of /proc/meminfo in bytes, as the kernel says it (host::memory's total).
+fn mem_total() -> String {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo");
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("MemTotal in /proc/meminfo");
+    (kib * 1024).to_string()
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn specs() -> Vec<Value> {
@@ -104,6 +204,7 @@ fn every_example_gives_its_expected_value() {
     template.exec(QDRANT_SQL);
     let mut failures = Vec::new();
     let mut ran = 0;
+    let docker_version = docker(&["version", "--format", "{{.Server.Version}}"]);
     for s in specs() {
         for e in s["examples"].as_array().into_iter().flatten() {
             let code = e["code"].as_str().unwrap_or_default();
@@ -111,19 +212,34 @@ fn every_example_gives_its_expected_value() {
                 serde_json::from_str(e["expect"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
             let db = TestDb::copy_of(&template);
             let qdrant = qdrant_for(&s);
+            let project =
+                matches!(s["module"].as_str(), Some("docker" | "compose")).then(Project::up);
             let mut opsh = Opsh::new()
                 .db(&db)
                 .env("EXAMPLES_GREETING", "set by the examples test");
             if matches!(s["module"].as_str(), Some("cache" | "reset")) {
-                opsh = opsh.env("REDIS_URL", &seed_redis());
+                let (url, version) = seed_redis();
+                opsh = opsh
+                    .env("REDIS_URL", &url)
+                    .env("EXAMPLES_REDIS_VERSION", &version);
             }
             if let Some(q) = &qdrant {
                 opsh = opsh
                     .env("QDRANT_URL", &q.grpc_url())
                     .env("OPSH_QDRANT_REST_URL", &q.rest_url());
             }
+            if s["module"] == "host" {
+                opsh = opsh.env("EXAMPLES_MEM_TOTAL", &mem_total());
+            }
+            if let Some(p) = &project {
+                opsh = opsh
+                    .env("COMPOSE_PROJECT_NAME", &p.name)
+                    .env("COMPOSE_FILE", &p.file())
+                    .env("EXAMPLES_DOCKER_VERSION", &docker_version);
+            }
             let run = opsh.args(["--json", "--yes", "-e", code]).run();
             drop(qdrant);
+            drop(project);
             ran += 1;
             let got: Result<Value, _> = serde_json::from_str(&run.stdout);
             let exit_ok = run.code == 0
@@ -171,7 +287,8 @@ fn readme_api_section_matches_the_binary() {
 
 /// The Redis db the cache:: examples run against (db 9 of the test server), emptied and seeded
 /// before each: three example keys (one with a TTL) and one cost counter the deployment keeps.
-fn seed_redis() -> String {
+/// Its URL, and the server's version as its INFO says.
+fn seed_redis() -> (String, String) {
     let server = std::env::var("REDIS_URL").expect("REDIS_URL is set by tools/with-services");
     let url = format!(
         "{}/9",
@@ -206,5 +323,12 @@ fn seed_redis() -> String {
         .arg("1.25")
         .exec(&mut conn)
         .unwrap();
-    url
+    let info: String = redis::cmd("INFO").arg("server").query(&mut conn).unwrap();
+    let version = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .expect("INFO server names redis_version")
+        .trim()
+        .to_string();
+    (url, version)
 }

@@ -228,10 +228,11 @@ fn refusal(path: &str, why: &str, fix: &str) -> String {
 
 #[test]
 fn site_scripts_are_trusted_as_ssh_trusts_keys() {
-    if !is_root() {
-        eprintln!("skipped: needs root to give files to nobody");
-        return;
-    }
+    // Not root: the test fails saying so (a skip that passes would hide the check).
+    assert!(
+        is_root(),
+        "this test gives files to the user nobody: run it as root (CI does)"
+    );
     type Setup = fn(&Opsh);
     type Expected = fn(&Opsh) -> String;
     let cases: [(&str, &[&str], Setup, Expected); 6] = [
@@ -641,6 +642,48 @@ fn a_closed_stdout_ends_opsh_quietly() {
             "opsh {args:?}"
         );
     }
+}
+
+/// A site procedure that changes data (so it runs under the run lock), prints, and then empties
+/// `keep/` if it is still running.
+const CHATTY_CHANGE: &str = "// Prints while it changes data (test)\n// changes: data\n\
+print(\"first\");\nfor i in 0..1000 { print(i) }\nhost::clean_temp(#{dirs: [\"keep\"]});\n";
+
+/// A closed stdout no longer ends opsh inside print: the script stops at its next step, and the
+/// runner ends the run as it ends any other (its lock released, its end logged: before, a run cut
+/// short by `| head` left no end in cron's log), then opsh exits 141.
+#[test]
+fn a_closed_stdout_stops_the_script_and_the_runner_ends_the_run() {
+    let db = TestDb::new();
+    let opsh = Opsh::new()
+        .db(&db)
+        .file("ops/chatty-change.rhai", CHATTY_CHANGE)
+        .file("keep/precious", "kept\n");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let mut cmd = opsh.command();
+    cmd.args(["chatty-change", "--log-file", "logs/opsh.log"])
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped());
+    let out = cmd.output().expect("run opsh");
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).as_ref()
+        ),
+        (Some(141), "")
+    );
+    // Nothing after the failed print ran.
+    assert!(opsh.path().join("keep/precious").exists());
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let log = std::fs::read_to_string(opsh.path().join(format!("logs/opsh.log.{today}"))).unwrap();
+    assert!(log.contains("chatty-change on default started"), "{log}");
+    assert!(
+        log.contains("chatty-change on default ended unknown after")
+            && log.contains("stopped: stdout can take no more output"),
+        "{log}"
+    );
 }
 
 #[test]

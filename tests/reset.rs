@@ -2,8 +2,9 @@
 //! tools/with-services and the Qdrant double. Each test owns a database, a Redis db number
 //! (5–8, emptied at its start and end), a double, temp dirs and a state dir.
 //!
-//! A run is killed part-way with OPSH_TEST_FAILPOINT=<point> (src/ops/reset.rs: `failpoint`
-//! aborts the process there, as kill -9 would); running it again must end in the right state.
+//! A run is killed part-way with OPSH_TEST_FAILPOINT=<point> (src/failpoint.rs, compiled in only
+//! with the `failpoints` feature the tests turn on, aborts the process there, as kill -9 would);
+//! running it again must end in the right state.
 
 #[path = "support/seed.rs"]
 mod seed;
@@ -313,7 +314,12 @@ fn reset_soft_killed_part_way_is_finished_by_running_it_again() {
             .env("OPSH_TEST_FAILPOINT", point)
             .args(["--json", "--yes", "reset-soft"])
             .run();
-        assert_ne!(run.code, 0, "{point}: the failpoint did not stop the run");
+        // Aborted (SIGABRT, no exit code) at the point, as kill -9 would end it.
+        assert_eq!(
+            run.code, -1,
+            "{point}: the failpoint did not stop the run\n{}",
+            run.stderr
+        );
         if point == "qdrant_deleted" {
             // The window: the collection is gone, only its kept configuration knows it.
             // A warning names it: missing after an interrupted reset, created from what was kept.

@@ -69,12 +69,18 @@ impl Host {
 
         let bridge = target.bridge.clone();
         engine.on_progress(move |_| bridge.stopped().map(|stop| Dynamic::from(stop.to_string())));
+        let printing = target.bridge.clone();
         engine.on_print(move |text| {
             // With --json stdout holds exactly one JSON document, so prints go to stderr.
             if json {
                 crate::output::err(&format!("{text}\n"))
             } else {
-                crate::output::out(&format!("{text}\n"))
+                crate::output::out(&format!("{text}\n"));
+                // Nobody reads any more: the script ends at its next step, and the guards of
+                // what it holds (the run lock, a backup folder) do their work on the way out.
+                if crate::output::failed().is_some() {
+                    printing.cancel(Stop::Output);
+                }
             }
         });
         engine.on_debug(|text, source, pos| match source {
@@ -214,6 +220,7 @@ impl Host {
             return Err(match stop {
                 Stop::Interrupt => Error::Interrupted,
                 Stop::Timeout => Error::TimedOut(self.timeout.unwrap_or_default()),
+                Stop::Output => output_error(),
             });
         }
         match result {
@@ -234,6 +241,13 @@ impl Host {
                 rendered: self.sources.runtime_error(display, err),
             }),
         }
+    }
+}
+
+/// A run stopped because stdout can take no more output.
+pub fn output_error() -> Error {
+    Error::Output {
+        status: crate::output::failed().unwrap_or(crate::output::CLOSED_STDOUT),
     }
 }
 

@@ -190,8 +190,8 @@ static UP: Spec = Spec {
           a failure is an error with the CLI's last lines. With --dry-run it only names the \
           command.",
     examples: &[Example::new(
-        r#"let k = (); try { compose::up() } catch (e) { k = e.kind } k"#,
-        r#""invalid""#,
+        r#"docker::stop(); let u = compose::up(); [u.exit_code, docker::ps().map(|c| c.state)]"#,
+        r#"[0, ["running", "running", "running"]]"#,
     )],
 };
 
@@ -210,8 +210,8 @@ static DOWN: Spec = Spec {
           unless volumes is true, which is confirmed with DELETE VOLUMES (--yes answers it). \
           With --dry-run nothing is removed.",
     examples: &[Example::new(
-        r#"let k = (); try { compose::down() } catch (e) { k = e.kind } k"#,
-        r#""invalid""#,
+        r#"let d = compose::down(); [d.exit_code, docker::ps()]"#,
+        "[0, []]",
     )],
 };
 

@@ -684,12 +684,30 @@ pub async fn logs(
         let mut count = 0;
         while let Some(lines) = merged.try_next().await.map_err(target.docker_err())? {
             let mut stdout = std::io::stdout().lock();
+            let mut written = Ok(());
             for l in lines.iter().filter(|l| keep(l)) {
                 count += 1;
                 // A container's log may quote its configuration: masked as all output is.
-                let _ = writeln!(stdout, "{} | {}", l.container, crate::redact::text(&l.text));
+                written = written.and_then(|()| {
+                    writeln!(stdout, "{} | {}", l.container, crate::redact::text(&l.text))
+                });
             }
-            let _ = stdout.flush();
+            match written.and_then(|()| stdout.flush()) {
+                Ok(()) => {}
+                // The reader went away (`| head`): stop following and end the run as a print
+                // to a closed stdout does.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    target.bridge.cancel(crate::bridge::Stop::Output);
+                    break;
+                }
+                Err(e) => {
+                    return Err(OpError::new(
+                        ErrorKind::Failed,
+                        None,
+                        format!("cannot write the logs to stdout: {e}"),
+                    ));
+                }
+            }
         }
         return Ok(Logs {
             lines: Vec::new(),
@@ -1144,11 +1162,14 @@ static PS: Spec = Spec {
     doc: "The Compose project's containers (all states), by service: service, container, id, \
           state, status, health (() without a healthcheck), image, ports, uptime_seconds. An \
           empty project gives [] and a warning naming compose.project.",
-    examples: &[Example::new(r#"docker::ps().len()"#, "0")],
+    examples: &[Example::new(
+        r#"docker::ps().map(|c| [c.service, c.state, c.health])"#,
+        r#"[["data-processor", "running", "healthy"], ["stt-worker", "running", null], ["stt-worker", "running", null]]"#,
+    )],
 };
 
 macro_rules! action_spec {
-    ($ident:ident, $name:literal, $opts:expr, $doc:literal) => {
+    ($ident:ident, $name:literal, $opts:expr, $doc:literal, $code:literal, $expect:literal) => {
         static $ident: Spec = Spec {
             module: "docker",
             name: $name,
@@ -1156,7 +1177,7 @@ macro_rules! action_spec {
             options: $opts,
             returns: "Map",
             doc: concat!($doc, " ", "See docker::pause for the result."),
-            examples: &[Example::new(concat!("docker::", $name, "().changed"), "0")],
+            examples: &[Example::new($code, $expect)],
         };
     };
 }
@@ -1172,31 +1193,42 @@ static PAUSE: Spec = Spec {
           container, before, result, changed, error, seconds). A container already in the wanted \
           state is reported (e.g. \"already paused\"), not an error. With --dry-run nothing \
           changes and result says \"would …\".",
-    examples: &[Example::new("docker::pause().changed", "0")],
+    examples: &[Example::new(
+        r#"let p = docker::pause(); [p.changed, docker::ps().map(|c| c.state)]"#,
+        r#"[3, ["paused", "paused", "paused"]]"#,
+    )],
 };
 action_spec!(
     UNPAUSE,
     "unpause",
     &[],
-    "Unpauses the paused containers, all at once."
+    "Unpauses the paused containers, all at once.",
+    r#"docker::pause("stt-worker"); let u = docker::unpause(); [u.changed, u.unchanged]"#,
+    "[2, 1]"
 );
 action_spec!(
     STOP,
     "stop",
     &[STOP_TIMEOUT],
-    "Stops the running (and paused) containers, all at once: SIGTERM, then SIGKILL after timeout."
+    "Stops the running (and paused) containers, all at once: SIGTERM, then SIGKILL after timeout.",
+    r#"let s = docker::stop("stt-worker"); [s.changed, docker::ps().map(|c| c.state)]"#,
+    r#"[2, ["running", "exited", "exited"]]"#
 );
 action_spec!(
     START,
     "start",
     &[],
-    "Starts the stopped containers, all at once."
+    "Starts the stopped containers, all at once.",
+    r#"docker::stop("stt-worker"); let s = docker::start(); [s.changed, s.unchanged]"#,
+    "[2, 1]"
 );
 action_spec!(
     RESTART,
     "restart",
     &[STOP_TIMEOUT],
-    "Restarts the containers, all at once."
+    "Restarts the containers, all at once.",
+    r#"let r = docker::restart("stt-worker"); [r.changed, docker::ps("stt-worker").map(|c| c.state)]"#,
+    r#"[2, ["running", "running"]]"#
 );
 
 static WAIT_READY: Spec = Spec {
@@ -1221,8 +1253,8 @@ static WAIT_READY: Spec = Spec {
     doc: "Waits until every container runs and, where it has a healthcheck, is healthy. Returns \
           ready, waited_seconds and not_ready (as docker::ps rows).",
     examples: &[Example::new(
-        r#"docker::wait_ready(#{timeout: "1s"}).ready"#,
-        "true",
+        r#"docker::stop("stt-worker"); let w = docker::wait_ready(#{timeout: "1s", poll: "200ms"}); [w.ready, w.not_ready.map(|c| c.service)]"#,
+        r#"[false, ["stt-worker", "stt-worker"]]"#,
     )],
 };
 
@@ -1235,7 +1267,10 @@ static STATS: Spec = Spec {
     doc: "One sample of each running container (docker stats --no-stream): service, container, \
           cpu_percent, memory_used, memory_limit (bytes), memory_percent, net_rx, net_tx, \
           block_read, block_write (bytes), pids. Takes about a second (the engine samples twice).",
-    examples: &[Example::new("docker::stats().len()", "0")],
+    examples: &[Example::new(
+        "docker::stats().map(|s| [s.service, s.memory_used > 0, s.memory_limit >= s.memory_used])",
+        r#"[["data-processor", true, true], ["stt-worker", true, true], ["stt-worker", true, true]]"#,
+    )],
 };
 
 static LOGS: Spec = Spec {
@@ -1273,8 +1308,8 @@ static LOGS: Spec = Spec {
           containers), count, followed. With follow the lines go to stdout as `container | text` \
           and lines stays empty.",
     examples: &[Example::new(
-        r#"docker::logs(#{tail: 10, grep: "ERROR"}).count"#,
-        "0",
+        r#"docker::logs("data-processor", #{tail: 10, grep: "ERROR"}).lines.map(|l| l.text)"#,
+        r#"["ERROR cannot reach whisper-server"]"#,
     )],
 };
 
@@ -1312,10 +1347,16 @@ static INSPECT: Spec = Spec {
     options: &[],
     returns: "Map",
     doc: "The engine's inspect document (docker inspect) of the service's first container.",
-    examples: &[Example::new(
-        r#"let k = (); try { docker::inspect("no-such-service") } catch (e) { k = e.kind } k"#,
-        r#""not_found""#,
-    )],
+    examples: &[
+        Example::new(
+            r#"let i = docker::inspect("data-processor"); [i.State.Status, i.State.Health.Status]"#,
+            r#"["running", "healthy"]"#,
+        ),
+        Example::new(
+            r#"let k = (); try { docker::inspect("no-such-service") } catch (e) { k = e.kind } k"#,
+            r#""not_found""#,
+        ),
+    ],
 };
 
 static VERSION: Spec = Spec {
@@ -1327,8 +1368,8 @@ static VERSION: Spec = Spec {
     doc: "The engine opsh talks to: address (DOCKER_HOST), api_version (negotiated), \
           server_version, and the Compose project it looks for.",
     examples: &[Example::new(
-        r#"docker::version().project"#,
-        r#""youtube_agent""#,
+        r#"let v = docker::version(); [v.project == env("COMPOSE_PROJECT_NAME"), v.server_version == env("EXAMPLES_DOCKER_VERSION")]"#,
+        "[true, true]",
     )],
 };
 
@@ -1339,7 +1380,10 @@ static SERVICES_SPEC: Spec = Spec {
     options: &[],
     returns: "Map",
     doc: "The project's services (those with a container) and how many containers each has.",
-    examples: &[Example::new(r#"docker::services()"#, "{}")],
+    examples: &[Example::new(
+        r#"docker::services()"#,
+        r#"{"data-processor": 1, "stt-worker": 2}"#,
+    )],
 };
 
 /// The services argument: a name, an array of names, or () / left out for all.

@@ -780,7 +780,7 @@ pub async fn recreate_from(
             .delete_collection(collection)
             .await
             .map_err(collection_err(target, collection))?;
-        crate::ops::reset::failpoint("qdrant_deleted");
+        crate::failpoint::hit("qdrant_deleted");
     }
     qdrant
         .client

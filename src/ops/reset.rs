@@ -11,7 +11,8 @@
 //! (`$XDG_STATE_HOME/opsh/reset/`, else `~/.local/state/opsh/reset/`) before deleting it; a run
 //! that finds the collection missing creates it from there, never from a hard-coded size.
 //!
-//! Tests kill a run part-way with `OPSH_TEST_FAILPOINT=<name>` (see [`failpoint`]).
+//! Tests kill a run part-way at the points of [`crate::failpoint`] (`after_postgres`,
+//! `after_qdrant`, `after_redis`; `qdrant_deleted` is in qdrant::recreate).
 
 use crate::config::key;
 use std::path::{Path, PathBuf};
@@ -28,16 +29,6 @@ use crate::ops::error::{ErrorKind, OpError};
 use crate::ops::host;
 use crate::ops::qdrant;
 use crate::ops::spec::{Default, Example, Kind, Opt, Registrar, Spec};
-
-/// Aborts the process (as kill -9 would: no cleanup, no destructors) when the environment
-/// variable `OPSH_TEST_FAILPOINT` names this point. Only the tests set it; the points are
-/// `after_postgres`, `qdrant_deleted` (a collection deleted, not yet created), `after_qdrant`,
-/// `after_redis`.
-pub fn failpoint(name: &str) {
-    if std::env::var("OPSH_TEST_FAILPOINT").is_ok_and(|v| v == name) {
-        std::process::abort();
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -446,7 +437,7 @@ pub async fn run(target: &Target, mode: Mode, keep_costs: bool) -> Result<Reset,
     let _covered = target.audit.cover();
 
     truncate(target, &emptied).await?;
-    failpoint("after_postgres");
+    crate::failpoint::hit("after_postgres");
 
     for ((name, own, kept, _), report) in plans.iter().zip(out.collections.iter_mut()) {
         let path = kept_path(target, name);
@@ -463,12 +454,12 @@ pub async fn run(target: &Target, mode: Mode, keep_costs: bool) -> Result<Reset,
         report.distance = recreated.distance;
         report.config_from = recreated.config_from;
     }
-    failpoint("after_qdrant");
+    crate::failpoint::hit("after_qdrant");
 
     let flushed = cache::flush(target, &keep).await?;
     out.redis.deleted = flushed.deleted;
     out.redis.kept = flushed.kept;
-    failpoint("after_redis");
+    crate::failpoint::hit("after_redis");
 
     let cleaned = host::clean_dirs(target, &temp_dirs, None)?;
     out.temp_bytes = cleaned.bytes;

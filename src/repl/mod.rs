@@ -113,6 +113,10 @@ pub fn run(host: &mut Host, json: bool) -> u8 {
 }
 
 fn print_error(e: &Error) {
+    // Stdout went away: nothing to say, the exit status says it.
+    if matches!(e, Error::Output { .. }) {
+        return;
+    }
     let text = crate::redact::text(&e.to_string());
     if text.starts_with("error:") {
         eprint!("{text}");
@@ -164,6 +168,10 @@ fn piped(host: &mut Host, json: bool) -> u8 {
                 print_error(&e);
                 return e.exit_code();
             }
+        }
+        // Nobody reads the results any more: the rest of the input is not run.
+        if let Some(status) = crate::output::failed() {
+            return status;
         }
     }
     session.last_status
@@ -291,7 +299,7 @@ fn interactive(host: &mut Host, json: bool) -> u8 {
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
-    println!("{}", banner(host));
+    crate::output::out(&format!("{}\n", banner(host)));
     if let Some(name) = host.target().name.as_deref() {
         let _ = SESSION_PROMPT.set(format!("opsh[{name}]> "));
     }
@@ -316,6 +324,9 @@ fn interactive(host: &mut Host, json: bool) -> u8 {
                         Action::Continue
                     }
                 };
+                if let Some(status) = crate::output::failed() {
+                    return status;
+                }
                 let Some(helper) = editor.helper_mut() else {
                     continue;
                 };

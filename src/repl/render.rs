@@ -187,9 +187,8 @@ pub fn show(text: &str, display: &Display, bridge: &crate::bridge::Bridge) {
             return;
         }
     }
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
+    // A closed stdout is noted there; the REPL's loop ends on it.
+    crate::output::out(text);
 }
 
 fn pager_command() -> Option<String> {
