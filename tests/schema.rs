@@ -1,5 +1,5 @@
 //! `opsh migrate` against the real PostgreSQL on each path a database can take: empty, made by
-//! the deployment's own init.sql (tests/fixtures/deployment_init.sql, written from
+//! the deployment's own init.sql (migrations/deployment/init.sql, written from
 //! deployment-schema.md), and migrated by the first opsh release (its sqlx migrations, kept in
 //! tests/fixtures/opsh-0.1-migrations). Each must end with the same catalog. Then the bundled
 //! procedures on a deployment before and after migrate, and on a database without the tables.
