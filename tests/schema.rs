@@ -193,6 +193,110 @@ fn from_nothing_migrate_makes_the_deployments_schema_plus_opshs_additions() {
     assert_eq!(db.scalar("to_regclass('_sqlx_migrations') IS NULL"), "true");
 }
 
+/// The files of migrations/, in the order `opsh migrate` builds them: the deployment's init.sql,
+/// then opsh's additions (migrations/opsh/NN_*.sql; orphan_candidates.sql is integrity::fix's,
+/// made on first use).
+fn migration_files() -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut opsh: Vec<_> = std::fs::read_dir(root.join("opsh"))
+        .expect("migrations/opsh")
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.as_bytes()[0].is_ascii_digit() && n.ends_with(".sql"))
+        })
+        .collect();
+    opsh.sort();
+    std::iter::once(root.join("deployment/init.sql"))
+        .chain(opsh)
+        .collect()
+}
+
+#[test]
+fn the_files_of_migrations_are_the_schema_that_migrate_makes() {
+    // Loaded as they are (as psql or the sandbox's first start runs them) on an empty database.
+    let db = TestDb::empty();
+    let files = migration_files();
+    assert_eq!(files.len(), 4, "{files:?}");
+    for file in &files {
+        db.exec(&std::fs::read_to_string(file).unwrap());
+    }
+    assert_eq!(catalog(&db), reference());
+    // Nothing left for migrate to do.
+    assert_eq!(migrate(&db)["applied"], serde_json::json!([]));
+    // The sandbox's PostgreSQL and the tests start from the same file.
+    let compose =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+            .unwrap();
+    assert!(
+        compose
+            .contains("- ./migrations/deployment/init.sql:/docker-entrypoint-initdb.d/init.sql:ro"),
+        "{compose}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&files[0]).unwrap(),
+        support::DEPLOYMENT_INIT
+    );
+}
+
+#[test]
+fn the_plan_follows_the_files_it_is_given() {
+    use opsh::ops::db::schema::{self, files};
+    // opsh's additions and one more file: a column and an index of it; and the deployment's
+    // file with content.language defaulting to 'en'.
+    let deployment = files::DEPLOYMENT.replace(
+        "language VARCHAR(10) DEFAULT 'ko',\n    is_podcast",
+        "language VARCHAR(10) DEFAULT 'en',\n    is_podcast",
+    );
+    assert_ne!(deployment, files::DEPLOYMENT);
+    let mut opsh: Vec<&str> = files::OPSH.iter().map(|(_, sql)| *sql).collect();
+    opsh.push(
+        "ALTER TABLE content ADD COLUMN IF NOT EXISTS summary TEXT;
+         CREATE INDEX IF NOT EXISTS idx_content_summary ON content (summary);",
+    );
+    let wanted = files::Wanted::parse(&deployment, &opsh);
+    let audit = wanted.tables[5].ddl.clone();
+    let db = TestDb::deployment();
+    db.exec("ALTER TABLE content ALTER COLUMN language DROP DEFAULT");
+    let url = db.url.clone();
+    let plan = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                schema::plan_for(&mut conn, &wanted).await.unwrap()
+            })
+    })
+    .join()
+    .unwrap();
+    let changes: Vec<String> = plan
+        .changes
+        .iter()
+        .map(|c| format!("{} {}: {}", c.kind, c.name, c.statements.join("; ")))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            format!("table opsh_audit: {audit}; CREATE INDEX IF NOT EXISTS opsh_audit_at ON opsh_audit (at)"),
+            "column processing_jobs.retry_count: ALTER TABLE processing_jobs ADD COLUMN IF NOT EXISTS retry_count INTEGER NOT NULL DEFAULT 0".into(),
+            "column processing_jobs.updated_at: ALTER TABLE processing_jobs ADD COLUMN IF NOT EXISTS updated_at TIMESTAMP; ALTER TABLE processing_jobs ALTER COLUMN updated_at SET DEFAULT CURRENT_TIMESTAMP".into(),
+            "column content.summary: ALTER TABLE content ADD COLUMN IF NOT EXISTS summary TEXT".into(),
+            "default content.language: ALTER TABLE content ALTER COLUMN language SET DEFAULT 'en'".into(),
+            "index idx_processing_jobs_stuck: CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_processing_jobs_stuck ON processing_jobs ((COALESCE(GREATEST(started_at, updated_at, completed_at), created_at))) WHERE status = 'processing'".into(),
+            "index idx_vector_mappings_chunk_id: CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_vector_mappings_chunk_id ON vector_mappings (chunk_id)".into(),
+            "index idx_content_summary: CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_content_summary ON content (summary)".into(),
+        ]
+    );
+    assert_eq!(
+        plan.changes[4].reason,
+        "no default here, 'en' in the deployment"
+    );
+}
+
 /// What opsh adds to the deployment's schema, as the catalog shows it.
 fn opsh_additions() -> Vec<String> {
     [

@@ -569,6 +569,25 @@ mod tests {
     }
 
     #[test]
+    fn every_file_of_migrations_opsh_is_embedded() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/opsh");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| format!("opsh/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = OPSH.iter().map(|(n, _)| n.to_string()).collect();
+        embedded.push("opsh/orphan_candidates.sql".into());
+        embedded.sort();
+        assert_eq!(on_disk, embedded);
+        // In the order the files sort in.
+        let names: Vec<&str> = OPSH.iter().map(|(n, _)| *n).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+    }
+
+    #[test]
     fn defaults_are_read_as_the_files_write_them() {
         let w = wanted();
         assert_eq!(

@@ -276,7 +276,15 @@ async fn run_tx(conn: &mut PgConnection, statements: &[String]) -> Result<(), sq
 /// are rolled back (the files built to learn the wanted catalog, and copies of the tables to
 /// learn how PostgreSQL prints the wanted index definitions).
 pub async fn plan(conn: &mut PgConnection) -> Result<Plan, sqlx::Error> {
-    let wanted = files::wanted();
+    plan_for(conn, files::wanted()).await
+}
+
+/// The plan that would bring the database to what `wanted` makes (the embedded files in
+/// [`plan`]; other files in tests).
+pub async fn plan_for(
+    conn: &mut PgConnection,
+    wanted: &files::Wanted,
+) -> Result<Plan, sqlx::Error> {
     let built = catalog::build(conn, wanted).await?;
     let live = catalog::read(conn, wanted).await?;
     let first_release = indexes::first_release(conn).await?;
