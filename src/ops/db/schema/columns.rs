@@ -1,6 +1,6 @@
 //! Columns of existing tables: opsh's own that are missing or lack their default, then the
-//! deployment's columns whose nullability or default differs from what the files make (as the
-//! first opsh release made them).
+//! deployment's columns that the first opsh release made otherwise, where their nullability or
+//! default differs from what the files make.
 
 use std::collections::HashMap;
 
@@ -9,6 +9,16 @@ use sqlx::PgConnection;
 use super::catalog::{BuiltColumn, Live};
 use super::files::Wanted;
 use super::{Change, Plan, Unit};
+
+/// The deployment's columns that the first opsh release made otherwise (content.url NOT NULL,
+/// content.language without a default, vector_mappings.chunk_text nullable): given the files'
+/// nullability and default back on any database. The other columns of a deployment's table are
+/// left as the site has them (`db-stats` names the missing ones).
+const CORRECTED: &[(&str, &str)] = &[
+    ("content", "url"),
+    ("content", "language"),
+    ("vector_mappings", "chunk_text"),
+];
 
 /// What the general words leave out about a column's difference.
 fn note(table: &str, column: &str) -> &'static str {
@@ -58,9 +68,19 @@ pub async fn plan(
                 "missing; the deployment's workers use it but its init.sql does not create it",
                 vec![Unit::Tx(column.statements.clone())],
             )),
+            // A default the files give in a statement of its own (for new rows only, as
+            // updated_at's) is set where the column exists without it. A default that is part
+            // of the ADD COLUMN is left out: the column there was made by someone else.
             Some((_, None)) => {
+                let set: Vec<String> = column
+                    .statements
+                    .iter()
+                    .skip(1)
+                    .filter(|s| s.to_ascii_uppercase().contains(" SET DEFAULT "))
+                    .cloned()
+                    .collect();
                 let Some(text) = built_column(&column.table, &column.name)
-                    .filter(|b| b.default.is_some())
+                    .filter(|b| b.default.is_some() && !set.is_empty())
                     .and_then(|b| default_text(&column.table, b))
                 else {
                     continue;
@@ -69,10 +89,7 @@ pub async fn plan(
                     "default",
                     name,
                     format!("no default; new {} get {text}", rows_of(&column.table)),
-                    vec![Unit::Tx(vec![format!(
-                        "ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {text}",
-                        column.table, column.name
-                    )])],
+                    vec![Unit::Tx(set)],
                 ));
             }
             Some(_) => {}
@@ -86,12 +103,8 @@ pub async fn plan(
             continue;
         };
         for want in columns {
-            if wanted
-                .columns
-                .iter()
-                .any(|c| c.table == table.name && c.name == want.name)
-            {
-                continue; // opsh's, above
+            if !CORRECTED.contains(&(table.name.as_str(), want.name.as_str())) {
+                continue;
             }
             let Some((not_null, default)) = t.columns.get(&want.name) else {
                 continue; // `db-stats` names a missing one; migrate does not add it

@@ -57,8 +57,8 @@ pub fn table_names() -> impl Iterator<Item = &'static str> {
 }
 
 /// The first opsh release's first migration as sqlx recorded it: version and SHA-384 checksum
-/// of migrations/20250101000000_managed_schema.sql (tests/fixtures/opsh-0.1-migrations holds
-/// the release's three files).
+/// of that release's own 20250101000000_managed_schema.sql (tests/fixtures/opsh-0.1-migrations
+/// holds the release's three files; they are history, not the schema of migrations/).
 pub const LEGACY_VERSION: i64 = 20250101000000;
 pub const LEGACY_CHECKSUM: &str = "0cef35bf60912a2f3410101d7e90db9a66613bc70a20a0c65a5828e6aa71f79fdb9e9c10d4dd93da47d7104b1200cc8f";
 
