@@ -131,14 +131,14 @@ pub async fn build(
     wanted: &Wanted,
 ) -> Result<HashMap<String, Vec<BuiltColumn>>, sqlx::Error> {
     let mut tx = conn.begin().await?;
-    sqlx::raw_sql("SET LOCAL search_path = pg_temp")
+    // One batch, one round trip: the files are opsh's own, embedded.
+    let batch = std::iter::once("SET LOCAL search_path = pg_temp")
+        .chain(wanted.build.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(";\n");
+    sqlx::raw_sql(AssertSqlSafe(batch))
         .execute(&mut *tx)
         .await?;
-    for sql in &wanted.build {
-        sqlx::raw_sql(AssertSqlSafe(sql.as_str()))
-            .execute(&mut *tx)
-            .await?;
-    }
     let names: Vec<&str> = wanted.tables.iter().map(|t| t.name.as_str()).collect();
     let rows = sqlx::query(
         "SELECT c.relname::text, a.attname::text, a.attnotnull, pg_get_expr(d.adbin, d.adrelid)
