@@ -297,6 +297,51 @@ fn the_plan_follows_the_files_it_is_given() {
     );
 }
 
+#[test]
+fn a_column_added_to_opshs_own_table_by_a_later_file_is_planned_on_an_existing_one() {
+    use opsh::ops::db::schema::{self, files};
+    let mut opsh: Vec<&str> = files::OPSH.iter().map(|(_, sql)| *sql).collect();
+    opsh.push("ALTER TABLE opsh_audit ADD COLUMN IF NOT EXISTS note TEXT;");
+    let wanted = files::Wanted::parse(files::DEPLOYMENT, &opsh);
+    let db = TestDb::new();
+    let url = db.url.clone();
+    let plan = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                let mine = schema::plan_for(&mut conn, &wanted).await.unwrap();
+                // The embedded files: nothing to do on a migrated database.
+                assert_eq!(schema::plan(&mut conn).await.unwrap().changes.len(), 0);
+                mine
+            })
+    })
+    .join()
+    .unwrap();
+    let changes: Vec<String> = plan
+        .changes
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}: {}: {}",
+                c.kind,
+                c.name,
+                c.reason,
+                c.statements.join("; ")
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "column opsh_audit.note: missing; opsh's own table was made by an earlier opsh without it: ALTER TABLE opsh_audit ADD COLUMN IF NOT EXISTS note TEXT"
+        ]
+    );
+}
+
 /// What opsh adds to the deployment's schema, as the catalog shows it.
 fn opsh_additions() -> Vec<String> {
     [

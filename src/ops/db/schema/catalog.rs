@@ -18,20 +18,17 @@ pub struct TableInfo {
     pub indexes: BTreeMap<String, (bool, String)>,
 }
 
-/// The database's managed tables, and the relations that hold a name opsh would give an index
+/// The database's managed tables (the deployment's and opsh's), and the relations that hold a name opsh would give an index
 /// (other than indexes of the managed tables): (name, schema).
 pub struct Live {
     pub tables: HashMap<String, TableInfo>,
     pub taken: Vec<(String, String)>,
 }
 
-/// Reads the deployment's tables as the database has them, found the way unqualified names in
-/// the procedures' SQL find them: through search_path.
+/// Reads the tables the files make (the deployment's and opsh's) as the database has them,
+/// found the way unqualified names in the procedures' SQL find them: through search_path.
 pub async fn read(conn: &mut PgConnection, wanted: &Wanted) -> Result<Live, sqlx::Error> {
-    let names: Vec<&str> = wanted
-        .deployment_tables()
-        .map(|t| t.name.as_str())
-        .collect();
+    let names: Vec<&str> = wanted.tables.iter().map(|t| t.name.as_str()).collect();
     let rows = sqlx::query(
         "SELECT t.name, c.oid::int8, n.nspname::text
          FROM unnest($1::text[]) AS t(name)

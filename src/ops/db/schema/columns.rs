@@ -1,4 +1,5 @@
-//! Columns of existing tables: opsh's own that are missing or lack their default, then the
+//! Columns of existing tables: opsh's own (on the deployment's tables or its own) that are
+//! missing or lack their default, then the
 //! deployment's columns that the first opsh release made otherwise, where their nullability or
 //! default differs from what the files make.
 
@@ -65,7 +66,15 @@ pub async fn plan(
             None => plan.changes.push(Change::new(
                 "column",
                 name,
-                "missing; the deployment's workers use it but its init.sql does not create it",
+                if wanted
+                    .tables
+                    .iter()
+                    .any(|t| t.opsh && t.name == column.table)
+                {
+                    "missing; opsh's own table was made by an earlier opsh without it"
+                } else {
+                    "missing; the deployment's workers use it but its init.sql does not create it"
+                },
                 vec![Unit::Tx(column.statements.clone())],
             )),
             // A default the files give in a statement of its own (for new rows only, as
