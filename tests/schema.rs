@@ -1,5 +1,5 @@
 //! `opsh migrate` against the real PostgreSQL on each path a database can take: empty, made by
-//! the deployment's own init.sql (tests/fixtures/deployment_init.sql, written from
+//! the deployment's own init.sql (migrations/deployment/init.sql, written from
 //! deployment-schema.md), and migrated by the first opsh release (its sqlx migrations, kept in
 //! tests/fixtures/opsh-0.1-migrations). Each must end with the same catalog. Then the bundled
 //! procedures on a deployment before and after migrate, and on a database without the tables.
@@ -191,6 +191,155 @@ fn from_nothing_migrate_makes_the_deployments_schema_plus_opshs_additions() {
     assert_eq!(made, expected);
     // sqlx's bookkeeping table is no longer made.
     assert_eq!(db.scalar("to_regclass('_sqlx_migrations') IS NULL"), "true");
+}
+
+/// The files of migrations/, in the order `opsh migrate` builds them: the deployment's init.sql,
+/// then opsh's additions (migrations/opsh/NN_*.sql; orphan_candidates.sql is integrity::fix's,
+/// made on first use).
+fn migration_files() -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut opsh: Vec<_> = std::fs::read_dir(root.join("opsh"))
+        .expect("migrations/opsh")
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.as_bytes()[0].is_ascii_digit() && n.ends_with(".sql"))
+        })
+        .collect();
+    opsh.sort();
+    std::iter::once(root.join("deployment/init.sql"))
+        .chain(opsh)
+        .collect()
+}
+
+#[test]
+fn the_files_of_migrations_are_the_schema_that_migrate_makes() {
+    // Loaded as they are (as psql or the sandbox's first start runs them) on an empty database.
+    let db = TestDb::empty();
+    let files = migration_files();
+    assert_eq!(files.len(), 4, "{files:?}");
+    for file in &files {
+        db.exec(&std::fs::read_to_string(file).unwrap());
+    }
+    assert_eq!(catalog(&db), reference());
+    // Nothing left for migrate to do.
+    assert_eq!(migrate(&db)["applied"], serde_json::json!([]));
+    // The sandbox's PostgreSQL and the tests start from the same file.
+    let compose =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+            .unwrap();
+    assert!(
+        compose
+            .contains("- ./migrations/deployment/init.sql:/docker-entrypoint-initdb.d/init.sql:ro"),
+        "{compose}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&files[0]).unwrap(),
+        support::DEPLOYMENT_INIT
+    );
+}
+
+#[test]
+fn the_plan_follows_the_files_it_is_given() {
+    use opsh::ops::db::schema::{self, files};
+    // opsh's additions and one more file: a column and an index of it; and the deployment's
+    // file with content.language defaulting to 'en'.
+    let deployment = files::DEPLOYMENT.replace(
+        "language VARCHAR(10) DEFAULT 'ko',\n    is_podcast",
+        "language VARCHAR(10) DEFAULT 'en',\n    is_podcast",
+    );
+    assert_ne!(deployment, files::DEPLOYMENT);
+    let mut opsh: Vec<&str> = files::OPSH.iter().map(|(_, sql)| *sql).collect();
+    opsh.push(
+        "ALTER TABLE content ADD COLUMN IF NOT EXISTS summary TEXT;
+         CREATE INDEX IF NOT EXISTS idx_content_summary ON content (summary);",
+    );
+    let wanted = files::Wanted::parse(&deployment, &opsh);
+    let audit = wanted.tables[5].ddl.clone();
+    let db = TestDb::deployment();
+    db.exec("ALTER TABLE content ALTER COLUMN language DROP DEFAULT");
+    let url = db.url.clone();
+    let plan = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                schema::plan_for(&mut conn, &wanted).await.unwrap()
+            })
+    })
+    .join()
+    .unwrap();
+    let changes: Vec<String> = plan
+        .changes
+        .iter()
+        .map(|c| format!("{} {}: {}", c.kind, c.name, c.statements.join("; ")))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            format!("table opsh_audit: {audit}; CREATE INDEX IF NOT EXISTS opsh_audit_at ON opsh_audit (at)"),
+            "column processing_jobs.retry_count: ALTER TABLE processing_jobs ADD COLUMN IF NOT EXISTS retry_count INTEGER NOT NULL DEFAULT 0".into(),
+            "column processing_jobs.updated_at: ALTER TABLE processing_jobs ADD COLUMN IF NOT EXISTS updated_at TIMESTAMP; ALTER TABLE processing_jobs ALTER COLUMN updated_at SET DEFAULT CURRENT_TIMESTAMP".into(),
+            "column content.summary: ALTER TABLE content ADD COLUMN IF NOT EXISTS summary TEXT".into(),
+            "default content.language: ALTER TABLE content ALTER COLUMN language SET DEFAULT 'en'".into(),
+            "index idx_processing_jobs_stuck: CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_processing_jobs_stuck ON processing_jobs ((COALESCE(GREATEST(started_at, updated_at, completed_at), created_at))) WHERE status = 'processing'".into(),
+            "index idx_vector_mappings_chunk_id: CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_vector_mappings_chunk_id ON vector_mappings (chunk_id)".into(),
+            "index idx_content_summary: CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_content_summary ON content (summary)".into(),
+        ]
+    );
+    assert_eq!(
+        plan.changes[4].reason,
+        "no default here, 'en' in the deployment"
+    );
+}
+
+#[test]
+fn a_column_added_to_opshs_own_table_by_a_later_file_is_planned_on_an_existing_one() {
+    use opsh::ops::db::schema::{self, files};
+    let mut opsh: Vec<&str> = files::OPSH.iter().map(|(_, sql)| *sql).collect();
+    opsh.push("ALTER TABLE opsh_audit ADD COLUMN IF NOT EXISTS note TEXT;");
+    let wanted = files::Wanted::parse(files::DEPLOYMENT, &opsh);
+    let db = TestDb::new();
+    let url = db.url.clone();
+    let plan = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                let mine = schema::plan_for(&mut conn, &wanted).await.unwrap();
+                // The embedded files: nothing to do on a migrated database.
+                assert_eq!(schema::plan(&mut conn).await.unwrap().changes.len(), 0);
+                mine
+            })
+    })
+    .join()
+    .unwrap();
+    let changes: Vec<String> = plan
+        .changes
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}: {}: {}",
+                c.kind,
+                c.name,
+                c.reason,
+                c.statements.join("; ")
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "column opsh_audit.note: missing; opsh's own table was made by an earlier opsh without it: ALTER TABLE opsh_audit ADD COLUMN IF NOT EXISTS note TEXT"
+        ]
+    );
 }
 
 /// What opsh adds to the deployment's schema, as the catalog shows it.

@@ -1267,7 +1267,7 @@ pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), Op
     let pool = target.pg().await?;
     let grace = opts.grace.as_secs_f64();
     let mut plans: Vec<(Pair, Vec<PointKey>, PairFix)> = Vec::new();
-    // opsh's own bookkeeping table, made on first use (also by `opsh migrate`); a dry run
+    // opsh's own bookkeeping table, made on first use (not by `opsh migrate`); a dry run
     // creates nothing and reads an absent table as "no orphan seen before".
     let have_candidates: bool =
         sqlx::query_scalar("SELECT to_regclass('opsh_orphan_candidates') IS NOT NULL")
@@ -1871,13 +1871,9 @@ pub fn register(reg: &mut Registrar) {
 
 /// When each orphan vector (a Qdrant point with no PostgreSQL row) was first seen: fix deletes a
 /// point only once it has been an orphan for integrity.orphan_grace, so a worker that writes the
-/// point before its vector_mappings row never loses it.
-pub const CANDIDATES_TABLE: &str = "CREATE TABLE IF NOT EXISTS opsh_orphan_candidates (
-    collection varchar(100) NOT NULL,
-    point_id   varchar(100) NOT NULL,
-    first_seen timestamptz  NOT NULL DEFAULT now(),
-    PRIMARY KEY (collection, point_id)
-)";
+/// point before its vector_mappings row never loses it. Defined in
+/// migrations/opsh/orphan_candidates.sql.
+pub const CANDIDATES_TABLE: &str = crate::ops::db::schema::ORPHAN_CANDIDATES;
 
 #[cfg(test)]
 mod tests {

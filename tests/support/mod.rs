@@ -213,7 +213,7 @@ pub struct TestDb {
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// The deployment's init.sql as deployment-schema.md describes it.
-pub const DEPLOYMENT_INIT: &str = include_str!("../fixtures/deployment_init.sql");
+pub const DEPLOYMENT_INIT: &str = include_str!("../../migrations/deployment/init.sql");
 
 /// Runs a future to completion on a runtime of its own, on a thread of its own, so the helpers
 /// work from plain tests and from inside #[tokio::test] alike.
@@ -271,7 +271,7 @@ impl TestDb {
         TestDb { name, url, server }
     }
 
-    /// A database as the deployment's own init.sql makes it (tests/fixtures/deployment_init.sql:
+    /// A database as the deployment's own init.sql makes it (migrations/deployment/init.sql:
     /// its schema and two seed channels), never migrated by opsh.
     pub fn deployment() -> TestDb {
         let db = Self::create(false);
