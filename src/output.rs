@@ -97,15 +97,28 @@ pub fn scripts(listed: &[Listed], json: bool) -> u8 {
 
 pub fn config(settings: &Settings, json: bool) -> u8 {
     let shown = settings.shown();
+    let files: Vec<String> = settings
+        .files_read()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let dotenv = settings.dotenv_read().map(|p| p.display().to_string());
     if json {
-        out(&format!(
-            "{}\n",
-            serde_json::to_string(&shown).unwrap_or_default()
-        ));
+        let doc = serde_json::json!({ "files": files, "env_file": dotenv, "settings": shown });
+        out(&format!("{doc}\n"));
         return code::OK;
     }
     let width = shown.iter().map(|s| s.key.len()).max().unwrap_or(0);
     let mut text = String::new();
+    // Which files were read: the first question when a value is not what was expected.
+    text.push_str(&match files.as_slice() {
+        [] => "# configuration files: none\n".to_string(),
+        files => format!("# configuration files: {}\n", files.join(", ")),
+    });
+    text.push_str(&format!(
+        "# .env: {}\n",
+        dotenv.as_deref().unwrap_or("none")
+    ));
     for s in &shown {
         text.push_str(&format!(
             "{:width$} = {:?}  # {}\n",
