@@ -165,3 +165,14 @@ pub fn percent_decode(text: &str) -> String {
 pub fn fmt_ts(ts: chrono::NaiveDateTime) -> String {
     ts.format("%Y-%m-%dT%H:%M:%S").to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decode_decodes_escapes_and_keeps_a_plus() {
+        assert_eq!(percent_decode("p%40ss%2Fw+rd%20x"), "p@ss/w+rd x");
+        assert_eq!(percent_decode("youtube_user"), "youtube_user");
+    }
+}
