@@ -5,6 +5,7 @@ pub mod audit;
 pub mod backup;
 pub mod budget;
 pub mod cache;
+pub mod change;
 pub mod clients;
 pub mod compose;
 pub mod db;
