@@ -1,10 +1,12 @@
-//! The typed operations, a domain per file. Each domain has a plain async Rust API whose results
+//! The typed operations, a domain per file, or per folder once it holds several concepts (docker/:
+//! one file each, its mod.rs registers them). Each domain has a plain async Rust API whose results
 //! derive Serialize, and one `register` that exposes it to Rhai through its function specs.
 
 pub mod audit;
 pub mod backup;
 pub mod budget;
 pub mod cache;
+pub mod change;
 pub mod clients;
 pub mod compose;
 pub mod db;
