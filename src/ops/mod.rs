@@ -20,7 +20,6 @@ pub mod qdrant;
 pub mod reset;
 pub mod runlock;
 pub mod spec;
-pub mod spill;
 mod target;
 
 pub use target::{Flags, Target};

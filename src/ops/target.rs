@@ -1,6 +1,10 @@
 //! One target deployment: its settings, the run's flags and its backend clients, each made on
 //! first use and cached (see [`clients`](crate::ops::clients)).
 
+use std::any::{Any, TypeId};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use sqlx::postgres::PgPool;
 
 use crate::bridge::Bridge;
@@ -34,6 +38,35 @@ pub struct Target {
     qdrant: Lazy<Qdrant>,
     /// Whether the bridge knows how to cancel this target's PostgreSQL statements.
     pg_cancel_hook: std::sync::Once,
+    /// What a domain keeps for the rest of the run (integrity's last check).
+    pub state: RunState,
+}
+
+/// Per-run state of the domains, one value per type: each domain keeps its own type private,
+/// so none can read or overwrite another's, and this file needs to know none of them.
+#[derive(Default)]
+pub struct RunState(RefCell<HashMap<TypeId, Box<dyn Any>>>);
+
+impl RunState {
+    /// Keeps `value` for the rest of the run, replacing the last one of its type.
+    pub fn set<T: 'static>(&self, value: T) {
+        self.0
+            .borrow_mut()
+            .insert(TypeId::of::<T>(), Box::new(value));
+    }
+
+    /// Whether a value of this type was kept.
+    pub fn has<T: 'static>(&self) -> bool {
+        self.0.borrow().contains_key(&TypeId::of::<T>())
+    }
+
+    /// `f` of the kept value of this type, if any (borrowed: `f` must not set state).
+    pub fn with<T: 'static, R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
+        let map = self.0.borrow();
+        f(map
+            .get(&TypeId::of::<T>())
+            .and_then(|b| b.downcast_ref::<T>()))
+    }
 }
 
 impl Target {
@@ -49,6 +82,7 @@ impl Target {
             flags,
             audit: Audit::default(),
             pg_cancel_hook: std::sync::Once::new(),
+            state: RunState::default(),
         }
     }
 
