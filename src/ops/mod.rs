@@ -1,4 +1,5 @@
-//! The typed operations, a domain per file. Each domain has a plain async Rust API whose results
+//! The typed operations, a domain per file, or per folder once it holds several concepts
+//! (integrity/, qdrant/). Each domain has a plain async Rust API whose results
 //! derive Serialize, and one `register` that exposes it to Rhai through its function specs.
 
 pub mod audit;
