@@ -160,3 +160,25 @@ impl Target {
         self.qdrant.get(&self.settings).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RunState;
+
+    #[test]
+    fn run_state_keeps_one_value_per_type_apart() {
+        struct Last(u32);
+        struct Other(&'static str);
+        let state = RunState::default();
+        assert!(!state.has::<Last>());
+        assert_eq!(state.with(|l: Option<&Last>| l.map(|l| l.0)), None);
+        state.set(Last(1));
+        state.set(Other("x"));
+        state.set(Last(2));
+        assert!(state.has::<Last>());
+        assert_eq!(state.with(|l: Option<&Last>| l.map(|l| l.0)), Some(2));
+        assert_eq!(state.with(|o: Option<&Other>| o.map(|o| o.0)), Some("x"));
+        // Another run's state is its own.
+        assert!(!RunState::default().has::<Last>());
+    }
+}
