@@ -1,5 +1,6 @@
-//! The typed operations, a domain per file, or per folder once it holds several concepts (docker/:
-//! one file each, its mod.rs registers them). Each domain has a plain async Rust API whose results
+//! The typed operations, a domain per file, or per folder once it holds several concepts
+//! (backup/, docker/, integrity/, qdrant/: one concept a file, mod.rs registers them). Each
+//! domain has a plain async Rust API whose results
 //! derive Serialize, and one `register` that exposes it to Rhai through its function specs.
 
 pub mod audit;
@@ -22,7 +23,6 @@ pub mod qdrant;
 pub mod reset;
 pub mod runlock;
 pub mod spec;
-pub mod spill;
 mod target;
 
 pub use target::{Flags, Target};
