@@ -6,69 +6,19 @@
 mod seed;
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use seed::{PASSWORD, mode, redis_url};
 use serde_json::Value;
 use support::{Opsh, TestDb};
 
-const PASSWORD: &str = "youtube_pass";
-
 fn seed(db: &TestDb) {
-    db.exec(
-        "INSERT INTO channels (name, url, platform) SELECT 'ch' || i, 'https://yt/c/' || i, 'youtube' FROM generate_series(1, 3) i;
-         INSERT INTO content (channel_id, external_id, title, url, description, vector_stored)
-           SELECT 1 + i % 3, 'v' || i, 'title ' || i || ' ''quoted'' 한국어', 'https://yt/v/' || i, repeat('d', i), i % 2 = 0
-           FROM generate_series(1, 200) i;
-         INSERT INTO transcripts (content_id, text, segment_order) SELECT 1 + i % 200, 'segment ' || i, i FROM generate_series(1, 1000) i;
-         INSERT INTO processing_jobs (job_type, content_id, status)
-           SELECT 'vectorize', 1 + i % 200, (ARRAY['pending', 'processing', 'completed', 'failed'])[1 + i % 4] FROM generate_series(1, 300) i;
-         INSERT INTO vector_mappings (content_id, chunk_id, vector_collection, chunk_text, chunk_order, chunk_metadata)
-           SELECT 1 + i % 200, md5(i::text), 'youtube_content', 'chunk ' || i, i, jsonb_build_object('i', i) FROM generate_series(1, 500) i;",
-    );
+    db.exec(seed::DEPLOYMENT_ROWS);
 }
 
-/// Per table: row count, md5 of its rows in order, and its id sequence's position. opsh_audit's
-/// rows are left out: the restore itself is audited there, after it.
 fn fingerprint(db: &TestDb) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let tables = db.scalar(
-        "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class
-         WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace",
-    );
-    assert!(tables.contains("vector_mappings"), "{tables}");
-    out.push(("tables".to_string(), tables.clone()));
-    for t in tables.split(',').filter(|t| *t != "opsh_audit") {
-        out.push((
-            format!("{t} rows"),
-            db.scalar(&format!("SELECT count(*) FROM {t}")),
-        ));
-        out.push((
-            format!("{t} md5"),
-            db.scalar(&format!(
-                "SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {t} t"
-            )),
-        ));
-    }
-    for seq in [
-        "channels_id_seq",
-        "content_id_seq",
-        "processing_jobs_id_seq",
-    ] {
-        out.push((
-            seq.to_string(),
-            db.scalar(&format!("SELECT last_value FROM {seq}")),
-        ));
-    }
-    out
-}
-
-fn redis_url() -> String {
-    let server = std::env::var("REDIS_URL").expect("REDIS_URL (tools/with-services)");
-    let mut url = url::Url::parse(&server).expect("REDIS_URL is a URL");
-    url.set_path("15");
-    url.to_string()
+    seed::fingerprint(|sql| db.scalar(sql))
 }
 
 /// One working dir for a whole test (backups live in it), with the test's database and Redis.
@@ -118,10 +68,6 @@ impl Site {
         run.code(code);
         run.json()
     }
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 fn pg_dump_plain(db: &TestDb, to: &Path) {

@@ -8,6 +8,8 @@
 //! (PostgreSQL as a non-root user), points opsh at its published loopback port, and removes the
 //! containers and the image when it ends, also when it fails (the guards' Drop).
 
+#[path = "support/seed.rs"]
+mod seed;
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
@@ -16,10 +18,10 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use seed::{PASSWORD, mode, redis_url};
 use serde_json::Value;
 use support::{Opsh, TestDb};
 
-const PASSWORD: &str = "youtube_pass";
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 fn unique(prefix: &str) -> String {
@@ -232,14 +234,6 @@ fn run(mut cmd: Command, args: &[&str]) -> support::Run {
     support::Run::from(cmd.args(args).output().expect("run opsh"))
 }
 
-/// Redis db 15 of tools/with-services (its data dir is on this host).
-fn redis_url() -> String {
-    let server = std::env::var("REDIS_URL").expect("REDIS_URL (tools/with-services)");
-    let mut url = url::Url::parse(&server).expect("REDIS_URL is a URL");
-    url.set_path("15");
-    url.to_string()
-}
-
 fn psql(url: &str, sql: &str) -> String {
     let out = Command::new("psql")
         .args([
@@ -266,52 +260,11 @@ fn psql(url: &str, sql: &str) -> String {
 
 fn seed(url: &str) {
     psql(url, support::DEPLOYMENT_INIT);
-    psql(
-        url,
-        "INSERT INTO channels (name, url, platform) SELECT 'ch' || i, 'https://yt/c/' || i, 'youtube' FROM generate_series(1, 3) i;
-         INSERT INTO content (channel_id, external_id, title, url, description, vector_stored)
-           SELECT 1 + i % 3, 'v' || i, 'title ' || i || ' ''quoted'' 한국어', 'https://yt/v/' || i, repeat('d', i), i % 2 = 0
-           FROM generate_series(1, 200) i;
-         INSERT INTO transcripts (content_id, text, segment_order) SELECT 1 + i % 200, 'segment ' || i, i FROM generate_series(1, 1000) i;
-         INSERT INTO processing_jobs (job_type, content_id, status)
-           SELECT 'vectorize', 1 + i % 200, (ARRAY['pending', 'processing', 'completed', 'failed'])[1 + i % 4] FROM generate_series(1, 300) i;
-         INSERT INTO vector_mappings (content_id, chunk_id, vector_collection, chunk_text, chunk_order, chunk_metadata)
-           SELECT 1 + i % 200, md5(i::text), 'youtube_content', 'chunk ' || i, i, jsonb_build_object('i', i) FROM generate_series(1, 500) i;",
-    );
+    psql(url, seed::DEPLOYMENT_ROWS);
 }
 
-/// Per table: row count and md5 of its rows in order; the id sequences' positions. opsh_audit
-/// is left out (a restore is audited there after it).
 fn fingerprint(url: &str) -> Vec<(String, String)> {
-    let tables = psql(
-        url,
-        "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class
-         WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace",
-    );
-    assert!(tables.contains("vector_mappings"), "{tables}");
-    let mut out = vec![("tables".to_string(), tables.clone())];
-    for t in tables.split(',').filter(|t| *t != "opsh_audit") {
-        out.push((
-            format!("{t} rows+md5"),
-            psql(
-                url,
-                &format!(
-                    "SELECT count(*) || ' ' || md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {t} t"
-                ),
-            ),
-        ));
-    }
-    for seq in [
-        "channels_id_seq",
-        "content_id_seq",
-        "processing_jobs_id_seq",
-    ] {
-        out.push((
-            seq.to_string(),
-            psql(url, &format!("SELECT last_value FROM {seq}")),
-        ));
-    }
-    out
+    seed::fingerprint(|sql| psql(url, sql))
 }
 
 fn wipe(url: &str) {
@@ -320,10 +273,6 @@ fn wipe(url: &str) {
         "DROP TABLE vector_mappings; TRUNCATE channels, content, transcripts, processing_jobs RESTART IDENTITY CASCADE;",
     );
     assert_eq!(psql(url, "SELECT count(*) FROM content"), "0");
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 fn files_in(dir: &Path) -> Vec<String> {

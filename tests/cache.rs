@@ -112,12 +112,13 @@ fn slow_proxy(upstream: &str, delay: std::time::Duration) -> String {
 /// or in seconds, or one that includes the connect's round trips, would not match).
 #[test]
 fn ping_measures_the_round_trip_of_its_ping() {
-    let r = TestRedis::new(11);
+    // A db of its own: the tests of this file run at once, and each flushes its db.
+    let r = TestRedis::new(15);
     let server = url::Url::parse(&r.url).unwrap();
     let upstream = format!("{}:{}", server.host_str().unwrap(), server.port().unwrap());
     let proxy = slow_proxy(&upstream, std::time::Duration::from_millis(300));
     let ping = eval(
-        Opsh::new().env("REDIS_URL", &format!("redis://{proxy}/11")),
+        Opsh::new().env("REDIS_URL", &format!("redis://{proxy}/15")),
         "cache::ping()",
     );
     let latency = ping["latency_ms"].as_f64().unwrap();
@@ -323,7 +324,7 @@ fn an_unreachable_or_refusing_redis_is_one_clear_error_without_the_password() {
     assert!(!run.stderr.contains("hunter2"));
 
     // The test server has no password: AUTH is refused, and the kind says so.
-    let r = TestRedis::new(11);
+    let r = TestRedis::new(10);
     let mut url = url::Url::parse(&r.url).unwrap();
     url.set_password(Some("hunter2")).unwrap();
     let kind = eval(

@@ -907,3 +907,21 @@ fn a_pairs_names_are_quoted_identifiers_not_sql() {
     );
     assert_eq!(env.db.scalar("SELECT count(*) FROM victim"), "3");
 }
+
+#[test]
+fn list_functions_read_the_runs_last_check() {
+    let env = setup();
+    // A check of one renamed pair is what the list functions read for the rest of the run: its
+    // orphans, and no `chunks` pair (a fresh check would have had one).
+    let got = env.eval(
+        r#"let c = integrity::check(#{pairs: [#{name: "renamed", table: "vector_mappings",
+               id_column: "chunk_id", filter: "vector_collection = 'youtube_content'",
+               collection: "youtube_content"}]});
+           let chunks_listed = true;
+           try { integrity::orphans("chunks"); } catch { chunks_listed = false; }
+           [c.pairs[0].sample_orphans, integrity::orphans("renamed"), chunks_listed]"#,
+    );
+    assert!(!got[0].as_array().unwrap().is_empty(), "{got}");
+    assert_eq!(got[0], got[1], "{got}");
+    assert_eq!(got[2], json!(false), "{got}");
+}

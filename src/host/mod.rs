@@ -73,19 +73,19 @@ impl Host {
         engine.on_print(move |text| {
             // With --json stdout holds exactly one JSON document, so prints go to stderr.
             if json {
-                crate::output::err(&format!("{text}\n"))
+                crate::output::stream::err(&format!("{text}\n"))
             } else {
-                crate::output::out(&format!("{text}\n"));
+                crate::output::stream::out(&format!("{text}\n"));
                 // Nobody reads any more: the script ends at its next step, and the guards of
                 // what it holds (the run lock, a backup folder) do their work on the way out.
-                if crate::output::failed().is_some() {
+                if crate::output::stream::failed().is_some() {
                     printing.cancel(Stop::Output);
                 }
             }
         });
         engine.on_debug(|text, source, pos| match source {
-            Some(source) => crate::output::err(&format!("{source}:{pos:?}: {text}\n")),
-            None => crate::output::err(&format!("{pos:?}: {text}\n")),
+            Some(source) => crate::output::stream::err(&format!("{source}:{pos:?}: {text}\n")),
+            None => crate::output::stream::err(&format!("{pos:?}: {text}\n")),
         });
         engine.set_module_resolver(resolver::Resolver::new(catalog.clone(), sources.clone()));
 
@@ -247,7 +247,7 @@ impl Host {
 /// A run stopped because stdout can take no more output.
 pub fn output_error() -> Error {
     Error::Output {
-        status: crate::output::failed().unwrap_or(crate::output::CLOSED_STDOUT),
+        status: crate::output::stream::failed().unwrap_or(crate::output::stream::CLOSED_STDOUT),
     }
 }
 

@@ -1,5 +1,5 @@
 //! The audit of destructive actions: every change that goes through
-//! [`destructive`](crate::ops::destructive) (`proceed` under --dry-run, `done` after it was
+//! `ops::destructive` (`proceed` under --dry-run, `done` after it was
 //! made) becomes one record — OS user, host, procedure, its arguments, target, op, summary,
 //! count, dry_run, outcome, when — appended to the `opsh_audit` table (`opsh migrate` makes it).
 //!
@@ -27,7 +27,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 use crate::config::Settings;
 use crate::ops::Target;
-use crate::ops::destructive::Change;
+use crate::ops::change::Change;
 
 /// How long writing a record may wait for PostgreSQL before it goes to the file.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -245,10 +245,9 @@ pub struct StateItem {
     pub fields: Option<i64>,
 }
 
-/// The deployment's state in the configured db: each kind with its key count.
-pub async fn state(target: &Target) -> Result<Vec<StateItem>, OpError> {
-    let (mut c, _) = conn(target).await?;
-    let mut out: Vec<StateItem> = STATE
+/// Each kind of the deployment's state, none counted yet.
+fn state_items() -> Vec<StateItem> {
+    STATE
         .iter()
         .map(|(pattern, what)| StateItem {
             pattern,
@@ -256,7 +255,20 @@ pub async fn state(target: &Target) -> Result<Vec<StateItem>, OpError> {
             keys: 0,
             fields: None,
         })
-        .collect();
+        .collect()
+}
+
+/// Counts `key` in the kind of state whose pattern it matches, if any.
+fn tally(items: &mut [StateItem], key: &str) {
+    if let Some(item) = items.iter_mut().find(|s| glob(s.pattern, key)) {
+        item.keys += 1;
+    }
+}
+
+/// The deployment's state in the configured db: each kind with its key count.
+pub async fn state(target: &Target) -> Result<Vec<StateItem>, OpError> {
+    let (mut c, _) = conn(target).await?;
+    let mut out = state_items();
     let mut found: Vec<String> = Vec::new();
     scan(target, &mut c, "stt:*", async |_, batch| {
         found.extend(batch);
@@ -266,9 +278,7 @@ pub async fn state(target: &Target) -> Result<Vec<StateItem>, OpError> {
     found.sort();
     found.dedup();
     for key in &found {
-        if let Some(item) = out.iter_mut().find(|s| glob(s.pattern, key)) {
-            item.keys += 1;
-        }
+        tally(&mut out, key);
     }
     if out[0].keys > 0 {
         let n: i64 = redis::cmd("HLEN")
@@ -323,21 +333,11 @@ pub async fn delete(
     let (mut c, db) = conn(target).await?;
     let mut matched = 0i64;
     let mut sample = Vec::new();
-    let mut state: Vec<StateItem> = STATE
-        .iter()
-        .map(|(pattern, what)| StateItem {
-            pattern,
-            what,
-            keys: 0,
-            fields: None,
-        })
-        .collect();
+    let mut state = state_items();
     scan(target, &mut c, pattern, async |_, batch| {
         matched += batch.len() as i64;
         for key in batch {
-            if let Some(item) = state.iter_mut().find(|s| glob(s.pattern, &key)) {
-                item.keys += 1;
-            }
+            tally(&mut state, &key);
             if sample.len() < 20 {
                 sample.push(key);
             }

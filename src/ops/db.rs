@@ -15,7 +15,7 @@ use sqlx::postgres::{PgArguments, PgConnection, PgRow};
 use sqlx::{AssertSqlSafe, Column, Connection, Postgres, Row, TypeInfo, ValueRef};
 
 use crate::ops::Target;
-use crate::ops::clients::postgres::fmt_ts;
+use crate::ops::clients::postgres::{fmt_ts, percent_decode};
 use crate::ops::error::{ErrorKind, OpError};
 use crate::ops::spec::{Default, Example, Kind, Opt, Param, Registrar, Spec};
 
@@ -641,13 +641,6 @@ pub fn shell(target: &Target) -> Result<i64, OpError> {
     Ok(i64::from(
         status.code().unwrap_or(crate::error::code::UNKNOWN.into()),
     ))
-}
-
-fn percent_decode(text: &str) -> String {
-    url::form_urlencoded::parse(format!("p={}", text.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| text.to_string())
 }
 
 static PING: Spec = Spec {

@@ -5,29 +5,8 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::ops::Target;
+pub use crate::ops::change::{Change, Confirm};
 use crate::ops::error::OpError;
-
-/// What an operator must type before the change goes ahead.
-#[derive(Debug, Clone, Copy)]
-pub enum Confirm {
-    /// Nothing: the guide runs it unattended (reset-stuck-jobs from cron).
-    Never,
-    /// `yes`.
-    Yes,
-    /// A phrase, as the guide asks for reset-hard ("DELETE ALL").
-    Phrase(&'static str),
-}
-
-/// A destructive change about to be made.
-pub struct Change<'a> {
-    /// The function or procedure making it (`jobs::reset_processing`).
-    pub op: &'a str,
-    /// In words: "reset 3 processing jobs to pending".
-    pub summary: String,
-    /// How many things it changes; nothing is asked when it is 0.
-    pub count: i64,
-    pub confirm: Confirm,
-}
 
 /// Whether the change goes ahead: `Ok(false)` under --dry-run (the caller reports its plan),
 /// `Ok(true)` once confirmed, `Err` (kind `declined`) when it is not.

@@ -1,10 +1,13 @@
-//! The typed operations, a domain per file. Each domain has a plain async Rust API whose results
+//! The typed operations, a domain per file, or per folder once it holds several concepts
+//! (backup/, docker/, integrity/, qdrant/: one concept a file, mod.rs registers them). Each
+//! domain has a plain async Rust API whose results
 //! derive Serialize, and one `register` that exposes it to Rhai through its function specs.
 
 pub mod audit;
 pub mod backup;
 pub mod budget;
 pub mod cache;
+pub mod change;
 pub mod clients;
 pub mod compose;
 pub mod db;
@@ -20,7 +23,6 @@ pub mod qdrant;
 pub mod reset;
 pub mod runlock;
 pub mod spec;
-pub mod spill;
 mod target;
 
 pub use target::{Flags, Target};

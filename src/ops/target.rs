@@ -1,6 +1,10 @@
 //! One target deployment: its settings, the run's flags and its backend clients, each made on
 //! first use and cached (see [`clients`](crate::ops::clients)).
 
+use std::any::{Any, TypeId};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use sqlx::postgres::PgPool;
 
 use crate::bridge::Bridge;
@@ -34,6 +38,35 @@ pub struct Target {
     qdrant: Lazy<Qdrant>,
     /// Whether the bridge knows how to cancel this target's PostgreSQL statements.
     pg_cancel_hook: std::sync::Once,
+    /// What a domain keeps for the rest of the run (integrity's last check).
+    pub state: RunState,
+}
+
+/// Per-run state of the domains, one value per type: each domain keeps its own type private,
+/// so none can read or overwrite another's, and this file needs to know none of them.
+#[derive(Default)]
+pub struct RunState(RefCell<HashMap<TypeId, Box<dyn Any>>>);
+
+impl RunState {
+    /// Keeps `value` for the rest of the run, replacing the last one of its type.
+    pub fn set<T: 'static>(&self, value: T) {
+        self.0
+            .borrow_mut()
+            .insert(TypeId::of::<T>(), Box::new(value));
+    }
+
+    /// Whether a value of this type was kept.
+    pub fn has<T: 'static>(&self) -> bool {
+        self.0.borrow().contains_key(&TypeId::of::<T>())
+    }
+
+    /// `f` of the kept value of this type, if any (borrowed: `f` must not set state).
+    pub fn with<T: 'static, R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
+        let map = self.0.borrow();
+        f(map
+            .get(&TypeId::of::<T>())
+            .and_then(|b| b.downcast_ref::<T>()))
+    }
 }
 
 impl Target {
@@ -49,6 +82,7 @@ impl Target {
             flags,
             audit: Audit::default(),
             pg_cancel_hook: std::sync::Once::new(),
+            state: RunState::default(),
         }
     }
 
@@ -124,5 +158,27 @@ impl Target {
     /// The Qdrant client, connected (and its version checked) on first use.
     pub async fn qdrant(&self) -> Result<&Qdrant, OpError> {
         self.qdrant.get(&self.settings).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunState;
+
+    #[test]
+    fn run_state_keeps_one_value_per_type_apart() {
+        struct Last(u32);
+        struct Other(&'static str);
+        let state = RunState::default();
+        assert!(!state.has::<Last>());
+        assert_eq!(state.with(|l: Option<&Last>| l.map(|l| l.0)), None);
+        state.set(Last(1));
+        state.set(Other("x"));
+        state.set(Last(2));
+        assert!(state.has::<Last>());
+        assert_eq!(state.with(|l: Option<&Last>| l.map(|l| l.0)), Some(2));
+        assert_eq!(state.with(|o: Option<&Other>| o.map(|o| o.0)), Some("x"));
+        // Another run's state is its own.
+        assert!(!RunState::default().has::<Last>());
     }
 }

@@ -1,6 +1,9 @@
 //! Seeds a Qdrant (the double) from a JSON description:
 //! `{"collections": {"name": {"size": 4, "distance": "Cosine", "points": [{"id": 7 | "uuid", "payload": {…}}]}}}`.
 //! Every point gets the vector [1, 0, 0, …] of the collection's size.
+//!
+//! Also the deployment's tables as the backup tests fill and compare them (rows, fingerprint),
+//! shared by tests/backup.rs and tests/backup_containers.rs.
 #![allow(dead_code)]
 
 use qdrant_client::Qdrant;
@@ -110,4 +113,73 @@ pub fn payload(v: &Value) -> qdrant_client::Payload {
         out.insert(k.clone(), q);
     }
     out.into()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The deployment's tables, as the backup tests fill, back up and compare them.
+
+/// The deployment database's password (its role in the backup tests), which no backup file may
+/// hold.
+pub const PASSWORD: &str = "youtube_pass";
+
+/// Rows in every deployment table: 3 channels, 200 content rows (quoted and Korean titles),
+/// 1000 transcripts, 300 jobs of each status, 500 vector mappings.
+pub const DEPLOYMENT_ROWS: &str = "INSERT INTO channels (name, url, platform) SELECT 'ch' || i, 'https://yt/c/' || i, 'youtube' FROM generate_series(1, 3) i;
+         INSERT INTO content (channel_id, external_id, title, url, description, vector_stored)
+           SELECT 1 + i % 3, 'v' || i, 'title ' || i || ' ''quoted'' 한국어', 'https://yt/v/' || i, repeat('d', i), i % 2 = 0
+           FROM generate_series(1, 200) i;
+         INSERT INTO transcripts (content_id, text, segment_order) SELECT 1 + i % 200, 'segment ' || i, i FROM generate_series(1, 1000) i;
+         INSERT INTO processing_jobs (job_type, content_id, status)
+           SELECT 'vectorize', 1 + i % 200, (ARRAY['pending', 'processing', 'completed', 'failed'])[1 + i % 4] FROM generate_series(1, 300) i;
+         INSERT INTO vector_mappings (content_id, chunk_id, vector_collection, chunk_text, chunk_order, chunk_metadata)
+           SELECT 1 + i % 200, md5(i::text), 'youtube_content', 'chunk ' || i, i, jsonb_build_object('i', i) FROM generate_series(1, 500) i;";
+
+/// Per table: row count, md5 of its rows in order, and its id sequence's position, each read
+/// with `scalar` (one query's one value). opsh_audit's rows are left out: the restore itself is
+/// audited there, after it.
+pub fn fingerprint(scalar: impl Fn(&str) -> String) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let tables = scalar(
+        "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class
+         WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace",
+    );
+    assert!(tables.contains("vector_mappings"), "{tables}");
+    out.push(("tables".to_string(), tables.clone()));
+    for t in tables.split(',').filter(|t| *t != "opsh_audit") {
+        out.push((
+            format!("{t} rows"),
+            scalar(&format!("SELECT count(*) FROM {t}")),
+        ));
+        out.push((
+            format!("{t} md5"),
+            scalar(&format!(
+                "SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {t} t"
+            )),
+        ));
+    }
+    for seq in [
+        "channels_id_seq",
+        "content_id_seq",
+        "processing_jobs_id_seq",
+    ] {
+        out.push((
+            seq.to_string(),
+            scalar(&format!("SELECT last_value FROM {seq}")),
+        ));
+    }
+    out
+}
+
+/// Redis db 15 of tools/with-services (its data dir is on this host).
+pub fn redis_url() -> String {
+    let server = std::env::var("REDIS_URL").expect("REDIS_URL (tools/with-services)");
+    let mut url = url::Url::parse(&server).expect("REDIS_URL is a URL");
+    url.set_path("15");
+    url.to_string()
+}
+
+/// A file's or folder's permission bits.
+pub fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }

@@ -253,7 +253,28 @@ fn describe(e: &sqlx::Error) -> String {
     }
 }
 
+/// A postgres URL's user, password or database as the server takes it: percent-escapes
+/// decoded, a `+` kept as it is (a URL's user info is not a form). Used where the URL's parts
+/// go to the client tools (pg_dump, pg_restore, psql) as options or PGPASSWORD.
+pub fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("p={}", text.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| text.to_string())
+}
+
 /// Timestamps without time zone as ISO 8601 text, e.g. "2026-11-26T02:00:00".
 pub fn fmt_ts(ts: chrono::NaiveDateTime) -> String {
     ts.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decode_decodes_escapes_and_keeps_a_plus() {
+        assert_eq!(percent_decode("p%40ss%2Fw+rd%20x"), "p@ss/w+rd x");
+        assert_eq!(percent_decode("youtube_user"), "youtube_user");
+    }
 }

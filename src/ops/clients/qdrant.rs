@@ -236,6 +236,59 @@ fn rest_uri(
         .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, format!("qdrant.rest_url: {e}")))
 }
 
+/// Sends one REST request: the one place a request is built (plain http, the api-key header when
+/// one is configured) and sent; a request that got no answer is an error in words.
+async fn rest_send<B>(
+    qdrant: &Qdrant,
+    backend: &Backend,
+    request: hyper::http::request::Builder,
+    body: B,
+) -> Result<hyper::Response<hyper::body::Incoming>, OpError>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<B>();
+    let mut request = request;
+    if let Some(key) = &qdrant.api_key {
+        request = request.header("api-key", key);
+    }
+    let request = request
+        .body(body)
+        .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
+    let shown = redact_url(&qdrant.rest_url);
+    client
+        .request(request)
+        .await
+        .map_err(|e| rest_error(backend, &shown, &e))
+}
+
+/// An answer that is not a success: Qdrant's own message (`status.error`) when the body has
+/// one, else the body's start; refused for 401/403, not found for 404.
+fn rest_status_error(
+    backend: &Backend,
+    shown: &str,
+    status: hyper::StatusCode,
+    text: &str,
+) -> OpError {
+    let message = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v["status"]["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| text.trim().chars().take(200).collect());
+    let kind = match status.as_u16() {
+        401 | 403 => ErrorKind::Refused,
+        404 => ErrorKind::NotFound,
+        _ => ErrorKind::Failed,
+    };
+    OpError::backend(
+        backend,
+        kind,
+        format!("REST {shown}: HTTP {status}: {message}"),
+    )
+}
+
 /// One REST GET into a file: the status checked, the body streamed to `out`, hashed on the way.
 /// Returns the byte count and the sha256 as lowercase hex.
 pub async fn rest_download(
@@ -249,20 +302,14 @@ pub async fn rest_download(
     use tokio::io::AsyncWriteExt;
 
     let uri = rest_uri(qdrant, backend, path, "download")?;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
-    let mut request = hyper::Request::get(uri);
-    if let Some(key) = &qdrant.api_key {
-        request = request.header("api-key", key);
-    }
-    let request = request
-        .body(http_body_util::Empty::new())
-        .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
+    let response = rest_send(
+        qdrant,
+        backend,
+        hyper::Request::get(uri),
+        http_body_util::Empty::<hyper::body::Bytes>::new(),
+    )
+    .await?;
     let shown = redact_url(&qdrant.rest_url);
-    let response = client
-        .request(request)
-        .await
-        .map_err(|e| rest_error(backend, &shown, &e))?;
     let status = response.status();
     let mut body = response.into_body();
     if !status.is_success() {
@@ -271,20 +318,11 @@ pub async fn rest_download(
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        let text = String::from_utf8_lossy(&bytes);
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["status"]["error"].as_str().map(str::to_string))
-            .unwrap_or_else(|| text.trim().chars().take(200).collect());
-        let kind = match status.as_u16() {
-            401 | 403 => ErrorKind::Refused,
-            404 => ErrorKind::NotFound,
-            _ => ErrorKind::Failed,
-        };
-        return Err(OpError::backend(
+        return Err(rest_status_error(
             backend,
-            kind,
-            format!("REST {shown}: HTTP {status}: {message}"),
+            &shown,
+            status,
+            &String::from_utf8_lossy(&bytes),
         ));
     }
     let mut hasher = sha2::Sha256::new();
@@ -363,25 +401,14 @@ pub async fn rest_upload(
         .chain(chunks)
         .chain(futures_util::stream::iter([Ok(Frame::data(tail))]));
     let body = http_body_util::StreamBody::new(frames).boxed_unsync();
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>>();
-    let mut request = hyper::Request::post(uri)
+    let request = hyper::Request::post(uri)
         .header(
             "content-type",
             format!("multipart/form-data; boundary={boundary}"),
         )
         .header("content-length", length);
-    if let Some(key) = &qdrant.api_key {
-        request = request.header("api-key", key);
-    }
-    let request = request
-        .body(body)
-        .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
+    let response = rest_send(qdrant, backend, request, body).await?;
     let shown = redact_url(&qdrant.rest_url);
-    let response = client
-        .request(request)
-        .await
-        .map_err(|e| rest_error(backend, &shown, &e))?;
     let status = response.status();
     let bytes = response
         .into_body()
@@ -390,23 +417,10 @@ pub async fn rest_upload(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let text = String::from_utf8_lossy(&bytes);
-    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     if !status.is_success() {
-        let message = value["status"]["error"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| text.trim().chars().take(200).collect());
-        let kind = match status.as_u16() {
-            401 | 403 => ErrorKind::Refused,
-            404 => ErrorKind::NotFound,
-            _ => ErrorKind::Failed,
-        };
-        return Err(OpError::backend(
-            backend,
-            kind,
-            format!("REST {shown}: HTTP {status}: {message}"),
-        ));
+        return Err(rest_status_error(backend, &shown, status, &text));
     }
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     Ok(value)
 }
 

@@ -1,0 +1,375 @@
+//! check-data: connections, required tables, collections, each pair compared (by id or by
+//! payload), content marked vector_stored without its vectors, stuck jobs; a status and the
+//! issues in words.
+
+use std::time::Duration;
+
+use super::merge::compare_by_id;
+use super::pairs::{Pair, default_pairs, refuse_bad_sql};
+use super::payload::compare_by_payload;
+use super::report::{
+    Check, CollectionState, Connection, Connections, Full, JobsState, PairResult, SAMPLE, Tables,
+    not_compared,
+};
+use crate::ops::Target;
+use crate::ops::error::OpError;
+use crate::ops::jobs;
+use crate::ops::qdrant::{self as qd, PointKey};
+
+/// The deployment's tables check-data requires.
+pub const REQUIRED_TABLES: [&str; 5] = [
+    "channels",
+    "content",
+    "transcripts",
+    "processing_jobs",
+    "vector_mappings",
+];
+
+pub struct CheckOptions {
+    pub pairs: Vec<Pair>,
+    pub stuck_after: Duration,
+    pub page_size: u32,
+}
+
+/// Runs the check. Never fails on a backend: a connection that fails, a missing table or a
+/// missing collection is a critical finding in the result. Fails only on configuration: a
+/// pair whose SQL is not one expression ([`refuse_bad_sql`]).
+pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full), OpError> {
+    let mut issues = Vec::new();
+    let mut critical = false;
+    let mut warning = false;
+
+    let pg_address = target.pg_backend().address.clone();
+    let postgres = match target.pg().await {
+        Ok(_) => Connection {
+            ok: true,
+            address: pg_address,
+            detail: "connected".into(),
+        },
+        Err(e) => {
+            critical = true;
+            issues.push(format!("PostgreSQL connection failed: {e}"));
+            Connection {
+                ok: false,
+                address: pg_address,
+                detail: e.to_string(),
+            }
+        }
+    };
+    let q_address = target.qdrant_backend().address.clone();
+    let qdrant = match target.qdrant().await {
+        Ok(q) => Connection {
+            ok: true,
+            address: q_address,
+            detail: format!("version {}", q.server_version),
+        },
+        Err(e) => {
+            critical = true;
+            issues.push(format!("Qdrant connection failed: {e}"));
+            Connection {
+                ok: false,
+                address: q_address,
+                detail: e.to_string(),
+            }
+        }
+    };
+
+    let mut required: Vec<String> = REQUIRED_TABLES.iter().map(|t| t.to_string()).collect();
+    for p in &opts.pairs {
+        if !required.contains(&p.table) {
+            required.push(p.table.clone());
+        }
+    }
+    let mut missing_tables = Vec::new();
+    if postgres.ok {
+        match existing_tables(target, &required).await {
+            Ok(present) => {
+                missing_tables = required
+                    .iter()
+                    .filter(|t| !present.contains(*t))
+                    .cloned()
+                    .collect();
+            }
+            Err(e) => {
+                critical = true;
+                issues.push(format!("cannot list tables: {e}"));
+            }
+        }
+        for t in &missing_tables {
+            critical = true;
+            issues.push(format!(
+                "required table `{t}` is missing (run `opsh migrate`)"
+            ));
+        }
+    }
+
+    if postgres.ok {
+        refuse_bad_sql(target, &opts.pairs, &missing_tables).await?;
+    }
+
+    let mut collections = Vec::new();
+    let mut existing: Vec<String> = Vec::new();
+    if qdrant.ok {
+        match qd::names(target).await {
+            Ok(names) => existing = names,
+            Err(e) => {
+                critical = true;
+                issues.push(format!("cannot list collections: {e}"));
+            }
+        }
+        let mut wanted: Vec<&str> = Vec::new();
+        for p in &opts.pairs {
+            if !wanted.contains(&p.collection.as_str()) {
+                wanted.push(&p.collection);
+            }
+        }
+        for name in wanted {
+            let exists = existing.iter().any(|n| n == name);
+            let points = if exists {
+                match qd::count(target, name, true).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        warning = true;
+                        issues.push(format!("cannot count `{name}`: {e}"));
+                        0
+                    }
+                }
+            } else {
+                critical = true;
+                issues.push(format!("Qdrant collection `{name}` does not exist"));
+                0
+            };
+            collections.push(CollectionState {
+                name: name.to_string(),
+                exists,
+                points,
+            });
+        }
+    }
+
+    let mut pairs = Vec::new();
+    let mut full = Full::default();
+    for pair in &opts.pairs {
+        let why = if !postgres.ok || !qdrant.ok {
+            Some("a connection failed".to_string())
+        } else if missing_tables.contains(&pair.table) {
+            Some(format!("table `{}` is missing", pair.table))
+        } else if !existing.contains(&pair.collection) {
+            Some(format!("collection `{}` does not exist", pair.collection))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            pairs.push(not_compared(pair, why));
+            continue;
+        }
+        let compared = match &pair.payload_key {
+            None => compare_by_id(target, pair, opts.page_size).await,
+            Some(key) => compare_by_payload(target, pair, key, opts.page_size).await,
+        };
+        match compared {
+            Ok((result, lists)) => {
+                if result.missing > 0 {
+                    warning = true;
+                    let what = if pair.payload_key.is_some() {
+                        format!("rows of {} without a point", pair.table)
+                    } else {
+                        format!("{} rows whose point is missing", pair.table)
+                    };
+                    issues.push(format!(
+                        "{}: {} {what} in {}",
+                        pair.name, result.missing, pair.collection
+                    ));
+                }
+                if result.orphans > 0 {
+                    warning = true;
+                    issues.push(format!(
+                        "{}: {} orphan vectors in {} (no row in {}); delete them with: opsh clean-orphans",
+                        pair.name, result.orphans, pair.collection, pair.table
+                    ));
+                }
+                if result.invalid > 0 {
+                    warning = true;
+                    let what = if pair.payload_key.is_some() {
+                        format!(
+                            "points without a usable payload `{}`",
+                            pair.payload_key.as_deref().unwrap_or_default()
+                        )
+                    } else {
+                        format!(
+                            "{} values that are neither an integer nor a UUID (never deleted)",
+                            pair.id_column
+                        )
+                    };
+                    issues.push(format!("{}: {} {what}", pair.name, result.invalid));
+                }
+                pairs.push(result);
+                full.pairs.push((pair.clone(), lists));
+            }
+            Err(e) => {
+                critical = true;
+                issues.push(format!("{}: comparison failed: {e}", pair.name));
+                pairs.push(not_compared(pair, e.to_string()));
+            }
+        }
+    }
+
+    // Content marked vector_stored whose chunks or summary are missing (deployment pairs).
+    let mut content_missing: Vec<i64> = Vec::new();
+    if postgres.ok && missing_tables.is_empty() {
+        match content_missing_vectors(target, &pairs, &full).await {
+            Ok(ids) => content_missing = ids,
+            Err(e) => issues.push(format!("cannot check vector_stored content: {e}")),
+        }
+        if !content_missing.is_empty() {
+            warning = true;
+            issues.push(format!(
+                "{} content items are marked vector_stored but their chunks or summary are missing",
+                content_missing.len()
+            ));
+        }
+    }
+
+    let mut jobs_state = JobsState {
+        checked: false,
+        older_than: crate::duration::format(opts.stuck_after),
+        stuck: 0,
+        sample_stuck_ids: Vec::new(),
+    };
+    if postgres.ok && !missing_tables.iter().any(|t| t == "processing_jobs") {
+        match jobs::stuck(target, opts.stuck_after, None, 100_000).await {
+            Ok(stuck) => {
+                jobs_state.checked = true;
+                jobs_state.stuck = stuck.len() as u64;
+                jobs_state.sample_stuck_ids = stuck.iter().take(SAMPLE).map(|j| j.id).collect();
+                if !stuck.is_empty() {
+                    warning = true;
+                    issues.push(format!(
+                        "{} jobs processing for more than {}; reset them with: opsh reset-stuck-jobs",
+                        stuck.len(),
+                        jobs_state.older_than
+                    ));
+                }
+            }
+            Err(e) => issues.push(format!("cannot check stuck jobs: {e}")),
+        }
+    }
+
+    let status = if critical {
+        "critical"
+    } else if warning {
+        "warning"
+    } else {
+        "healthy"
+    };
+    Ok((
+        Check {
+            status: status.into(),
+            connections: Connections { postgres, qdrant },
+            tables: Tables {
+                required,
+                missing: missing_tables,
+            },
+            collections,
+            pairs,
+            content_missing_vectors: content_missing.len() as u64,
+            sample_content_missing_vectors: content_missing.iter().take(SAMPLE).copied().collect(),
+            jobs: jobs_state,
+            issues,
+        },
+        full,
+    ))
+}
+
+async fn existing_tables(target: &Target, names: &[String]) -> Result<Vec<String>, OpError> {
+    let pool = target.pg().await?;
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c
+         WHERE c.relname = ANY($1) AND c.relkind IN ('r', 'p', 'v', 'm')
+           AND pg_table_is_visible(c.oid)",
+    )
+    .bind(names)
+    .fetch_all(pool)
+    .await
+    .map_err(target.pg_err())
+}
+
+/// Every text form of a point id Qdrant reads as that id, lowercase, for looking rows up in SQL.
+pub(super) fn text_forms(key: PointKey) -> Vec<String> {
+    match key {
+        PointKey::Num(n) => vec![n.to_string()],
+        PointKey::Uuid(u) => {
+            let u = uuid::Uuid::from_u128(u);
+            let h = u.hyphenated().to_string();
+            vec![
+                u.simple().to_string(),
+                format!("{{{h}}}"),
+                format!("urn:uuid:{h}"),
+                h,
+            ]
+        }
+    }
+}
+
+/// The deployment's extra check: content marked vector_stored with no chunk mapping, with a
+/// mapping whose point is missing, or (for the summaries pair) without its summary point.
+async fn content_missing_vectors(
+    target: &Target,
+    pairs: &[PairResult],
+    full: &Full,
+) -> Result<Vec<i64>, OpError> {
+    let defaults = default_pairs(target);
+    let (chunks, summaries) = (&defaults[0], &defaults[1]);
+    let mut ids: Vec<i64> = Vec::new();
+    let compared = |name: &str| pairs.iter().any(|p| p.name == name && p.compared);
+    if compared(&chunks.name) {
+        let missing_forms: Vec<String> = full
+            .pairs
+            .iter()
+            .filter(|(p, _)| p == chunks)
+            .flat_map(|(_, l)| l.missing.iter())
+            .filter_map(|t| PointKey::parse(t))
+            .flat_map(text_forms)
+            .collect();
+        let pool = target.pg().await?;
+        let found: Vec<i32> = sqlx::query_scalar(
+            "SELECT c.id FROM content c
+             WHERE c.vector_stored
+               AND (NOT EXISTS (SELECT 1 FROM vector_mappings m
+                                WHERE m.content_id = c.id AND m.vector_collection = $1)
+                    OR (cardinality($2::text[]) > 0 AND EXISTS (
+                         SELECT 1 FROM vector_mappings m
+                         WHERE m.content_id = c.id AND m.vector_collection = $1
+                           AND lower(m.chunk_id) = ANY($2))))",
+        )
+        .bind(&chunks.collection)
+        .bind(&missing_forms)
+        .fetch_all(pool)
+        .await
+        .map_err(target.pg_err())?;
+        ids.extend(found.into_iter().map(i64::from));
+    }
+    if compared(&summaries.name) {
+        for (p, l) in &full.pairs {
+            if p == summaries {
+                ids.extend(l.missing.iter().filter_map(|t| t.parse::<i64>().ok()));
+            }
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_accepted_form_is_listed_for_sql_lookups() {
+        let k = PointKey::parse("4a7d1ed414474e4033ac29ccb8653d9b").unwrap();
+        let forms = text_forms(k);
+        assert!(forms.contains(&"4a7d1ed4-1447-4e40-33ac-29ccb8653d9b".to_string()));
+        assert!(forms.iter().all(|f| PointKey::parse(f) == Some(k)));
+    }
+}

@@ -1,0 +1,303 @@
+//! check-data-fix and clean-orphans: the orphans seen long enough (see [`candidates`]) and
+//! still without a row when their batch is decided are deleted within the deletion budget, with
+//! a snapshot and an ids file as the way back; stuck jobs are reset; then it checks again.
+//!
+//! [`candidates`]: super::candidates
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::candidates;
+use super::check::{CheckOptions, check, text_forms};
+use super::pairs::{Pair, ident};
+use super::report::{Check, Full, SAMPLE, sample};
+use crate::config::key;
+use crate::ops::Target;
+use crate::ops::budget::{self, Bulk, IdFile};
+use crate::ops::destructive::{Change, Confirm, done, proceed};
+use crate::ops::error::{ErrorKind, OpError};
+use crate::ops::jobs;
+use crate::ops::qdrant::{self as qd, PointKey};
+
+/// Which of these orphan candidates have a row now (read at this moment).
+async fn live_now(
+    target: &Target,
+    pair: &Pair,
+    keys: &[PointKey],
+) -> Result<HashSet<PointKey>, OpError> {
+    let pool = target.pg().await?;
+    let filter = match &pair.filter {
+        Some(f) if !f.trim().is_empty() => format!("({f}) AND "),
+        _ => String::new(),
+    };
+    let col = ident(&pair.id_column);
+    let table = ident(&pair.table);
+    match &pair.payload_key {
+        None => {
+            let forms: Vec<String> = keys.iter().copied().flat_map(text_forms).collect();
+            let sql = format!(
+                "SELECT {col}::text FROM {table} WHERE {filter}lower({col}::text) = ANY($1)"
+            );
+            let texts: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(&forms)
+                .fetch_all(pool)
+                .await
+                .map_err(target.pg_err())?;
+            Ok(texts.iter().filter_map(|t| PointKey::parse(t)).collect())
+        }
+        Some(key) => {
+            // The points' payload values, read again now, then their rows.
+            let points = qd::get(target, &pair.collection, keys, true).await?;
+            let values: Vec<(PointKey, String)> = points
+                .iter()
+                .filter_map(|p| {
+                    let k = PointKey::parse(&p.id)?;
+                    let v = match &p.payload[key.as_str()] {
+                        serde_json::Value::Number(n) => n.to_string(),
+                        serde_json::Value::String(s) => s.clone(),
+                        _ => return None,
+                    };
+                    Some((k, v))
+                })
+                .collect();
+            let texts: Vec<String> = values.iter().map(|(_, v)| v.clone()).collect();
+            let sql =
+                format!("SELECT {col}::text FROM {table} WHERE {filter}{col}::text = ANY($1)");
+            let rows: HashSet<String> = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
+                .bind(&texts)
+                .fetch_all(pool)
+                .await
+                .map_err(target.pg_err())?
+                .into_iter()
+                .collect();
+            // A point whose payload lost its key, or that is gone, is left alone too.
+            let mut live: HashSet<PointKey> = keys.iter().copied().collect();
+            for (k, v) in values {
+                if !rows.contains(&v) {
+                    live.remove(&k);
+                }
+            }
+            Ok(live)
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct PairFix {
+    pub name: String,
+    pub collection: String,
+    pub orphans: u64,
+    /// Deleted (with --dry-run: would be).
+    pub deleted: u64,
+    /// Orphans first seen less than the grace period ago: left for a later run.
+    pub deferred: u64,
+    /// Orphans that had a row by the time their delete was decided: left alone.
+    pub live: u64,
+    /// Invalid ids listed by the check: never deleted.
+    pub invalid_kept: u64,
+    pub sample_deleted: Vec<String>,
+    /// With --dry-run: every id that would be deleted.
+    pub would_delete: Vec<String>,
+    /// The Qdrant snapshot taken before the delete (more than delete.snapshot_above points).
+    pub snapshot: Option<String>,
+    /// The 0600 file the deleted ids were written to.
+    pub ids_file: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Fixed {
+    pub dry_run: bool,
+    pub grace: String,
+    pub pairs: Vec<PairFix>,
+    pub deleted: u64,
+    pub jobs_reset: i64,
+    pub jobs_failed: i64,
+    /// The check made after the fix.
+    pub after: Check,
+}
+
+pub struct FixOptions {
+    pub check: CheckOptions,
+    pub grace: Duration,
+    pub jobs: bool,
+    pub orphans: bool,
+    /// The deletion budget lifted to this many points per collection (the `max_delete`
+    /// argument); None: the settings' budget, and nothing by a pair that matched nothing.
+    pub max_delete: Option<u64>,
+}
+
+/// Deletes every orphan vector seen as one for at least the grace period and still without a
+/// row when its batch is decided, resets stuck jobs, then checks again.
+pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), OpError> {
+    let (before, full) = check(target, &opts.check).await?;
+    if before.status == "critical" {
+        return Err(OpError::new(
+            ErrorKind::Failed,
+            None,
+            format!(
+                "the check is critical, nothing was fixed: {}",
+                before.issues.join("; ")
+            ),
+        ));
+    }
+    let dry_run = target.flags.dry_run;
+    let pool = target.pg().await?;
+    let grace = opts.grace.as_secs_f64();
+    let mut plans: Vec<(Pair, Vec<PointKey>, PairFix)> = Vec::new();
+    let seen = candidates::Seen::open(target, pool, dry_run).await?;
+    for (pair, lists) in &full.pairs {
+        if !opts.orphans {
+            break;
+        }
+        let texts: Vec<String> = lists.orphans.iter().map(ToString::to_string).collect();
+        if !dry_run {
+            seen.record(&pair.collection, &texts).await?;
+        }
+        // Under --dry-run nothing was recorded: an orphan not seen before counts as seen now.
+        let eligible = seen.eligible(&pair.collection, &texts, grace).await?;
+        let plan = PairFix {
+            name: pair.name.clone(),
+            collection: pair.collection.clone(),
+            orphans: lists.orphans.len() as u64,
+            deferred: (lists.orphans.len() - eligible.len()) as u64,
+            invalid_kept: lists.invalid.len() as u64,
+            ..PairFix::default()
+        };
+        plans.push((pair.clone(), eligible, plan));
+    }
+    let orphan_total: usize = plans.iter().map(|(_, e, _)| e.len()).sum();
+    let stuck = if opts.jobs { before.jobs.stuck } else { 0 };
+    let change = Change {
+        op: "integrity::fix",
+        summary: format!(
+            "delete {orphan_total} orphan vectors (orphans for at least {}) and reset {stuck} stuck jobs",
+            crate::duration::format(opts.grace)
+        ),
+        count: (orphan_total as u64 + stuck) as i64,
+        confirm: Confirm::Yes,
+    };
+    // The budget before anything is asked or deleted: a wrong database must not get as far
+    // as a confirmation that --yes answers.
+    let mut reasons = Vec::new();
+    let mut needed = 0u64;
+    for (pair, eligible, _) in &plans {
+        let compared = before.pairs.iter().find(|p| p.name == pair.name);
+        let (rows, points, matched) = compared.map_or((0, 0, 0), |p| (p.rows, p.points, p.matched));
+        let bulk = Bulk {
+            op: change.op,
+            what: format!("collection {}", pair.collection),
+            unit: "points",
+            count: eligible.len() as u64,
+            total: points,
+            matched_nothing: (rows > 0 && points > 0 && matched == 0).then_some((rows, points)),
+        };
+        if let Some(why) = budget::over(&target.settings, &bulk, opts.max_delete) {
+            reasons.push(format!("{}: {why}", pair.name));
+            needed = needed.max(bulk.count);
+        }
+    }
+    if !reasons.is_empty() {
+        return Err(budget::refused(target, &change, &reasons, needed));
+    }
+    let go = proceed(target, &change)?;
+    let mut deleted_total = 0u64;
+    let mut kept: Vec<String> = Vec::new();
+    for (pair, eligible, plan) in &mut plans {
+        if !go {
+            plan.deleted = eligible.len() as u64;
+            plan.sample_deleted = sample(eligible);
+            plan.would_delete = eligible.iter().map(ToString::to_string).collect();
+            continue;
+        }
+        if eligible.is_empty() {
+            continue;
+        }
+        // The way back: a snapshot above the threshold, and the ids as they go.
+        if let Some(taken) =
+            qd::snapshot_before_delete(target, &pair.collection, eligible.len() as u64).await?
+        {
+            kept.push(taken.words());
+            plan.snapshot = Some(taken.name);
+        }
+        let mut ids = IdFile::create(
+            &target.settings,
+            change.op,
+            &format!("collection {}", pair.collection),
+        )?;
+        kept.push(format!(
+            "ids of {} in {}",
+            pair.collection,
+            ids.path.display()
+        ));
+        plan.ids_file = Some(ids.path.display().to_string());
+        for batch in eligible.chunks(qd::DELETE_BATCH) {
+            // Decided now: whatever has a row at this moment stays.
+            let live = live_now(target, pair, batch).await?;
+            let doomed: Vec<PointKey> = batch
+                .iter()
+                .copied()
+                .filter(|k| !live.contains(k))
+                .collect();
+            plan.live += (batch.len() - doomed.len()) as u64;
+            qd::delete_keys(target, &pair.collection, &doomed).await?;
+            let texts: Vec<String> = doomed.iter().map(ToString::to_string).collect();
+            ids.write(&texts)?;
+            seen.forget(&pair.collection, &texts).await?;
+            if plan.sample_deleted.len() < SAMPLE {
+                plan.sample_deleted.extend(
+                    texts
+                        .iter()
+                        .take(SAMPLE - plan.sample_deleted.len())
+                        .cloned(),
+                );
+            }
+            plan.deleted += doomed.len() as u64;
+        }
+        deleted_total += plan.deleted;
+    }
+    let (mut jobs_reset, mut jobs_failed) = (0, 0);
+    if opts.jobs && before.jobs.checked {
+        let reset = jobs::reset_stuck(
+            target,
+            &jobs::ResetStuck {
+                older_than: opts.check.stuck_after,
+                max_retries: target.settings.int(key::JOBS_MAX_RETRIES),
+                reason: format!(
+                    "reset by opsh check-data-fix: processing for more than {}",
+                    crate::duration::format(opts.check.stuck_after)
+                ),
+                job_types: None,
+            },
+        )
+        .await?;
+        jobs_reset = reset.reset;
+        jobs_failed = reset.failed;
+    }
+    if go {
+        done(
+            target,
+            &change,
+            &format!(
+                "{deleted_total} orphan vectors deleted, {jobs_reset} jobs pending again, {jobs_failed} failed{}",
+                kept.iter().map(|k| format!("; {k}")).collect::<String>()
+            ),
+        );
+    } else {
+        deleted_total = plans.iter().map(|(_, _, p)| p.deleted).sum();
+    }
+    let (after, full_after) = check(target, &opts.check).await?;
+    Ok((
+        Fixed {
+            dry_run: !go,
+            grace: crate::duration::format(opts.grace),
+            pairs: plans.into_iter().map(|(_, _, p)| p).collect(),
+            deleted: deleted_total,
+            jobs_reset,
+            jobs_failed,
+            after,
+        },
+        full_after,
+    ))
+}
