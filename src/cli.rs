@@ -271,10 +271,31 @@ fn usage_error(e: &clap::Error, json: bool) -> u8 {
     status
 }
 
+/// `opsh [flags] help NAME` where NAME is no subcommand of clap's: `opsh [flags] describe NAME`.
+fn help_for_procedure(args: &[String]) -> Option<Vec<String>> {
+    let at = args.iter().skip(1).position(|a| !a.starts_with('-'))? + 1;
+    let name = args.get(at + 1)?;
+    let known = Cli::command()
+        .get_subcommands()
+        .any(|c| c.get_name() == name);
+    (args[at] == "help" && !known && args.len() == at + 2).then(|| {
+        let mut rewritten = args[..at].to_vec();
+        rewritten.extend(["describe".to_string(), name.clone()]);
+        rewritten
+    })
+}
+
 /// `opsh <procedure> args… --flag` is `opsh --flag run <procedure> args…`: flags may follow the
 /// procedure name, as they may follow `run`.
 fn parse(args: &[String]) -> Result<Cli, clap::Error> {
-    let cli = Cli::try_parse_from(args)?;
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        // `opsh help <procedure>`: clap's own help knows only its subcommands.
+        Err(e) => match help_for_procedure(args) {
+            Some(rewritten) => return Cli::try_parse_from(rewritten),
+            None => return Err(e),
+        },
+    };
     let Some(Command::Procedure(words)) = &cli.command else {
         return Ok(cli);
     };
@@ -426,7 +447,7 @@ fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
         Some(Command::Describe { script }) => {
             let script = host.catalog().resolve(&script)?;
             let declared = crate::host::params::declared(&script.display, &script.source)?;
-            Ok(output::describe(&script, &declared, json))
+            Ok(output::describe(&script, &declared, host.settings(), json))
         }
         Some(Command::Complete { words }) => {
             let candidates: String = crate::complete::candidates(host, &Cli::command(), &words)

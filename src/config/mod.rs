@@ -291,6 +291,11 @@ impl Settings {
         self.list(key).iter().map(|p| expand_home(p)).collect()
     }
 
+    /// Where a setting named as data got its value (`default`, a file, `env VAR`, …).
+    pub fn source_by_name(&self, name: &str) -> Option<String> {
+        self.values.get(name).map(|v| v.source.to_string())
+    }
+
     /// The text of a setting named as data (a spec's or a script's declared default), or None
     /// for a name that is no setting.
     pub fn text_by_name(&self, name: &str) -> Option<&str> {

@@ -148,15 +148,27 @@ pub fn api(specs: &[&crate::ops::spec::Spec], named: bool, markdown: bool, json:
 pub fn describe(
     script: &crate::host::catalog::Script,
     declared: &[crate::host::params::Declared],
+    settings: &Settings,
     json: bool,
 ) -> u8 {
     let description = crate::host::catalog::describe(&script.source);
     if json {
+        let arguments: Vec<serde_json::Value> = declared
+            .iter()
+            .map(|d| {
+                let mut v = serde_json::to_value(d).unwrap_or_default();
+                if let Some((value, from)) = d.resolved_default(settings) {
+                    v["default_value"] = value.into();
+                    v["default_from"] = from.into();
+                }
+                v
+            })
+            .collect();
         let doc = serde_json::json!({
             "name": script.name,
             "origin": script.origin,
             "description": description,
-            "arguments": declared,
+            "arguments": arguments,
         });
         out(&format!("{doc}\n"));
         return code::OK;
@@ -170,7 +182,7 @@ pub fn describe(
     } else {
         text.push_str("\nArguments:\n");
         for d in declared {
-            text.push_str(&format!("  {}\n", d.line()));
+            text.push_str(&format!("  {}\n", d.help_line(settings)));
         }
     }
     out(&text);
