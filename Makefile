@@ -6,7 +6,7 @@ OPSH ?= cargo run --quiet --release --
 	check-data check-data-fix reset-stuck-jobs clean-orphans check-jobs reset-soft reset-hard \
 	backup-all db-backup db-restore db-shell db-stats qdrant-stats clean-logs \
 	daily-integrity-check test-health daily-check weekly-check monthly-check migrate demo demo-down \
-	test bench
+	test bench install install-files uninstall
 
 pause:                 ; $(OPSH) pause
 unpause:               ; $(OPSH) unpause
@@ -57,3 +57,33 @@ bench:
 	benches/startup.sh
 	tools/with-services benches/reset_stuck.sh
 	tools/with-services benches/containers.sh
+
+# Installation (PREFIX, DESTDIR as usual; SYSCONFDIR is where /etc/opsh/opsh.toml lives, and is
+# built into the binary). `make install` builds the release binary; `install-files` installs a
+# given OPSH_BIN without building (packaging, tests).
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+DESTDIR    ?=
+OPSH_BIN   ?= target/release/opsh
+BINDIR      = $(DESTDIR)$(PREFIX)/bin
+MANDIR      = $(DESTDIR)$(PREFIX)/share/man/man1
+SHAREDIR    = $(DESTDIR)$(PREFIX)/share
+
+install:
+	OPSH_SYSCONFDIR=$(SYSCONFDIR) cargo build --release --locked
+	$(MAKE) install-files OPSH_BIN=target/release/opsh
+
+install-files:
+	install -D -m 0755 $(OPSH_BIN) $(BINDIR)/opsh
+	install -d $(MANDIR) $(SHAREDIR)/bash-completion/completions $(SHAREDIR)/zsh/site-functions \
+		$(SHAREDIR)/fish/vendor_completions.d $(DESTDIR)$(SYSCONFDIR)/opsh
+	$(OPSH_BIN) __man > $(MANDIR)/opsh.1
+	$(OPSH_BIN) completions bash > $(SHAREDIR)/bash-completion/completions/opsh
+	$(OPSH_BIN) completions zsh > $(SHAREDIR)/zsh/site-functions/_opsh
+	$(OPSH_BIN) completions fish > $(SHAREDIR)/fish/vendor_completions.d/opsh.fish
+	install -m 0644 contrib/opsh.toml.example $(DESTDIR)$(SYSCONFDIR)/opsh/opsh.toml.example
+
+uninstall:
+	rm -f $(BINDIR)/opsh $(MANDIR)/opsh.1 $(SHAREDIR)/bash-completion/completions/opsh \
+		$(SHAREDIR)/zsh/site-functions/_opsh $(SHAREDIR)/fish/vendor_completions.d/opsh.fish \
+		$(DESTDIR)$(SYSCONFDIR)/opsh/opsh.toml.example

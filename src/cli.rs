@@ -13,10 +13,21 @@ use crate::host::Host;
 use crate::ops::{Flags, Target};
 use crate::output;
 
+/// `opsh --version`: the release, and the commit it was built from with that commit's date
+/// (build.rs), so a report from the field names the exact source.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BUILD_OPSH_COMMIT"),
+    ", ",
+    env!("BUILD_OPSH_DATE"),
+    ")"
+);
+
 /// The operations shell of the youtube_agent stack: procedures of the operations guide as
 /// scripts, a REPL for investigation, exit codes for cron and Nagios.
 #[derive(Parser, Debug)]
-#[command(name = "opsh", version, about, long_about = None)]
+#[command(name = "opsh", version = VERSION, about, long_about = None)]
 #[command(
     after_help = "Run a procedure: opsh <procedure> [key=value]…   (opsh scripts lists them)\n\
 Exit codes: 0 ok, 1 warning, 2 critical, 3 unknown (usage, script error, refused), 130 interrupted."
@@ -132,6 +143,9 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the man page, opsh(1), as roff (`make install` installs it)
+    #[command(name = "__man", hide = true)]
+    Man,
     /// Completion candidates for the last word (used by the completion scripts)
     #[command(name = "__complete", hide = true)]
     Complete {
@@ -229,7 +243,11 @@ fn usage_error(e: &clap::Error, json: bool) -> u8 {
     let text = e.render().to_string();
     let doc = match e.kind() {
         clap::error::ErrorKind::DisplayVersion => {
-            serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })
+            serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "commit": env!("BUILD_OPSH_COMMIT"),
+                "date": env!("BUILD_OPSH_DATE"),
+            })
         }
         _ if !e.use_stderr() => serde_json::json!({ "help": text }),
         _ => {
@@ -253,10 +271,31 @@ fn usage_error(e: &clap::Error, json: bool) -> u8 {
     status
 }
 
+/// `opsh [flags] help NAME` where NAME is no subcommand of clap's: `opsh [flags] describe NAME`.
+fn help_for_procedure(args: &[String]) -> Option<Vec<String>> {
+    let at = args.iter().skip(1).position(|a| !a.starts_with('-'))? + 1;
+    let name = args.get(at + 1)?;
+    let known = Cli::command()
+        .get_subcommands()
+        .any(|c| c.get_name() == name);
+    (args[at] == "help" && !known && args.len() == at + 2).then(|| {
+        let mut rewritten = args[..at].to_vec();
+        rewritten.extend(["describe".to_string(), name.clone()]);
+        rewritten
+    })
+}
+
 /// `opsh <procedure> args… --flag` is `opsh --flag run <procedure> args…`: flags may follow the
 /// procedure name, as they may follow `run`.
 fn parse(args: &[String]) -> Result<Cli, clap::Error> {
-    let cli = Cli::try_parse_from(args)?;
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        // `opsh help <procedure>`: clap's own help knows only its subcommands.
+        Err(e) => match help_for_procedure(args) {
+            Some(rewritten) => return Cli::try_parse_from(rewritten),
+            None => return Err(e),
+        },
+    };
     let Some(Command::Procedure(words)) = &cli.command else {
         return Ok(cli);
     };
@@ -286,6 +325,17 @@ fn run(mut cli: Cli) -> Result<u8, Error> {
         clap_complete::generate(*shell, &mut Cli::command(), "opsh", &mut script);
         output::out(&String::from_utf8_lossy(&script));
         output::out(crate::complete::hook(*shell));
+        return Ok(code::OK);
+    }
+    if let Some(Command::Man) = &cli.command {
+        // Generated from the same definition as --help and the completions, so none can drift.
+        let mut page = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut page)
+            .map_err(|e| Error::Usage {
+                message: format!("cannot render the man page: {e}"),
+            })?;
+        output::out(&String::from_utf8_lossy(&page));
         return Ok(code::OK);
     }
     let overrides = Overrides {
@@ -397,7 +447,7 @@ fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
         Some(Command::Describe { script }) => {
             let script = host.catalog().resolve(&script)?;
             let declared = crate::host::params::declared(&script.display, &script.source)?;
-            Ok(output::describe(&script, &declared, json))
+            Ok(output::describe(&script, &declared, host.settings(), json))
         }
         Some(Command::Complete { words }) => {
             let candidates: String = crate::complete::candidates(host, &Cli::command(), &words)

@@ -75,10 +75,80 @@ fn a_procedure_help_lists_its_declared_arguments() {
         "reset-stuck-jobs: Reset jobs stuck in processing back to pending (make reset-stuck-jobs)\n\n\
 Usage: opsh reset-stuck-jobs [key=value]… [--dry-run] [--yes] [--json]\n\n\
 Arguments:\n  \
-older_than: duration = setting jobs.stuck_after.reset_stuck_jobs — processing with no sign of life for this long counts as stuck\n  \
-max_retries: int = setting jobs.max_retries — jobs already retried this often go to failed instead\n",
+older_than: duration = \"1h\" (setting jobs.stuck_after.reset_stuck_jobs, default) — processing with no sign of life for this long counts as stuck\n  \
+max_retries: int = \"3\" (setting jobs.max_retries, default) — jobs already retried this often go to failed instead\n",
         "",
     );
+}
+
+/// The default shown is the value this configuration gives, with where it comes from; `opsh help
+/// <procedure>` says the same as `--help`.
+#[test]
+fn a_procedure_help_shows_each_defaults_value_and_its_source() {
+    let opsh = Opsh::new()
+        .file("opsh.toml", "[jobs]\nmax_retries = 5\n")
+        .env("OPSH_JOBS_STUCK_AFTER_RESET_STUCK_JOBS", "2h");
+    let toml = opsh.path().join("opsh.toml").display().to_string();
+    let help = opsh.args(["reset-stuck-jobs", "--help"]).run();
+    help.code(0);
+    for line in [
+        "  older_than: duration = \"2h\" (setting jobs.stuck_after.reset_stuck_jobs, env OPSH_JOBS_STUCK_AFTER_RESET_STUCK_JOBS) — processing with no sign of life for this long counts as stuck".to_string(),
+        format!("  max_retries: int = \"5\" (setting jobs.max_retries, {toml}) — jobs already retried this often go to failed instead"),
+    ] {
+        assert!(help.stdout.lines().any(|l| l == line), "missing {line:?} in\n{}", help.stdout);
+    }
+    let json = Opsh::new()
+        .args(["--json", "clean-logs", "--help"])
+        .run()
+        .json();
+    let older = json["arguments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            a["default"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("setting "))
+        })
+        .unwrap_or_else(|| panic!("no argument with a setting default in {json}"))
+        .clone();
+    assert_eq!(
+        older["default_from"]
+            .as_str()
+            .unwrap()
+            .ends_with(", default"),
+        true,
+        "{older}"
+    );
+    assert!(
+        !older["default_value"].as_str().unwrap().is_empty(),
+        "{older}"
+    );
+}
+
+#[test]
+fn help_names_a_procedure_as_it_names_a_command() {
+    let via_help = Opsh::new().args(["help", "check-jobs"]).run();
+    let via_flag = Opsh::new().args(["check-jobs", "--help"]).run();
+    via_help.code(0);
+    assert_eq!(via_help.stdout, via_flag.stdout);
+    assert!(
+        via_help.stdout.starts_with("check-jobs: "),
+        "{}",
+        via_help.stdout
+    );
+    // clap's own subcommands keep clap's help.
+    let config = Opsh::new().args(["help", "config"]).run();
+    config.code(0);
+    assert!(
+        config.stdout.contains("Usage: opsh config"),
+        "{}",
+        config.stdout
+    );
+    Opsh::new()
+        .args(["help", "no-such-procedure"])
+        .run()
+        .code(3);
 }
 
 #[test]

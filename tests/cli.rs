@@ -186,10 +186,14 @@ fn help_and_version_exit_0() {
     let run_help = Opsh::new().args(["run", "--help"]).run();
     run_help.code(0);
     assert!(run_help.stdout.contains("KEY=VALUE"));
-    Opsh::new().args(["--version"]).run().expect(
-        0,
-        &format!("opsh {}\n", env!("CARGO_PKG_VERSION")),
-        "",
+    let version = Opsh::new().args(["--version"]).run();
+    version.code(0);
+    assert!(
+        version
+            .stdout
+            .starts_with(&format!("opsh {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        version.stdout
     );
 }
 
@@ -282,7 +286,7 @@ fn config_precedence_defaults_file_dotenv_env_flags() {
         .args(["--json", "--timeout", "30s", "config"]);
     let json = opsh.run().json();
     let get = |key: &str| {
-        let entry = json
+        let entry = json["settings"]
             .as_array()
             .unwrap()
             .iter()
@@ -325,7 +329,7 @@ fn opsh_prefixed_variables_override_deployment_names() {
         .args(["--json", "config"])
         .run()
         .json();
-    let entry = json
+    let entry = json["settings"]
         .as_array()
         .unwrap()
         .iter()

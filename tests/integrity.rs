@@ -474,6 +474,39 @@ fn qdrant_stats_lists_the_collections() {
     );
 }
 
+/// Inside the tested range (1.18 to 1.20) a server gives no warning; outside, one line on stderr
+/// and no change to the check's status.
+#[test]
+fn qdrant_versions_outside_the_tested_range_warn_once_and_change_no_status() {
+    for (version, warned) in [("1.18.3", false), ("1.20.0", false), ("1.12.0", true)] {
+        let env = setup_with(
+            qdrant_double::Options {
+                server_version: version.to_string(),
+                ..Default::default()
+            },
+            &[],
+        );
+        let run = env.opsh().args(["qdrant-stats"]).run();
+        run.code(0);
+        let warnings: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| l.contains("outside the versions opsh is tested against"))
+            .collect();
+        assert_eq!(
+            warnings.len(),
+            usize::from(warned),
+            "{version}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stdout.contains(&format!("version {version}")),
+            "{}",
+            run.stdout
+        );
+    }
+}
+
 #[test]
 fn recreate_keeps_the_collections_own_vector_configuration() {
     let env = setup();

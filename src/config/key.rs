@@ -30,6 +30,10 @@ pub(super) enum Kind {
     },
     /// A `:`-separated list (a TOML array in opsh.toml).
     List,
+    /// A path: relative in a configuration file or .env, relative to that file's directory.
+    Path,
+    /// A `:`-separated list of paths, each resolved as a [`Kind::Path`].
+    PathList,
     /// One of these words.
     Choice(&'static [&'static str]),
     /// A JSON document; in opsh.toml the same written as TOML (e.g. `[[integrity.pairs]]`
@@ -68,11 +72,11 @@ macro_rules! key_types {
 }
 
 key_types! {
-    Text => Kind::Text | Kind::Url | Kind::Secret | Kind::Choice(_) | Kind::Json,
+    Text => Kind::Text | Kind::Url | Kind::Secret | Kind::Choice(_) | Kind::Json | Kind::Path,
     Dur => Kind::Duration,
     OptDur => Kind::OptionalDuration,
     Int => Kind::Int { .. },
-    List => Kind::List,
+    List => Kind::List | Kind::PathList,
 }
 
 /// Defines each key's typed constant and its row of [`KEYS`]; a constant whose type does not
@@ -116,41 +120,44 @@ settings! {
     DELETE_SNAPSHOT_ABOVE: Int = "delete.snapshot_above", env [], default "100", kind Kind::Int { min: 0 };
     /// Where each bulk delete writes the ids it deleted (0600 files in a 0700 folder), and how
     /// long they are kept.
-    DELETE_IDS_DIR: Text = "delete.ids_dir", env [], default "~/.local/state/opsh/deleted", kind Kind::Text;
+    DELETE_IDS_DIR: Text = "delete.ids_dir", env [], default "~/.local/state/opsh/deleted", kind Kind::Path;
     DELETE_IDS_KEEP: Dur = "delete.ids_keep", env [], default "30d", kind Kind::Duration;
     REDIS_URL: Text = "redis.url", env ["REDIS_URL"], default "redis://localhost:6379/0", kind Kind::Url;
-    BACKUP_DIR: Text = "backup.dir", env [], default "./backups", kind Kind::Text;
+    BACKUP_DIR: Text = "backup.dir", env [], default "./backups", kind Kind::Path;
     BACKUP_KEEP_LAST: Int = "backup.keep_last", env [], default "7", kind Kind::Int { min: 0 };
     BACKUP_KEEP_DAYS: Int = "backup.keep_days", env [], default "30", kind Kind::Int { min: 0 };
     BACKUP_PG_TOOLS: Text = "backup.pg_tools", env [], default "auto", kind Kind::Choice(&["auto", "host", "container"]);
-    LOGS_DIRS: List = "logs.dirs", env [], default "./logs", kind Kind::List;
+    LOGS_DIRS: List = "logs.dirs", env [], default "./logs", kind Kind::PathList;
     LOGS_RETENTION: Dur = "logs.retention", env [], default "7d", kind Kind::Duration;
     DOCKER_HOST: Text = "docker.host", env ["DOCKER_HOST"], default "", kind Kind::Url;
     DOCKER_TLS_VERIFY: Text = "docker.tls_verify", env ["DOCKER_TLS_VERIFY"], default "", kind Kind::Text;
-    DOCKER_CERT_PATH: Text = "docker.cert_path", env ["DOCKER_CERT_PATH"], default "", kind Kind::Text;
+    DOCKER_CERT_PATH: Text = "docker.cert_path", env ["DOCKER_CERT_PATH"], default "", kind Kind::Path;
     DOCKER_STOP_TIMEOUT: Dur = "docker.stop_timeout", env [], default "10s", kind Kind::Duration;
     /// Services (or container names) scripts may run commands in with docker::exec; "*"
     /// for all. Empty: none, as DESIGN says scripts get no shell unless configured.
     DOCKER_ALLOW_EXEC: List = "docker.allow_exec", env [], default "", kind Kind::List;
     COMPOSE_PROJECT: Text = "compose.project", env ["COMPOSE_PROJECT_NAME"], default "youtube_agent", kind Kind::Text;
-    COMPOSE_FILE: Text = "compose.file", env ["COMPOSE_FILE"], default "docker-compose.yml", kind Kind::Text;
+    COMPOSE_FILE: Text = "compose.file", env ["COMPOSE_FILE"], default "docker-compose.yml", kind Kind::Path;
+    /// The deployment's .env (Compose's own, beside its compose file); relative in a
+    /// configuration file, relative to that file.
+    COMPOSE_ENV_FILE: Text = "compose.env_file", env [], default ".env", kind Kind::Path;
     COMPOSE_POSTGRES_SERVICE: Text = "compose.postgres_service", env [], default "postgres", kind Kind::Text;
     COMPOSE_REDIS_SERVICE: Text = "compose.redis_service", env [], default "redis", kind Kind::Text;
     FILES_TEMP_DIRS: List = "files.temp_dirs", env [], default "/tmp/shared_audio:/tmp/youtube_downloads:/tmp/whisper_cache:/app/data/temp", kind Kind::List;
     HEALTH_URLS: Text = "health.urls", env [], default "agent-service=http://localhost:8000/health,whisper-server=http://localhost:8082/health,embedding-server=http://localhost:8083/health", kind Kind::Text;
     /// A PEM file of CA certificates https health URLs may be signed by (besides the
     /// system's), e.g. a site's own CA.
-    HEALTH_CA_FILE: Text = "health.ca_file", env [], default "", kind Kind::Text;
+    HEALTH_CA_FILE: Text = "health.ca_file", env [], default "", kind Kind::Path;
     HEALTH_TIMEOUT: Dur = "health.timeout", env [], default "5s", kind Kind::Duration;
     SAFE_STOP_GRACE: Dur = "safe_stop.grace", env [], default "30s", kind Kind::Duration;
     SAFE_STOP_STOP_TIMEOUT: Dur = "safe_stop.stop_timeout", env [], default "60s", kind Kind::Duration;
     SAFE_STOP_STOP_LAST: Text = "safe_stop.stop_last", env [], default "postgres,redis,qdrant", kind Kind::Text;
     SAFE_START_WAIT: Dur = "safe_start.wait", env [], default "2m", kind Kind::Duration;
-    SCRIPTS_DIRS: List = "scripts.dirs", env [], default "./ops:~/.config/opsh/scripts", kind Kind::List;
+    SCRIPTS_DIRS: List = "scripts.dirs", env [], default "./ops:~/.config/opsh/scripts", kind Kind::PathList;
     /// 0 would let a runaway script run for ever (Rhai reads 0 as "no limit").
     LIMITS_MAX_OPERATIONS: Int = "limits.max_operations", env [], default "50000000", kind Kind::Int { min: 1 };
     RUN_TIMEOUT: OptDur = "run.timeout", env [], default "", kind Kind::OptionalDuration;
-    AUDIT_FILE: Text = "audit.file", env [], default "~/.local/state/opsh/audit.jsonl", kind Kind::Text;
+    AUDIT_FILE: Text = "audit.file", env [], default "~/.local/state/opsh/audit.jsonl", kind Kind::Path;
     JOBS_MAX_RETRIES: Int = "jobs.max_retries", env [], default "3", kind Kind::Int { min: 0 };
     JOBS_STUCK_AFTER_CHECK_DATA: Dur = "jobs.stuck_after.check_data", env [], default "1d", kind Kind::Duration;
     JOBS_STUCK_AFTER_SAFE_START: Dur = "jobs.stuck_after.safe_start", env [], default "1h", kind Kind::Duration;
@@ -180,7 +187,7 @@ pub(super) fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::Int { .. } => "an integer",
         Kind::Duration | Kind::OptionalDuration => "a duration such as \"30s\" or \"1h\"",
-        Kind::List => "a list of strings",
+        Kind::List | Kind::PathList => "a list of strings",
         Kind::Json => "TOML tables or a JSON string",
         _ => "a string",
     }

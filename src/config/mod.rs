@@ -60,8 +60,12 @@ pub struct Overrides {
 #[derive(Debug, Clone)]
 pub struct Settings {
     values: BTreeMap<&'static str, Value>,
-    /// The named targets of the config file (`[targets.prod]`), each with its own values.
-    targets: BTreeMap<String, (PathBuf, Values)>,
+    /// The named targets of the config files (`[targets.prod]`), each with its own values, in
+    /// the order of the files that set them.
+    targets: BTreeMap<String, Vec<(PathBuf, Values)>>,
+    /// The configuration files read, in order, and the .env read, if any.
+    files: Vec<PathBuf>,
+    dotenv: Option<PathBuf>,
     /// The target these settings are for, when one was chosen.
     target: Option<String>,
 }
@@ -101,14 +105,18 @@ impl Settings {
             })
             .collect();
 
-        let mut targets = BTreeMap::new();
-        if let Some(path) = config_file(overrides, env, cwd)? {
-            trusted(&path, "config file")?;
-            let text = read_text(&path, "config file")?;
-            warn_if_secret_is_readable(&path, &text);
-            let (top, named) = parse_toml(&path, &text)?;
+        let mut targets: BTreeMap<String, Vec<(PathBuf, Values)>> = BTreeMap::new();
+        let files = config_files(overrides, env, cwd)?;
+        for path in &files {
+            trusted(path, "config file")?;
+            let text = read_text(path, "config file")?;
+            warn_if_secret_is_readable(path, &text);
+            let (top, named) = parse_toml(path, &text)?;
             for (name, values) in named {
-                targets.insert(name, (path.clone(), values));
+                targets
+                    .entry(name)
+                    .or_default()
+                    .push((path.clone(), values));
             }
             for (key, text) in top {
                 values.insert(
@@ -121,7 +129,8 @@ impl Settings {
             }
         }
 
-        let dotenv_path = cwd.join(".env");
+        let dotenv_path = dotenv_file(&values, env, cwd);
+        let mut dotenv = None;
         if dotenv_path.is_file() {
             trusted(&dotenv_path, "file")?;
             let pairs = read_dotenv(&dotenv_path)?;
@@ -130,6 +139,7 @@ impl Settings {
             }
             warn_unknown_vars(&pairs, &dotenv_path.display().to_string());
             apply_env(&mut values, &pairs, |_| Source::DotEnv(dotenv_path.clone()));
+            dotenv = Some(dotenv_path);
         }
         warn_unknown_vars(env, "the environment");
         apply_env(&mut values, env, |var| Source::Env(var.to_string()));
@@ -150,11 +160,24 @@ impl Settings {
                 message: format!("key `{}` (from {}): {why}", key.name, value.source),
             })?;
         }
+        resolve_relative_paths(&mut values);
         Ok(Settings {
             values,
             targets,
             target: None,
+            files,
+            dotenv,
         })
+    }
+
+    /// The configuration files read, in the order they were applied.
+    pub fn files_read(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// The .env read, if one was.
+    pub fn dotenv_read(&self) -> Option<&Path> {
+        self.dotenv.as_deref()
     }
 
     /// The names of the targets in the config file (`[targets.NAME]`), sorted.
@@ -171,7 +194,7 @@ impl Settings {
     /// The operator named the target, so its URLs win over DATABASE_URL and the like from the
     /// environment or .env, which would otherwise send every target to the same place.
     pub fn for_target(&self, name: &str) -> Result<Settings, Error> {
-        let Some((path, values)) = self.targets.get(name) else {
+        let Some(sections) = self.targets.get(name) else {
             let names = self.target_names();
             let known = if names.is_empty() {
                 "the config file defines no [targets.NAME] section".to_string()
@@ -193,24 +216,27 @@ impl Settings {
             });
         };
         let mut settings = self.clone();
-        for (key, text) in values {
-            if matches!(
-                settings.values.get(key),
-                Some(Value {
-                    source: Source::Flag(_),
-                    ..
-                })
-            ) {
-                continue;
+        for (path, values) in sections {
+            for (key, text) in values {
+                if matches!(
+                    settings.values.get(key),
+                    Some(Value {
+                        source: Source::Flag(_),
+                        ..
+                    })
+                ) {
+                    continue;
+                }
+                settings.values.insert(
+                    key,
+                    Value {
+                        text: text.clone(),
+                        source: Source::Target(path.clone(), name.to_string()),
+                    },
+                );
             }
-            settings.values.insert(
-                key,
-                Value {
-                    text: text.clone(),
-                    source: Source::Target(path.clone(), name.to_string()),
-                },
-            );
         }
+        resolve_relative_paths(&mut settings.values);
         settings.target = Some(name.to_string());
         Ok(settings)
     }
@@ -265,6 +291,11 @@ impl Settings {
         self.list(key).iter().map(|p| expand_home(p)).collect()
     }
 
+    /// Where a setting named as data got its value (`default`, a file, `env VAR`, …).
+    pub fn source_by_name(&self, name: &str) -> Option<String> {
+        self.values.get(name).map(|v| v.source.to_string())
+    }
+
     /// The text of a setting named as data (a spec's or a script's declared default), or None
     /// for a name that is no setting.
     pub fn text_by_name(&self, name: &str) -> Option<&str> {
@@ -316,11 +347,18 @@ fn environment() -> Result<BTreeMap<String, String>, Error> {
     Ok(env)
 }
 
-fn config_file(
+/// The system-wide configuration file: /etc/opsh/opsh.toml, or under the OPSH_SYSCONFDIR a
+/// package built opsh with (build.rs).
+pub const SYSTEM_CONFIG: &str = concat!(env!("BUILD_OPSH_SYSCONFDIR"), "/opsh/opsh.toml");
+
+/// The configuration files to read, in rising precedence: `--config FILE` or `$OPSH_CONFIG`
+/// alone, else those of /etc/opsh/opsh.toml, ~/.config/opsh/opsh.toml and ./opsh.toml that
+/// exist, each overriding the one before (as git reads system, global and local config).
+fn config_files(
     overrides: &Overrides,
     env: &BTreeMap<String, String>,
     cwd: &Path,
-) -> Result<Option<PathBuf>, Error> {
+) -> Result<Vec<PathBuf>, Error> {
     // An explicitly named file must exist; the implicit places are optional.
     let explicit = overrides.config_file.clone().or_else(|| {
         env.get("OPSH_CONFIG")
@@ -346,14 +384,84 @@ fn config_file(
                 message: format!("config file {} does not exist", path.display()),
             });
         }
-        return Ok(Some(path));
+        return Ok(vec![path]);
     }
-    let local = cwd.join("opsh.toml");
-    if local.is_file() {
-        return Ok(Some(local));
+    let mut files: Vec<PathBuf> = Vec::new();
+    for path in [
+        PathBuf::from(SYSTEM_CONFIG),
+        expand_home("~/.config/opsh/opsh.toml"),
+        cwd.join("opsh.toml"),
+    ] {
+        // The same file reached twice (opsh run from ~/.config/opsh) is read once.
+        let same = |a: &Path| std::fs::canonicalize(a).ok() == std::fs::canonicalize(&path).ok();
+        if path.is_file() && !files.iter().any(|f| same(f)) {
+            files.push(path);
+        }
     }
-    let user = expand_home("~/.config/opsh/opsh.toml");
-    Ok(user.is_file().then_some(user))
+    Ok(files)
+}
+
+/// The deployment's .env: compose.env_file as the environment or a configuration file sets it
+/// (relative to that file), else `.env` in the working directory, where Compose reads it.
+fn dotenv_file(
+    values: &BTreeMap<&'static str, Value>,
+    env: &BTreeMap<String, String>,
+    cwd: &Path,
+) -> PathBuf {
+    let var = format!(
+        "OPSH_{}",
+        key::COMPOSE_ENV_FILE
+            .name()
+            .replace('.', "_")
+            .to_uppercase()
+    );
+    if let Some(path) = env.get(&var).filter(|s| !s.is_empty()) {
+        return cwd.join(expand_home(path));
+    }
+    let value = &values[key::COMPOSE_ENV_FILE.name()];
+    let path = expand_home(&value.text);
+    match &value.source {
+        Source::File(file) => file.parent().unwrap_or(cwd).join(path),
+        _ => cwd.join(path),
+    }
+}
+
+/// A relative path in a configuration file or a .env is relative to that file's directory, so
+/// /etc/opsh/opsh.toml's `backup.dir = "backups"` means /etc/opsh/backups from any working
+/// directory (cron starts in $HOME). Defaults and the environment stay relative to the working
+/// directory.
+fn resolve_relative_paths(values: &mut BTreeMap<&'static str, Value>) {
+    for k in KEYS {
+        if !matches!(k.kind, Kind::Path | Kind::PathList) {
+            continue;
+        }
+        let Some(value) = values.get_mut(k.name) else {
+            continue;
+        };
+        let base = match &value.source {
+            Source::File(p) | Source::DotEnv(p) | Source::Target(p, _) => p.parent(),
+            _ => None,
+        };
+        let Some(base) = base else { continue };
+        let resolve = |part: &str| -> String {
+            if part.is_empty() || part.starts_with('/') || part.starts_with('~') {
+                part.to_string()
+            } else {
+                base.join(part.strip_prefix("./").unwrap_or(part))
+                    .display()
+                    .to_string()
+            }
+        };
+        value.text = match k.kind {
+            Kind::PathList => value
+                .text
+                .split(':')
+                .map(resolve)
+                .collect::<Vec<_>>()
+                .join(":"),
+            _ => resolve(&value.text),
+        };
+    }
 }
 
 /// `OPSH_` variables that are not settings: opsh's own, and the test tools' (`OPSH_TEST_…`).

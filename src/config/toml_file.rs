@@ -109,7 +109,7 @@ fn flatten(
                 toml::Value::Integer(i),
                 Kind::Int { .. } | Kind::Duration | Kind::OptionalDuration,
             ) => i.to_string(),
-            (toml::Value::Array(items), Kind::List) => {
+            (toml::Value::Array(items), Kind::List | Kind::PathList) => {
                 let mut parts = Vec::new();
                 for item in items {
                     match item.as_str() {

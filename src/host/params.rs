@@ -39,6 +39,39 @@ pub struct Declared {
 
 impl Declared {
     /// `older_than: duration = setting jobs.stuck_after.reset_stuck_jobs — doc`.
+    /// The default's value as this configuration resolves it, and where it comes from: a
+    /// setting's value and that setting's source, or the literal the script wrote.
+    pub fn resolved_default(&self, settings: &Settings) -> Option<(String, String)> {
+        let default = self.default.as_ref()?;
+        Some(match default.strip_prefix("setting ") {
+            Some(key) => {
+                let key = key.trim();
+                let value = settings.text_by_name(key).unwrap_or_default().to_string();
+                let from = settings.source_by_name(key).unwrap_or_default();
+                (value, format!("setting {key}, {from}"))
+            }
+            None => (
+                default.trim_matches('"').to_string(),
+                "built in".to_string(),
+            ),
+        })
+    }
+
+    /// The argument as `--help` shows it: its default's value and where that value comes from.
+    pub fn help_line(&self, settings: &Settings) -> String {
+        let default = self
+            .resolved_default(settings)
+            .map(|(value, from)| format!(" = {value:?} ({from})"))
+            .unwrap_or_default();
+        format!(
+            "{}: {}{} — {}",
+            self.name,
+            self.kind.name(),
+            default,
+            self.doc
+        )
+    }
+
     pub fn line(&self) -> String {
         let default = self
             .default

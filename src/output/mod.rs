@@ -94,15 +94,28 @@ pub fn scripts(listed: &[Listed], json: bool) -> u8 {
 
 pub fn config(settings: &Settings, json: bool) -> u8 {
     let shown = settings.shown();
+    let files: Vec<String> = settings
+        .files_read()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let dotenv = settings.dotenv_read().map(|p| p.display().to_string());
     if json {
-        out(&format!(
-            "{}\n",
-            serde_json::to_string(&shown).unwrap_or_default()
-        ));
+        let doc = serde_json::json!({ "files": files, "env_file": dotenv, "settings": shown });
+        out(&format!("{doc}\n"));
         return code::OK;
     }
     let width = shown.iter().map(|s| s.key.len()).max().unwrap_or(0);
     let mut text = String::new();
+    // Which files were read: the first question when a value is not what was expected.
+    text.push_str(&match files.as_slice() {
+        [] => "# configuration files: none\n".to_string(),
+        files => format!("# configuration files: {}\n", files.join(", ")),
+    });
+    text.push_str(&format!(
+        "# .env: {}\n",
+        dotenv.as_deref().unwrap_or("none")
+    ));
     for s in &shown {
         text.push_str(&format!(
             "{:width$} = {:?}  # {}\n",
@@ -135,15 +148,27 @@ pub fn api(specs: &[&crate::ops::spec::Spec], named: bool, markdown: bool, json:
 pub fn describe(
     script: &crate::host::catalog::Script,
     declared: &[crate::host::params::Declared],
+    settings: &Settings,
     json: bool,
 ) -> u8 {
     let description = crate::host::catalog::describe(&script.source);
     if json {
+        let arguments: Vec<serde_json::Value> = declared
+            .iter()
+            .map(|d| {
+                let mut v = serde_json::to_value(d).unwrap_or_default();
+                if let Some((value, from)) = d.resolved_default(settings) {
+                    v["default_value"] = value.into();
+                    v["default_from"] = from.into();
+                }
+                v
+            })
+            .collect();
         let doc = serde_json::json!({
             "name": script.name,
             "origin": script.origin,
             "description": description,
-            "arguments": declared,
+            "arguments": arguments,
         });
         out(&format!("{doc}\n"));
         return code::OK;
@@ -157,7 +182,7 @@ pub fn describe(
     } else {
         text.push_str("\nArguments:\n");
         for d in declared {
-            text.push_str(&format!("  {}\n", d.line()));
+            text.push_str(&format!("  {}\n", d.help_line(settings)));
         }
     }
     out(&text);

@@ -13,8 +13,8 @@ pub(super) static PING: Spec = Spec {
     options: &[],
     returns: "Map",
     doc: "Connects to Qdrant (gRPC, qdrant.url) and returns address, version, client_version and \
-          compatibility (empty, or why server and client may not work together: their minor \
-          versions differ by more than one; also warned on stderr).",
+          compatibility (empty, or why the server is outside the Qdrant versions opsh is tested \
+          against, 1.18 to 1.20; also warned once on stderr).",
     examples: &[Example::new(
         "let p = qdrant::ping(); [p.version, p.compatibility]",
         r#"["1.20.0", ""]"#,
