@@ -63,26 +63,24 @@ impl Declared {
             .resolved_default(settings)
             .map(|(value, from)| format!(" = {value:?} ({from})"))
             .unwrap_or_default();
-        format!(
-            "{}: {}{} — {}",
-            self.name,
-            self.kind.name(),
-            default,
-            self.doc
-        )
+        self.shown_with(&default)
     }
 
+    /// The argument as declared: `name: kind = default — doc`.
     pub fn line(&self) -> String {
         let default = self
             .default
             .as_ref()
             .map(|d| format!(" = {d}"))
             .unwrap_or_default();
+        self.shown_with(&default)
+    }
+
+    fn shown_with(&self, default: &str) -> String {
         format!(
-            "{}: {}{} — {}",
+            "{}: {}{default} — {}",
             self.name,
             self.kind.name(),
-            default,
             self.doc
         )
     }
