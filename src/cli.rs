@@ -463,7 +463,7 @@ fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
         }
         Some(Command::Scripts) if json => {
             // With --json each procedure also carries its declared arguments.
-            let listed = host.catalog().list();
+            let listed = host.listed();
             let docs: Vec<serde_json::Value> = listed
                 .iter()
                 .map(|l| {
@@ -484,7 +484,7 @@ fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
             output::out(&format!("{}\n", serde_json::Value::Array(docs)));
             Ok(code::OK)
         }
-        Some(Command::Scripts) => Ok(output::scripts(&host.catalog().list(), json)),
+        Some(Command::Scripts) => Ok(output::scripts(&host.listed(), json)),
         Some(Command::Migrate) => Ok(output::migrated(host.eval("db::migrate()")?, json)),
         Some(other) => Err(Error::Usage {
             message: format!("unexpected command {other:?}"),

@@ -310,3 +310,57 @@ fn a_declared_default_naming_no_setting_is_a_usage_error() {
             "opsh: error: typo: the default of `older_than` names `jobs.stuck_after.check_jbos`, which is no setting (`opsh config` lists them)\n",
         );
 }
+
+/// A site script that does not compile is listed with why, not as runnable, in text and JSON.
+#[test]
+fn scripts_marks_a_site_script_that_does_not_compile() {
+    let opsh = || {
+        Opsh::new()
+            .file(
+                "ops/broken.rhai",
+                "// a broken check\nlet a = 1;\nlet b = a +;\n",
+            )
+            .file("ops/bad-args.rhai", "// bad args\n// arg n: number\n1\n")
+            .file("ops/fine.rhai", "// a fine check\n1\n")
+    };
+    let run = opsh().args(["scripts"]).run();
+    run.code(0);
+    let line = |name: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in\n{}", run.stdout))
+            .to_string()
+    };
+    assert!(
+        line("broken")
+            .ends_with("site      does not compile: Unexpected ';' at ./ops/broken.rhai:3:12"),
+        "{}",
+        line("broken")
+    );
+    assert!(
+        line("bad-args").contains("site      bad argument declaration:"),
+        "{}",
+        line("bad-args")
+    );
+    assert!(
+        line("fine").ends_with("site      a fine check"),
+        "{}",
+        line("fine")
+    );
+    let json = opsh().args(["--json", "scripts"]).run().json();
+    let broken = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "broken")
+        .unwrap()
+        .clone();
+    assert!(
+        broken["problem"]
+            .as_str()
+            .unwrap()
+            .starts_with("does not compile: "),
+        "{broken}"
+    );
+}

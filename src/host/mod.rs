@@ -160,6 +160,29 @@ impl Host {
         scope
     }
 
+    /// The catalog's listing, with each site script that cannot run marked: one that does not
+    /// compile, or declares its arguments wrongly, says why (`opsh scripts`), so an operator
+    /// learns it before cron runs it.
+    pub fn listed(&self) -> Vec<crate::host::catalog::Listed> {
+        let mut listed = self.catalog.list();
+        let scope = Self::scope(Map::new());
+        for l in listed.iter_mut().filter(|l| l.problem.is_none()) {
+            let Ok(script) = self.catalog.find(&l.name) else {
+                continue;
+            };
+            if let Err(e) = self.engine.compile_with_scope(&scope, &script.source) {
+                let at = match (e.1.line(), e.1.position()) {
+                    (Some(line), Some(col)) => format!(" at {}:{line}:{col}", script.display),
+                    _ => String::new(),
+                };
+                l.problem = Some(format!("does not compile: {}{at}", e.0));
+            } else if let Err(e) = params::declared(&script.display, &script.source) {
+                l.problem = Some(format!("bad argument declaration: {e}"));
+            }
+        }
+        listed
+    }
+
     /// Runs a catalog script with its arguments.
     pub fn run_script(&mut self, script: &Script, args: Map) -> Result<Outcome, Error> {
         let mut scope = Self::scope(args);
