@@ -612,7 +612,7 @@ fn two_targets_one_down_give_one_report_with_the_down_one_critical() {
     cmd.env("OPSH_TARGET", "prod").args(["config", "--json"]);
     let config = support::Run::from(cmd.output().unwrap());
     let shown = config.json();
-    let project = shown
+    let project = shown["settings"]
         .as_array()
         .unwrap()
         .iter()
