@@ -23,6 +23,29 @@ impl InContainer {
     pub(super) fn describe(&self) -> String {
         format!("in container {}", self.name)
     }
+
+    /// A tool run here that ended with a non-zero status, as the error naming it, the exit code
+    /// and the end of what it said on stderr; Ok when it succeeded.
+    pub(super) fn checked(
+        &self,
+        target: &Target,
+        tool: &str,
+        ran: &crate::ops::docker::Streamed,
+    ) -> Result<(), OpError> {
+        if ran.exit_code == 0 {
+            return Ok(());
+        }
+        Err(OpError::backend(
+            target.pg_backend(),
+            ErrorKind::Failed,
+            format!(
+                "{tool} {} failed (exit {}): {}",
+                self.describe(),
+                ran.exit_code,
+                tail(ran.stderr.as_bytes())
+            ),
+        ))
+    }
 }
 
 pub(super) async fn in_container(target: &Target) -> Result<InContainer, OpError> {
@@ -144,17 +167,6 @@ pub(super) async fn dump_in_container(
         &mut out,
     )
     .await?;
-    if ran.exit_code != 0 {
-        return Err(OpError::backend(
-            target.pg_backend(),
-            ErrorKind::Failed,
-            format!(
-                "pg_dump {} failed (exit {}): {}",
-                c.describe(),
-                ran.exit_code,
-                tail(ran.stderr.as_bytes())
-            ),
-        ));
-    }
+    c.checked(target, "pg_dump", &ran)?;
     Ok(out.finish())
 }

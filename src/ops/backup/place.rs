@@ -11,7 +11,7 @@ use crate::ops::backup::container::{
     InContainer, container_tool_version, in_container, inside_connection,
 };
 use crate::ops::backup::private::file_err;
-use crate::ops::backup::tools::{pg_target, pg_tool, run_tool, server_version, tail, tool_version};
+use crate::ops::backup::tools::{pg_target, pg_tool, run_tool, server_version, tool_version};
 use crate::ops::error::{ErrorKind, OpError};
 
 /// Where the PostgreSQL client tools run: setting backup.pg_tools.
@@ -224,18 +224,7 @@ pub(super) async fn run_on_file(
                 out,
             )
             .await?;
-            if ran.exit_code != 0 {
-                return Err(OpError::backend(
-                    target.pg_backend(),
-                    ErrorKind::Failed,
-                    format!(
-                        "{what} {} failed (exit {}): {}",
-                        c.describe(),
-                        ran.exit_code,
-                        tail(ran.stderr.as_bytes())
-                    ),
-                ));
-            }
+            c.checked(target, &what, &ran)?;
             Ok(kept)
         }
     }
