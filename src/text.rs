@@ -54,7 +54,10 @@ pub fn plural_of(singular: &str) -> String {
         );
     if consonant_y {
         format!("{}ies", &singular[..singular.len() - 1])
-    } else if ["s", "x", "z", "ch", "sh"].iter().any(|e| lower.ends_with(e)) {
+    } else if ["s", "x", "z", "ch", "sh"]
+        .iter()
+        .any(|e| lower.ends_with(e))
+    {
         format!("{singular}es")
     } else {
         format!("{singular}s")

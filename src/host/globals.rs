@@ -273,7 +273,9 @@ pub fn register(
         Ok(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
     });
     reg.add(&DURATION, |c| Ok(c.duration("text")?.as_secs() as i64));
-    reg.add(&FMT_DURATION, |c| Ok(crate::text::duration(c.duration("duration")?)));
+    reg.add(&FMT_DURATION, |c| {
+        Ok(crate::text::duration(c.duration("duration")?))
+    });
     reg.add(&PLURAL, |c| {
         Ok(crate::text::count(
             c.int("n")?,

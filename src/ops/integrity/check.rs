@@ -180,7 +180,11 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
     for t in missing_tables.iter().filter(|t| absent::site_table(t)) {
         let points: u64 = collections
             .iter()
-            .filter(|c| opts.pairs.iter().any(|p| &p.table == t && p.collection == c.name))
+            .filter(|c| {
+                opts.pairs
+                    .iter()
+                    .any(|p| &p.table == t && p.collection == c.name)
+            })
             .map(|c| c.points)
             .sum();
         if qdrant.ok && points == 0 {
@@ -190,7 +194,10 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
             issues.push(format!(
                 "table `{t}` of an integrity pair does not exist{}",
                 if points > 0 {
-                    format!(", but its collection holds {}", count(points as i64, "point", None))
+                    format!(
+                        ", but its collection holds {}",
+                        count(points as i64, "point", None)
+                    )
                 } else {
                     String::new()
                 }
@@ -251,9 +258,16 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
                     warning = true;
                     let n = result.missing as i64;
                     let what = if pair.payload_key.is_some() {
-                        format!("{} of {} without a point", count(n, "row", None), pair.table)
+                        format!(
+                            "{} of {} without a point",
+                            count(n, "row", None),
+                            pair.table
+                        )
                     } else {
-                        format!("{} whose point is missing", count(n, &format!("{} row", pair.table), None))
+                        format!(
+                            "{} whose point is missing",
+                            count(n, &format!("{} row", pair.table), None)
+                        )
                     };
                     issues.push(format!("{}: {what} in {}", pair.name, pair.collection));
                 }
@@ -261,7 +275,10 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
                     warning = true;
                     issues.push(format!(
                         "{}: {} in {} (no row in {}); delete them with: opsh clean-orphans",
-                        pair.name, count(result.orphans as i64, "orphan vector", None), pair.collection, pair.table
+                        pair.name,
+                        count(result.orphans as i64, "orphan vector", None),
+                        pair.collection,
+                        pair.table
                     ));
                 }
                 if result.invalid > 0 {
@@ -304,7 +321,11 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
             warning = true;
             issues.push(format!(
                 "{} marked vector_stored but their chunks or summary are missing",
-                count(content_missing.len() as i64, "content item is", Some("content items are"))
+                count(
+                    content_missing.len() as i64,
+                    "content item is",
+                    Some("content items are")
+                )
             ));
         }
     }
