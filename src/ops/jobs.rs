@@ -315,11 +315,7 @@ pub async fn reset_stuck(target: &Target, req: &ResetStuck) -> Result<Reset, OpE
         done(
             target,
             &change,
-            &format!(
-                "{} pending again, {} failed",
-                count(reset.reset, "job", None),
-                reset.failed
-            ),
+            &format!("{} pending again, {} failed", reset.reset, reset.failed),
         );
     }
     Ok(reset)
@@ -388,11 +384,7 @@ pub async fn reset_processing(
     );
     let (ids, failed_ids) =
         split_ids(target, &changed, |q| q.bind(reason).bind(&job_types)).await?;
-    done(
-        target,
-        &change,
-        &format!("{} pending again", count(ids.len() as i64, "job", None)),
-    );
+    done(target, &change, &format!("{} pending again", ids.len()));
     Ok(Reset::new(false, ids, failed_ids, counted))
 }
 
@@ -488,11 +480,7 @@ pub async fn retry_failed(target: &Target, filter: &Filter) -> Result<Retried, O
     let go = proceed(target, &change)?;
     let ids = if go { run(update).await? } else { planned };
     if go {
-        done(
-            target,
-            &change,
-            &format!("{} pending again", count(ids.len() as i64, "job", None)),
-        );
+        done(target, &change, &format!("{} pending again", ids.len()));
     }
     Ok(Retried {
         dry_run: !go,

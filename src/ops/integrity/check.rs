@@ -320,7 +320,7 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
         if !content_missing.is_empty() {
             warning = true;
             issues.push(format!(
-                "{} marked vector_stored but their chunks or summary are missing",
+                "{} marked vector_stored, with chunks or summary missing",
                 count(
                     content_missing.len() as i64,
                     "content item is",
