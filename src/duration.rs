@@ -13,12 +13,24 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     })
 }
 
-/// Formats a duration the way it is written in configuration: "1h", "90s", "1d 2h".
+/// Formats a duration the way it is written in configuration: "1h", "1m 30s", "1d 2h" (days
+/// the largest unit). Report lines say durations in words instead: [`crate::text::duration`].
 pub fn format(d: Duration) -> String {
     if d < Duration::from_secs(1) {
         return format!("{}ms", d.as_millis());
     }
-    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    let secs = d.as_secs();
+    [
+        (secs / 86_400, "d"),
+        (secs % 86_400 / 3600, "h"),
+        (secs % 3600 / 60, "m"),
+        (secs % 60, "s"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, unit)| format!("{n}{unit}"))
+    .collect::<Vec<_>>()
+    .join(" ")
 }
 
 #[cfg(test)]
@@ -43,7 +55,9 @@ mod tests {
     #[test]
     fn formats_compactly() {
         assert_eq!(format(Duration::from_secs(3600)), "1h");
-        assert_eq!(format(Duration::from_secs(86400)), "1day");
+        assert_eq!(format(Duration::from_secs(86400)), "1d");
+        assert_eq!(format(Duration::from_secs(90)), "1m 30s");
+        assert_eq!(format(Duration::from_secs(40 * 86400 + 5)), "40d 5s");
         assert_eq!(format(Duration::from_millis(500)), "500ms");
     }
 }

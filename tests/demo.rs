@@ -66,9 +66,9 @@ fn make_demo_local_finds_the_problems_then_is_healthy() {
     let first = part("== 1. opsh check-data", "== 2.");
     for line in [
         "⚠️ vector_mappings ↔ youtube_content: 17 rows, 19 points, 16 matched, 1 missing, 3 orphans, 0 invalid",
-        "⚠️ content ↔ youtube_summaries: 8 rows, 7 points, 6 matched, 0 missing, 1 orphans, 0 invalid",
-        "⚠️ vector_stored content: 1 marked vector_stored without their chunks or summary",
-        "⚠️ stuck jobs: 1 processing for more than 1day",
+        "⚠️ content ↔ youtube_summaries: 8 rows, 7 points, 6 matched, 0 missing, 1 orphan, 0 invalid",
+        "⚠️ vector_stored content: 1 content item is marked vector_stored, with chunks or summary missing",
+        "⚠️ stuck jobs: 1 job processing for more than 1 day",
         "Status: ⚠️ warning",
     ] {
         assert!(first.contains(line), "first check lacks `{line}`:\n{first}");
@@ -76,14 +76,14 @@ fn make_demo_local_finds_the_problems_then_is_healthy() {
     let fix = part("== 2.", "== 3.");
     for line in [
         "✅ orphans in youtube_content: 3 of 3 orphan vectors were deleted",
-        "✅ orphans in youtube_summaries: 1 of 1 orphan vectors were deleted",
-        "✅ stuck jobs: 1 were reset to pending, 0 to failed",
+        "✅ orphans in youtube_summaries: 1 of 1 orphan vector was deleted",
+        "✅ stuck jobs: 1 job was reset to pending, 0 to failed",
     ] {
         assert!(fix.contains(line), "fix lacks `{line}`:\n{fix}");
     }
     let step = part("== 3.", "== 4.");
     assert!(
-        step.contains("deleted content 6: 1 chunk points, 1 summary points, 2 mappings"),
+        step.contains("deleted content 6: 1 chunk point, 1 summary point, 2 mappings"),
         "{step}"
     );
     let last = part("== 4. opsh check-data", "== Try next");
@@ -91,7 +91,7 @@ fn make_demo_local_finds_the_problems_then_is_healthy() {
         "✅ vector_mappings ↔ youtube_content: 15 rows, 15 points, 15 matched, 0 missing, 0 orphans, 0 invalid",
         "✅ content ↔ youtube_summaries: 7 rows, 5 points, 5 matched, 0 missing, 0 orphans, 0 invalid",
         "✅ vector_stored content: every one has its vectors",
-        "✅ stuck jobs: none processing for more than 1day",
+        "✅ stuck jobs: none processing for more than 1 day",
         "Status: ✅ healthy",
     ] {
         assert!(last.contains(line), "last check lacks `{line}`:\n{last}");

@@ -508,8 +508,8 @@ fn stats_logs_exec_inspect_and_their_procedures() {
     lines.sort();
     let mut want = vec![
         "Error logs".to_string(),
-        format!("⚠️ {p}_stubborn_1: 1 error lines in the last 24h"),
-        format!("⚠️ {p}_web_1: 2 error lines in the last 24h"),
+        format!("⚠️ {p}_stubborn_1: 1 error line in the last 1 day"),
+        format!("⚠️ {p}_web_1: 2 error lines in the last 1 day"),
         "Issues:".to_string(),
         format!("  - {p}_stubborn_1: FATAL ignoring SIGTERM"),
         format!("  - {p}_web_1: ERROR disk full"),

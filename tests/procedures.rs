@@ -18,7 +18,7 @@ fn check_jobs_is_healthy_on_a_quiet_queue() {
         0,
         "Job queue\n✅ database: connected\n✅ jobs: 2 in all: pending 1, processing 0, completed 1, failed 0\n\
 ✅ vectorize: pending 1, processing 0, completed 1, failed 0\n✅ oldest processing job: none processing\n\
-✅ stuck jobs: none processing for more than 1h\nStatus: ✅ healthy\n",
+✅ stuck jobs: none processing for more than 1 hour\nStatus: ✅ healthy\n",
         "",
     );
 }
@@ -40,8 +40,8 @@ fn check_jobs_warns_about_stuck_jobs_with_the_oldest_age() {
 ✅ extract_transcript: pending 0, processing 0, completed 0, failed 1\n\
 ✅ process_audio: pending 0, processing 1, completed 0, failed 0\n\
 ✅ vectorize: pending 0, processing 1, completed 0, failed 0\n\
-✅ oldest processing job: job 1 (vectorize) for 2h 5m\n⚠️ stuck jobs: 1 processing for more than 1h\n\
-Issues:\n  - 1 jobs stuck in processing; reset them with: opsh reset-stuck-jobs older_than=1h\nStatus: ⚠️ warning\n",
+✅ oldest processing job: job 1 (vectorize) for 2 hours 5 minutes\n⚠️ stuck jobs: 1 job processing for more than 1 hour\n\
+Issues:\n  - 1 job stuck in processing; reset them with: opsh reset-stuck-jobs older_than=1h\nStatus: ⚠️ warning\n",
         "",
     );
     // The threshold is configured per procedure and can be overridden per run.
@@ -92,7 +92,7 @@ fn reset_stuck_jobs_dry_run_lists_and_changes_nothing() {
     );
     Opsh::new().db(&db).args(["reset-stuck-jobs", "--dry-run"]).run().expect(
         0,
-        "Reset stuck jobs\n✅ reset: 1 jobs processing for more than 1h would be pending again\n\
+        "Reset stuck jobs\n✅ reset: 1 job processing for more than 1 hour would be pending again\n\
 ✅ dry run: nothing changed\nStatus: ✅ healthy\n",
         "",
     );
@@ -128,10 +128,10 @@ fn reset_stuck_jobs_resets_and_fails_poison_jobs() {
     );
     Opsh::new().db(&db).args(["reset-stuck-jobs"]).run().expect(
         1,
-        "Reset stuck jobs\n✅ reset: 1 jobs processing for more than 1h are pending again\n\
-⚠️ max retries: 1 jobs reached max_retries (3) and are marked failed\n\
+        "Reset stuck jobs\n✅ reset: 1 job processing for more than 1 hour is pending again\n\
+⚠️ max retries: 1 job reached max_retries (3) and is marked failed\n\
 Issues:\n  - jobs keep getting stuck (e.g. [2]); look at them with jobs::list(#{status: \"failed\"})\nStatus: ⚠️ warning\n",
-        " INFO reset 1 stuck jobs to pending, 1 to failed\n",
+        " INFO reset 1 stuck job to pending, 1 to failed\n",
     );
     assert_eq!(
         db.scalar(
@@ -141,7 +141,7 @@ Issues:\n  - jobs keep getting stuck (e.g. [2]); look at them with jobs::list(#{
     );
     assert_eq!(
         db.scalar("SELECT error_message FROM processing_jobs WHERE id = 1"),
-        "reset by opsh reset-stuck-jobs: processing for more than 1h"
+        "reset by opsh reset-stuck-jobs: processing for more than 1 hour"
     );
     // ARGS override the threshold and max_retries.
     Opsh::new()
@@ -284,9 +284,9 @@ fn unconfirmed_job_changes_are_refused_and_change_nothing() {
     for (code, what) in [
         (
             "jobs::reset_processing()",
-            "reset 1 processing jobs to pending",
+            "reset 1 processing job to pending",
         ),
-        ("jobs::retry_failed()", "put 1 failed jobs back to pending"),
+        ("jobs::retry_failed()", "put 1 failed job back to pending"),
     ] {
         let op = code.trim_end_matches("()");
         Opsh::new().db(&db).args(["-e", code]).run().expect(

@@ -275,7 +275,7 @@ fn globals_work() {
     Opsh::new()
         .args(["-e", "fmt_duration(90061)"])
         .run()
-        .expect(0, "1day 1h 1m 1s\n", "");
+        .expect(0, "1 day 1 hour 1 minute 1 second\n", "");
     Opsh::new()
         .env("OPSH_TEST_VALUE", "v")
         .args(["-e", "env(\"OPSH_TEST_VALUE\")"])

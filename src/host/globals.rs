@@ -1,5 +1,5 @@
-//! The few globals every script has: `log::`, exit, sleep, env, now, duration, fmt_duration,
-//! confirm, dry_run.
+//! The few globals every script has: `log::`, exit, sleep, env, now, duration, and the words of
+//! report lines (fmt_duration, plural, fmt_size, from crate::text), confirm, dry_run.
 
 use std::rc::Rc;
 
@@ -88,10 +88,48 @@ static DURATION: Spec = Spec::global(
 
 static FMT_DURATION: Spec = Spec::global(
     "fmt_duration",
-    &[Param::new("seconds", Kind::Int, "whole seconds")],
+    &[Param::new(
+        "duration",
+        Kind::Duration,
+        "seconds (whole or measured, e.g. 0.8) or a duration such as \"1d\"",
+    )],
     "String",
-    "Formats seconds the way durations are written.",
-    &[Example::new("fmt_duration(5400)", r#""1h 30m""#)],
+    "A duration in words for a report line: days, hours, minutes and seconds, tenths of a \
+     second below a minute, ms below a second.",
+    &[Example::new(
+        r#"[fmt_duration(5400), fmt_duration(1.24), fmt_duration("1d"), fmt_duration(0.35)]"#,
+        r#"["1 hour 30 minutes", "1.2 seconds", "1 day", "350 ms"]"#,
+    )],
+);
+
+static PLURAL: Spec = Spec::global(
+    "plural",
+    &[
+        Param::new("n", Kind::Int, "the count"),
+        Param::new("singular", Kind::Str, "the noun (phrase) for one"),
+        Param::optional(
+            "plural",
+            Kind::Str,
+            "the form for other counts, when adding -s/-es/-ies to the last word is wrong",
+        ),
+    ],
+    "String",
+    "A count with its noun in the right number, for a report line.",
+    &[Example::new(
+        r#"[plural(1, "content item"), plural(3, "entry"), plural(2, "job was", "jobs were")]"#,
+        r#"["1 content item", "3 entries", "2 jobs were"]"#,
+    )],
+);
+
+static FMT_SIZE: Spec = Spec::global(
+    "fmt_size",
+    &[Param::new("bytes", Kind::Float, "a size in bytes")],
+    "String",
+    "A size for a report line: bytes below 1 KiB, else KiB, MiB, GiB… with one decimal.",
+    &[Example::new(
+        "[fmt_size(512), fmt_size(901248), fmt_size(1572864)]",
+        r#"["512 B", "880.1 KiB", "1.5 MiB"]"#,
+    )],
 );
 
 static DRY_RUN: Spec = Spec::global(
@@ -236,9 +274,18 @@ pub fn register(
     });
     reg.add(&DURATION, |c| Ok(c.duration("text")?.as_secs() as i64));
     reg.add(&FMT_DURATION, |c| {
-        Ok(crate::duration::format(std::time::Duration::from_secs(
-            c.int("seconds")?.max(0) as u64,
-        )))
+        Ok(crate::text::duration(c.duration("duration")?))
+    });
+    reg.add(&PLURAL, |c| {
+        Ok(crate::text::count(
+            c.int("n")?,
+            &c.str("singular")?,
+            c.opt_str("plural")?.as_deref(),
+        ))
+    });
+    reg.add(&FMT_SIZE, |c| {
+        let bytes = c.opt_float("bytes")?.unwrap_or(0.0);
+        Ok(crate::text::size(bytes.max(0.0) as u64))
     });
     reg.add(&DRY_RUN, |c| Ok(c.target.flags.dry_run));
     reg.add(&CONFIRM, |c| {

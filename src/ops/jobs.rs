@@ -19,6 +19,7 @@ use crate::ops::db::schema::{JobShape, job_shape};
 use crate::ops::destructive::{Change, Confirm, done, proceed};
 use crate::ops::error::{ErrorKind, OpError};
 use crate::ops::spec::{Default, Example, Kind, Opt, Param, Registrar, Spec};
+use crate::text::count;
 
 pub const STATUSES: [&str; 4] = ["pending", "processing", "completed", "failed"];
 
@@ -230,16 +231,20 @@ pub struct Reset {
     pub failed: i64,
     pub ids: Vec<i64>,
     pub failed_ids: Vec<i64>,
+    /// False where processing_jobs has no retry_count (a database `opsh migrate` never
+    /// touched): the reset is not counted and max_retries cannot send a job to 'failed'.
+    pub retries_counted: bool,
 }
 
 impl Reset {
-    fn new(dry_run: bool, ids: Vec<i64>, failed_ids: Vec<i64>) -> Reset {
+    fn new(dry_run: bool, ids: Vec<i64>, failed_ids: Vec<i64>, retries_counted: bool) -> Reset {
         Reset {
             dry_run,
             reset: ids.len() as i64,
             failed: failed_ids.len() as i64,
             ids,
             failed_ids,
+            retries_counted,
         }
     }
 }
@@ -252,31 +257,33 @@ pub struct ResetStuck {
 }
 
 /// Puts stuck jobs back to 'pending' (or 'failed' once they reached max_retries) in one UPDATE.
-/// Refused where processing_jobs has no retry_count: without it max_retries cannot stop a
-/// poison job from looping (also with --dry-run, which shows what a run would do).
+/// Where processing_jobs has no retry_count (the deployment's own schema, never migrated) the
+/// jobs are reset as the deployment's tools did, all to 'pending', uncounted: max_retries
+/// cannot apply until `opsh migrate` adds the column (the run's one warning says so).
 pub async fn reset_stuck(target: &Target, req: &ResetStuck) -> Result<Reset, OpError> {
     let shape = JobSql::of(target).await?;
-    if !shape.has.retry_count {
-        return Err(OpError::backend(
-            target.pg_backend(),
-            ErrorKind::MissingSchema,
-            "processing_jobs has no column retry_count (the deployment's init.sql does not create it), \
-             and resetting stuck jobs counts their retries so that max_retries stops a job that keeps \
-             getting stuck; run `opsh migrate` to add it (existing jobs start at 0)",
-        ));
-    }
+    let counted = shape.has.retry_count;
     let (last_activity, touch) = (shape.last_activity, shape.touch());
     let predicate = format!(
         "status = 'processing'
            AND {last_activity} < LOCALTIMESTAMP - make_interval(secs => $1)
            AND ($4::text[] IS NULL OR job_type = ANY($4))"
     );
-    let new_status = "CASE WHEN retry_count >= $2 THEN 'failed' ELSE 'pending' END";
+    // Without retry_count, $2 (max_retries) is bound but unused (its type is sent with the
+    // statement, so PostgreSQL accepts it): every job goes to 'pending'.
+    let (new_status, count_retry) = if counted {
+        (
+            "CASE WHEN retry_count >= $2 THEN 'failed' ELSE 'pending' END",
+            ", retry_count = retry_count + 1",
+        )
+    } else {
+        ("'pending'", "")
+    };
     let mut change = Change {
         op: "jobs::reset_stuck",
         summary: format!(
             "reset jobs processing for more than {}",
-            crate::duration::format(req.older_than)
+            crate::text::duration(req.older_than)
         ),
         count: 0,
         confirm: Confirm::Never,
@@ -289,7 +296,7 @@ pub async fn reset_stuck(target: &Target, req: &ResetStuck) -> Result<Reset, OpE
     } else {
         format!(
             "UPDATE processing_jobs
-             SET status = {new_status}, started_at = NULL, retry_count = retry_count + 1,
+             SET status = {new_status}, started_at = NULL{count_retry},
                  error_message = $3{touch}
              WHERE {predicate}
              RETURNING id, status"
@@ -302,7 +309,7 @@ pub async fn reset_stuck(target: &Target, req: &ResetStuck) -> Result<Reset, OpE
             .bind(&req.job_types)
     })
     .await?;
-    let reset = Reset::new(!go, ids, failed_ids);
+    let reset = Reset::new(!go, ids, failed_ids, counted);
     if go {
         change.count = reset.reset + reset.failed;
         done(
@@ -351,19 +358,23 @@ pub async fn reset_processing(
     reason: &str,
     job_types: Option<Vec<String>>,
 ) -> Result<Reset, OpError> {
-    let touch = JobSql::of(target).await?.touch();
+    let shape = JobSql::of(target).await?;
+    let (touch, counted) = (shape.touch(), shape.has.retry_count);
     const PROCESSING: &str =
         "SELECT id, 'pending'::text AS status, $1::text AS reason FROM processing_jobs
          WHERE status = 'processing' AND ($2::text[] IS NULL OR job_type = ANY($2))";
     let (planned, _) = split_ids(target, PROCESSING, |q| q.bind(reason).bind(&job_types)).await?;
     let change = Change {
         op: "jobs::reset_processing",
-        summary: format!("reset {} processing jobs to pending", planned.len()),
+        summary: format!(
+            "reset {} to pending",
+            count(planned.len() as i64, "processing job", None)
+        ),
         count: planned.len() as i64,
         confirm: Confirm::Yes,
     };
     if !proceed(target, &change)? {
-        return Ok(Reset::new(true, planned, Vec::new()));
+        return Ok(Reset::new(true, planned, Vec::new(), counted));
     }
     let changed = format!(
         "UPDATE processing_jobs
@@ -374,7 +385,7 @@ pub async fn reset_processing(
     let (ids, failed_ids) =
         split_ids(target, &changed, |q| q.bind(reason).bind(&job_types)).await?;
     done(target, &change, &format!("{} pending again", ids.len()));
-    Ok(Reset::new(false, ids, failed_ids))
+    Ok(Reset::new(false, ids, failed_ids, counted))
 }
 
 #[derive(Debug, Serialize)]
@@ -459,7 +470,10 @@ pub async fn retry_failed(target: &Target, filter: &Filter) -> Result<Retried, O
     let planned = run(select).await?;
     let change = Change {
         op: "jobs::retry_failed",
-        summary: format!("put {} failed jobs back to pending", planned.len()),
+        summary: format!(
+            "put {} back to pending",
+            count(planned.len() as i64, "failed job", None)
+        ),
         count: planned.len() as i64,
         confirm: Confirm::Yes,
     };
@@ -602,8 +616,11 @@ static RESET_STUCK: Spec = Spec {
     doc: "Resets stuck jobs in one UPDATE that re-checks its own predicate: status back to \
           'pending', started_at cleared, retry_count + 1, error_message = reason. Jobs whose \
           retry_count reached max_retries go to 'failed' instead, so a poison job stops looping. \
-          Returns reset, failed, ids, failed_ids, dry_run; with --dry-run nothing changes and the \
-          same fields say what would.",
+          On a database without retry_count (the deployment's init.sql, never migrated) every \
+          stuck job goes to 'pending' uncounted and retries_counted is false; max_retries \
+          applies once `opsh migrate` adds the column. Returns reset, failed, ids, failed_ids, \
+          retries_counted, dry_run; with --dry-run nothing changes and the same fields say what \
+          would.",
     examples: &[
         Example::new(
             r#"let r = jobs::reset_stuck(#{older_than: "1h"}); [r.reset, r.failed, r.ids, r.failed_ids]"#,
@@ -745,7 +762,7 @@ pub fn register(reg: &mut Registrar) {
             reason: c.opt_str("reason")?.unwrap_or_else(|| {
                 format!(
                     "reset by opsh: processing for more than {}",
-                    crate::duration::format(older_than)
+                    crate::text::duration(older_than)
                 )
             }),
             job_types: c.opt_strings("job_type")?,
@@ -753,8 +770,8 @@ pub fn register(reg: &mut Registrar) {
         let result = c.block(reset_stuck(c.target, &req))?;
         if !result.dry_run {
             tracing::info!(
-                "reset {} stuck jobs to pending, {} to failed",
-                result.reset,
+                "reset {} to pending, {} to failed",
+                count(result.reset, "stuck job", None),
                 result.failed
             );
         }

@@ -98,6 +98,30 @@ impl<'a> Seen<'a> {
         Ok(eligible)
     }
 
+    /// When the last of these orphans that are not yet past `grace` will be (one not recorded
+    /// counts as seen now), as "2026-12-02 12:41:05 UTC"; None when all are past it.
+    pub(super) async fn deferred_until(
+        &self,
+        collection: &str,
+        texts: &[String],
+        grace: f64,
+    ) -> Result<Option<String>, OpError> {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT to_char(max(COALESCE(c.first_seen, now()) + make_interval(secs => $3))
+                            AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC'
+             FROM unnest($2::text[]) AS t(point_id)
+             LEFT JOIN {} c ON c.collection = $1 AND c.point_id = t.point_id
+             WHERE COALESCE(c.first_seen, now()) > now() - make_interval(secs => $3)",
+            self.from
+        )))
+        .bind(collection)
+        .bind(texts)
+        .bind(grace)
+        .fetch_one(self.pool)
+        .await
+        .map_err(self.target.pg_err())
+    }
+
     /// Forgets deleted points.
     pub(super) async fn forget(&self, collection: &str, texts: &[String]) -> Result<(), OpError> {
         sqlx::query(

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::absent;
 use super::merge::compare_by_id;
 use super::pairs::{Pair, default_pairs, refuse_bad_sql};
 use super::payload::compare_by_payload;
@@ -15,6 +16,7 @@ use crate::ops::Target;
 use crate::ops::error::OpError;
 use crate::ops::jobs;
 use crate::ops::qdrant::{self as qd, PointKey};
+use crate::text::count;
 
 /// The deployment's tables check-data requires.
 pub const REQUIRED_TABLES: [&str; 5] = [
@@ -95,7 +97,8 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
                 issues.push(format!("cannot list tables: {e}"));
             }
         }
-        for t in &missing_tables {
+        // A table only a site pair names is decided with its collection, below.
+        for t in missing_tables.iter().filter(|t| !absent::site_table(t)) {
             critical = true;
             issues.push(format!(
                 "required table `{t}` is missing (run `opsh migrate`)"
@@ -135,21 +138,103 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
                     }
                 }
             } else {
-                critical = true;
-                issues.push(format!("Qdrant collection `{name}` does not exist"));
                 0
             };
-            collections.push(CollectionState {
+            // Missing: made on first use while no row expects a point in it.
+            let mut state = CollectionState {
                 name: name.to_string(),
                 exists,
                 points,
-            });
+                not_created: false,
+                expecting: 0,
+            };
+            if !exists {
+                let expecting = if postgres.ok {
+                    absent::expecting_in(target, &opts.pairs, name, &missing_tables).await
+                } else {
+                    Err(OpError::invalid("PostgreSQL is not connected"))
+                };
+                match expecting {
+                    Ok(0) => state.not_created = true,
+                    Ok(n) => {
+                        critical = true;
+                        state.expecting = n;
+                        issues.push(format!(
+                            "Qdrant collection `{name}` does not exist, but {} a point in it",
+                            count(n as i64, "row expects", Some("rows expect"))
+                        ));
+                    }
+                    Err(_) => {
+                        critical = true;
+                        issues.push(format!("Qdrant collection `{name}` does not exist"));
+                    }
+                }
+            }
+            collections.push(state);
         }
     }
+
+    // A site pair's table that does not exist: not created yet while its collection holds no
+    // point; otherwise those points wait for rows that cannot come.
+    let mut tables_not_created = Vec::new();
+    for t in missing_tables.iter().filter(|t| absent::site_table(t)) {
+        let points: u64 = collections
+            .iter()
+            .filter(|c| {
+                opts.pairs
+                    .iter()
+                    .any(|p| &p.table == t && p.collection == c.name)
+            })
+            .map(|c| c.points)
+            .sum();
+        if qdrant.ok && points == 0 {
+            tables_not_created.push(t.clone());
+        } else {
+            critical = true;
+            issues.push(format!(
+                "table `{t}` of an integrity pair does not exist{}",
+                if points > 0 {
+                    format!(
+                        ", but its collection holds {}",
+                        count(points as i64, "point", None)
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+        }
+    }
+    missing_tables.retain(|t| !tables_not_created.contains(t));
 
     let mut pairs = Vec::new();
     let mut full = Full::default();
     for pair in &opts.pairs {
+        let not_created = collections
+            .iter()
+            .any(|c| c.name == pair.collection && c.not_created);
+        let made_later = if !postgres.ok || !qdrant.ok {
+            None
+        } else if tables_not_created.contains(&pair.table) {
+            Some(Ok(absent::table_not_created(pair)))
+        } else if not_created && !missing_tables.contains(&pair.table) {
+            Some(absent::collection_not_created(target, pair).await)
+        } else {
+            None
+        };
+        match made_later {
+            Some(Ok((result, lists))) => {
+                pairs.push(result);
+                full.pairs.push((pair.clone(), lists));
+                continue;
+            }
+            Some(Err(e)) => {
+                critical = true;
+                issues.push(format!("{}: cannot count its rows: {e}", pair.name));
+                pairs.push(not_compared(pair, e.to_string()));
+                continue;
+            }
+            None => {}
+        }
         let why = if !postgres.ok || !qdrant.ok {
             Some("a connection failed".to_string())
         } else if missing_tables.contains(&pair.table) {
@@ -171,37 +256,48 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
             Ok((result, lists)) => {
                 if result.missing > 0 {
                     warning = true;
+                    let n = result.missing as i64;
                     let what = if pair.payload_key.is_some() {
-                        format!("rows of {} without a point", pair.table)
+                        format!(
+                            "{} of {} without a point",
+                            count(n, "row", None),
+                            pair.table
+                        )
                     } else {
-                        format!("{} rows whose point is missing", pair.table)
+                        format!(
+                            "{} whose point is missing",
+                            count(n, &format!("{} row", pair.table), None)
+                        )
                     };
-                    issues.push(format!(
-                        "{}: {} {what} in {}",
-                        pair.name, result.missing, pair.collection
-                    ));
+                    issues.push(format!("{}: {what} in {}", pair.name, pair.collection));
                 }
                 if result.orphans > 0 {
                     warning = true;
                     issues.push(format!(
-                        "{}: {} orphan vectors in {} (no row in {}); delete them with: opsh clean-orphans",
-                        pair.name, result.orphans, pair.collection, pair.table
+                        "{}: {} in {} (no row in {}); delete them with: opsh clean-orphans",
+                        pair.name,
+                        count(result.orphans as i64, "orphan vector", None),
+                        pair.collection,
+                        pair.table
                     ));
                 }
                 if result.invalid > 0 {
                     warning = true;
+                    let n = result.invalid as i64;
                     let what = if pair.payload_key.is_some() {
                         format!(
-                            "points without a usable payload `{}`",
+                            "{} without a usable payload `{}`",
+                            count(n, "point", None),
                             pair.payload_key.as_deref().unwrap_or_default()
                         )
                     } else {
                         format!(
-                            "{} values that are neither an integer nor a UUID (never deleted)",
-                            pair.id_column
+                            "{} that {} neither an integer nor a UUID (never deleted)",
+                            count(n, &format!("{} value", pair.id_column), None),
+                            if n == 1 { "is" } else { "are" }
                         )
                     };
-                    issues.push(format!("{}: {} {what}", pair.name, result.invalid));
+                    issues.push(format!("{}: {what}", pair.name));
                 }
                 pairs.push(result);
                 full.pairs.push((pair.clone(), lists));
@@ -224,15 +320,19 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
         if !content_missing.is_empty() {
             warning = true;
             issues.push(format!(
-                "{} content items are marked vector_stored but their chunks or summary are missing",
-                content_missing.len()
+                "{} marked vector_stored, with chunks or summary missing",
+                count(
+                    content_missing.len() as i64,
+                    "content item is",
+                    Some("content items are")
+                )
             ));
         }
     }
 
     let mut jobs_state = JobsState {
         checked: false,
-        older_than: crate::duration::format(opts.stuck_after),
+        older_than: crate::text::duration(opts.stuck_after),
         stuck: 0,
         sample_stuck_ids: Vec::new(),
     };
@@ -245,8 +345,8 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
                 if !stuck.is_empty() {
                     warning = true;
                     issues.push(format!(
-                        "{} jobs processing for more than {}; reset them with: opsh reset-stuck-jobs",
-                        stuck.len(),
+                        "{} processing for more than {}; reset them with: opsh reset-stuck-jobs",
+                        count(stuck.len() as i64, "job", None),
                         jobs_state.older_than
                     ));
                 }
@@ -269,6 +369,7 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
             tables: Tables {
                 required,
                 missing: missing_tables,
+                not_created: tables_not_created,
             },
             collections,
             pairs,

@@ -20,6 +20,7 @@ use crate::ops::destructive::{Change, Confirm, done, proceed};
 use crate::ops::error::{ErrorKind, OpError};
 use crate::ops::jobs;
 use crate::ops::qdrant::{self as qd, PointKey};
+use crate::text::count;
 
 /// Which of these orphan candidates have a row now (read at this moment).
 async fn live_now(
@@ -93,6 +94,9 @@ pub struct PairFix {
     pub deleted: u64,
     /// Orphans first seen less than the grace period ago: left for a later run.
     pub deferred: u64,
+    /// When the last of the deferred orphans is past its grace period ("2026-12-02 12:41:05
+    /// UTC"); None when none was deferred.
+    pub deferred_until: Option<String>,
     /// Orphans that had a row by the time their delete was decided: left alone.
     pub live: u64,
     /// Invalid ids listed by the check: never deleted.
@@ -106,11 +110,22 @@ pub struct PairFix {
     pub ids_file: Option<String>,
 }
 
+/// A part of the check the fix did not act on, and why.
+#[derive(Debug, Serialize)]
+pub struct Skipped {
+    pub what: String,
+    pub why: String,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Fixed {
     pub dry_run: bool,
+    /// The grace period in words ("10 minutes").
     pub grace: String,
     pub pairs: Vec<PairFix>,
+    /// What could not be fixed because that part of the check failed (a missing table or
+    /// collection, a comparison that failed), with why.
+    pub skipped: Vec<Skipped>,
     pub deleted: u64,
     pub jobs_reset: i64,
     pub jobs_failed: i64,
@@ -129,19 +144,27 @@ pub struct FixOptions {
 }
 
 /// Deletes every orphan vector seen as one for at least the grace period and still without a
-/// row when its batch is decided, resets stuck jobs, then checks again.
+/// row when its batch is decided, resets stuck jobs, then checks again. What the check could
+/// not compare (a missing table or collection) is skipped and listed; only a failed connection
+/// stops it, with kind `unreachable`.
 pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), OpError> {
     let (before, full) = check(target, &opts.check).await?;
-    if before.status == "critical" {
-        return Err(OpError::new(
-            ErrorKind::Failed,
-            None,
-            format!(
-                "the check is critical, nothing was fixed: {}",
-                before.issues.join("; ")
-            ),
-        ));
+    for (name, conn) in [
+        ("PostgreSQL", &before.connections.postgres),
+        ("Qdrant", &before.connections.qdrant),
+    ] {
+        if !conn.ok {
+            return Err(OpError::new(
+                ErrorKind::Unreachable,
+                None,
+                format!(
+                    "the {name} connection failed, nothing was fixed: {}",
+                    conn.detail
+                ),
+            ));
+        }
     }
+    let skipped = skipped(&before, opts);
     let dry_run = target.flags.dry_run;
     let pool = target.pg().await?;
     let grace = opts.grace.as_secs_f64();
@@ -157,11 +180,18 @@ pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), Op
         }
         // Under --dry-run nothing was recorded: an orphan not seen before counts as seen now.
         let eligible = seen.eligible(&pair.collection, &texts, grace).await?;
+        let deferred = (lists.orphans.len() - eligible.len()) as u64;
+        let deferred_until = if deferred > 0 {
+            seen.deferred_until(&pair.collection, &texts, grace).await?
+        } else {
+            None
+        };
         let plan = PairFix {
             name: pair.name.clone(),
             collection: pair.collection.clone(),
             orphans: lists.orphans.len() as u64,
-            deferred: (lists.orphans.len() - eligible.len()) as u64,
+            deferred,
+            deferred_until,
             invalid_kept: lists.invalid.len() as u64,
             ..PairFix::default()
         };
@@ -172,8 +202,10 @@ pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), Op
     let change = Change {
         op: "integrity::fix",
         summary: format!(
-            "delete {orphan_total} orphan vectors (orphans for at least {}) and reset {stuck} stuck jobs",
-            crate::duration::format(opts.grace)
+            "delete {} (orphans for at least {}) and reset {}",
+            count(orphan_total as i64, "orphan vector", None),
+            crate::text::duration(opts.grace),
+            count(stuck as i64, "stuck job", None)
         ),
         count: (orphan_total as u64 + stuck) as i64,
         confirm: Confirm::Yes,
@@ -266,7 +298,7 @@ pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), Op
                 max_retries: target.settings.int(key::JOBS_MAX_RETRIES),
                 reason: format!(
                     "reset by opsh check-data-fix: processing for more than {}",
-                    crate::duration::format(opts.check.stuck_after)
+                    crate::text::duration(opts.check.stuck_after)
                 ),
                 job_types: None,
             },
@@ -280,7 +312,9 @@ pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), Op
             target,
             &change,
             &format!(
-                "{deleted_total} orphan vectors deleted, {jobs_reset} jobs pending again, {jobs_failed} failed{}",
+                "{} deleted, {} pending again, {jobs_failed} failed{}",
+                count(deleted_total as i64, "orphan vector", None),
+                count(jobs_reset, "job", None),
                 kept.iter().map(|k| format!("; {k}")).collect::<String>()
             ),
         );
@@ -291,8 +325,9 @@ pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), Op
     Ok((
         Fixed {
             dry_run: !go,
-            grace: crate::duration::format(opts.grace),
+            grace: crate::text::duration(opts.grace),
             pairs: plans.into_iter().map(|(_, _, p)| p).collect(),
+            skipped,
             deleted: deleted_total,
             jobs_reset,
             jobs_failed,
@@ -300,4 +335,30 @@ pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), Op
         },
         full_after,
     ))
+}
+
+/// The parts of the check the fix cannot act on: each pair that was not compared, and the stuck
+/// jobs when they could not be read.
+fn skipped(before: &Check, opts: &FixOptions) -> Vec<Skipped> {
+    let mut skipped = Vec::new();
+    if opts.orphans {
+        for p in before.pairs.iter().filter(|p| !p.compared) {
+            skipped.push(Skipped {
+                what: format!("orphans of {} ({} ↔ {})", p.name, p.table, p.collection),
+                why: format!("not compared: {}", p.error),
+            });
+        }
+    }
+    if opts.jobs && !before.jobs.checked {
+        let why = if before.tables.missing.iter().any(|t| t == "processing_jobs") {
+            "table processing_jobs is missing (run `opsh migrate`)".to_string()
+        } else {
+            "the stuck jobs could not be read (see the check's issues)".to_string()
+        };
+        skipped.push(Skipped {
+            what: "stuck jobs".into(),
+            why,
+        });
+    }
+    skipped
 }

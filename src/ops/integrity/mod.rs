@@ -27,9 +27,11 @@
 //!
 //! Where things are: [`pairs`] (what is compared), [`copy`] (COPY reading), [`spill`] (the
 //! external sort) and [`merge`] (the by-id comparison), [`payload`] (the by-payload one),
-//! [`report`] (the report data), [`check`], [`candidates`] (when an orphan was first seen),
+//! [`report`] (the report data), [`check`], [`absent`] (collections and site tables made on
+//! first use), [`candidates`] (when an orphan was first seen),
 //! [`fix`], [`cascade`] (delete one content item), [`specs`]; this file registers them.
 
+mod absent;
 mod candidates;
 mod cascade;
 mod check;
@@ -45,7 +47,7 @@ mod spill;
 pub use candidates::CANDIDATES_TABLE;
 pub use cascade::{ContentDeleted, delete_content};
 pub use check::{CheckOptions, REQUIRED_TABLES, check};
-pub use fix::{FixOptions, Fixed, PairFix, fix};
+pub use fix::{FixOptions, Fixed, PairFix, Skipped, fix};
 pub use pairs::{Pair, configured_pairs, default_pairs};
 pub use report::{
     Check, CollectionState, Connection, Connections, Full, JobsState, Lists, PairResult, SAMPLE,

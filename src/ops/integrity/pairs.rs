@@ -141,7 +141,7 @@ pub(super) async fn refuse_bad_sql(
     Ok(())
 }
 
-fn where_clause(filter: &Option<String>) -> String {
+pub(super) fn where_clause(filter: &Option<String>) -> String {
     match filter {
         Some(f) if !f.trim().is_empty() => format!(" WHERE ({f})"),
         _ => String::new(),

@@ -22,6 +22,10 @@ pub struct CollectionState {
     pub name: String,
     pub exists: bool,
     pub points: u64,
+    /// It does not exist and no row expects a point in it: made on first use, healthy.
+    pub not_created: bool,
+    /// It does not exist: the rows that expect a point in it (then critical).
+    pub expecting: u64,
 }
 
 /// One pair's result: counts and bounded samples (the full lists stay in [`Full`]).
@@ -33,6 +37,9 @@ pub struct PairResult {
     pub compared: bool,
     /// Why it was not compared (a missing table or collection, an error).
     pub error: String,
+    /// Its collection (or a site pair's table) does not exist yet and nothing waits for it:
+    /// what, in words; empty otherwise. Such a pair counts as compared, with nothing to fix.
+    pub not_created: String,
     pub rows: u64,
     pub points: u64,
     pub matched: u64,
@@ -83,6 +90,8 @@ pub struct Connections {
 pub struct Tables {
     pub required: Vec<String>,
     pub missing: Vec<String>,
+    /// Tables only site pairs name that do not exist while their collections hold no point.
+    pub not_created: Vec<String>,
 }
 
 /// The full lists of the last check, for fix and for scripts.
@@ -116,6 +125,7 @@ pub(super) fn compared(
         collection: pair.collection.clone(),
         compared: true,
         error: String::new(),
+        not_created: String::new(),
         rows,
         points,
         matched,
@@ -136,6 +146,7 @@ pub(super) fn not_compared(pair: &Pair, why: String) -> PairResult {
         collection: pair.collection.clone(),
         compared: false,
         error: why,
+        not_created: String::new(),
         rows: 0,
         points: 0,
         matched: 0,

@@ -37,7 +37,10 @@ pub(super) static CHECK: Spec = Spec {
           matched, missing, orphans, invalid, with samples of 20), content marked vector_stored \
           whose chunks or summary are missing, stuck jobs. status is critical when a connection \
           fails or a required table or collection is missing, warning when anything is out of \
-          line, else healthy; issues says what, in words. Ids are compared as Qdrant reads them \
+          line, else healthy. A collection made on first use that does not exist while no row \
+          expects a point in it (by id: any row; by payload: rows where required holds) is \
+          not_created, healthy, and its pairs say so in not_created; the same for a table only a \
+          site pair names while its collection holds no point (tables.not_created); issues says what, in words. Ids are compared as Qdrant reads them \
           (an MD5 hex chunk_id matches its hyphenated point). The full lists stay available to \
           integrity::orphans and integrity::fix. Never fails on a backend: a failure is critical.",
     examples: &[
@@ -131,8 +134,11 @@ pub(super) static FIX: Spec = Spec {
         PAGE_SIZE,
     ],
     returns: "Map",
-    doc: "check-data-fix: checks, then deletes ALL orphan vectors of every pair in batches of \
-          1000 (waiting for each) and resets stuck jobs, then checks again (after). A point is \
+    doc: "check-data-fix: checks, then deletes ALL orphan vectors of every compared pair in \
+          batches of 1000 (waiting for each) and resets stuck jobs, then checks again (after). \
+          What the check could not compare (a missing table or collection) is listed in skipped \
+          (what, why) and the rest is fixed; a failed connection fixes nothing (kind \
+          unreachable). A point is \
           deleted only when it was first seen as an orphan at least grace ago (recorded in \
           opsh_orphan_candidates) and still has no row when its batch is decided, so a worker \
           writing the point before its row never loses it. Invalid ids are never deleted. The \
@@ -143,9 +149,9 @@ pub(super) static FIX: Spec = Spec {
           deleting more than delete.snapshot_above points it snapshots the collection; the \
           deleted ids go to a 0600 file in delete.ids_dir; the audit names both. Asks for \
           confirmation; with --dry-run nothing changes and would_delete lists every id. \
-          Returns dry_run, grace, pairs (orphans, deleted, deferred, live, invalid_kept, \
-          sample_deleted, would_delete, snapshot, ids_file), deleted, jobs_reset, \
-          jobs_failed, after.",
+          Returns dry_run, grace (in words), pairs (orphans, deleted, deferred, deferred_until: \
+          when the last deferred one is past its grace, invalid_kept, live, sample_deleted, \
+          would_delete, snapshot, ids_file), skipped, deleted, jobs_reset, jobs_failed, after.",
     examples: &[Example::new(
         r#"let f = integrity::fix(#{grace: "0s", stuck_after: "1h"}); [f.deleted, f.jobs_reset, f.jobs_failed, f.after.pairs.map(|p| p.orphans)]"#,
         "[3, 1, 1, [0, 0]]",

@@ -354,21 +354,25 @@ pub async fn job_shape(url: &str, pool: &sqlx::PgPool) -> Result<(JobShape, Stri
         updated_at,
     };
     if table && !(retry_count && updated_at) {
+        // The one warning of a run on a database opsh never migrated: what reads and writes
+        // do without the columns.
+        let mut effects = Vec::new();
+        if !retry_count {
+            effects.push("retries are not counted, so max_retries cannot apply to stuck jobs");
+        }
+        if !updated_at {
+            effects.push("updated_at reads as NULL");
+        }
         let missing: Vec<&str> = [("retry_count", retry_count), ("updated_at", updated_at)]
             .iter()
             .filter(|(_, has)| !has)
             .map(|(c, _)| *c)
             .collect();
+        let them = if missing.len() == 1 { "it" } else { "them" };
         tracing::warn!(
-            "processing_jobs has no {} (the deployment's init.sql does not create {}): read as {}; `opsh migrate` adds {}",
+            "processing_jobs has no {} (the deployment's init.sql does not create {them}): {}; `opsh migrate` adds {them}",
             missing.join(" and no "),
-            if missing.len() == 1 { "it" } else { "them" },
-            missing
-                .iter()
-                .map(|c| if *c == "retry_count" { "0" } else { "NULL" })
-                .collect::<Vec<_>>()
-                .join(" and "),
-            if missing.len() == 1 { "it" } else { "them" },
+            effects.join(", and "),
         );
     }
     SHAPES
