@@ -469,6 +469,27 @@ fn psql_started_by_db_shell_gets_the_same_tls_settings() {
     assert!(!run.stderr.contains(PASSWORD));
 }
 
+#[test]
+fn pg_dump_started_by_db_backup_gets_the_same_tls_settings() {
+    let pki = Pki::new();
+    let pg = TlsPostgres::start(&pki);
+    let ca = pki.path("ca.pem");
+    // libpq alone would look for ~/.postgresql/root.crt (HOME is the run's temp dir) and
+    // refuse verify-full: the dump works only if pg_dump gets sslrootcert too.
+    let run = Opsh::new()
+        .env(
+            "DATABASE_URL",
+            &pg.url(&format!("sslmode=verify-full&sslrootcert={ca}")),
+        )
+        .env("OPSH_BACKUP_PG_TOOLS", "host")
+        .args(["--json", "db-backup", "dir=dumps"])
+        .run();
+    run.code(0);
+    let report = run.json();
+    let file = report["data"]["file"].as_str().unwrap().to_string();
+    assert!(file.contains("dumps/"), "{report}");
+}
+
 /// A Redis serving TLS only (--port 0), with a password; `clients` asks for client
 /// certificates.
 struct TlsRedis {
