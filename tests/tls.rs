@@ -678,3 +678,49 @@ fn qdrant_over_https_uses_the_configured_ca_for_grpc_the_id_scroll_and_rest() {
         )
     );
 }
+
+/// A URL as opsh shows it: the password masked.
+fn shown(url: &str) -> String {
+    match url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_string))
+    {
+        Some(p) => url.replacen(&format!(":{p}@"), ":***@", 1),
+        None => url.to_string(),
+    }
+}
+
+#[test]
+fn tls_required_of_a_postgres_without_it_is_one_line_saying_so() {
+    // tools/with-services' server is plain. (A rediss:// URL on Redis's plain port gets no
+    // answer: Redis waits for the end of a command line the TLS hello never sends.)
+    let pg = std::env::var("DATABASE_URL").expect("DATABASE_URL (tools/with-services)");
+    let url = format!("{pg}?sslmode=require");
+    let run = opsh_pg(&url, &[], "db::ping()");
+    run.code(3);
+    assert_eq!(
+        error_line(&run),
+        format!(
+            "error: db::ping: postgres at {}: TLS: the server does not offer TLS",
+            shown(&url)
+        )
+    );
+}
+
+#[test]
+fn https_to_qdrants_plain_port_is_one_line_saying_so() {
+    let qdrant = qdrant_double::QdrantDouble::start(qdrant_double::Options::default()).unwrap();
+    let grpc = format!("https://127.0.0.1:{}", qdrant.grpc_addr().port());
+    let run = Opsh::new()
+        .env("QDRANT_URL", &grpc)
+        .args(["--json", "-e", "qdrant::ping()"])
+        .run();
+    run.code(3);
+    assert_eq!(
+        error_line(&run),
+        format!(
+            "error: qdrant::ping: qdrant at {grpc}: TLS: the server did not answer in TLS (is \
+             this its TLS port?)"
+        )
+    );
+}
