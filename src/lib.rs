@@ -20,4 +20,5 @@ pub mod runner;
 pub mod suggest;
 pub mod tar;
 pub mod text;
+pub mod tls;
 pub mod trust;

@@ -110,6 +110,9 @@ settings! {
     QDRANT_SUMMARIES_COLLECTION: Text = "qdrant.summaries_collection", env [], default "youtube_summaries", kind Kind::Text;
     QDRANT_VECTOR_SIZE: Int = "qdrant.vector_size", env [], default "1024", kind Kind::Int { min: 1 };
     QDRANT_DISTANCE: Text = "qdrant.distance", env [], default "Cosine", kind Kind::Text;
+    /// A PEM file of CA certificates an `https://` Qdrant's certificate may be signed by
+    /// (besides the system's), for gRPC and REST alike.
+    QDRANT_CA_FILE: Text = "qdrant.ca_file", env [], default "", kind Kind::Path;
     INTEGRITY_ORPHAN_GRACE: Dur = "integrity.orphan_grace", env [], default "10m", kind Kind::Duration;
     INTEGRITY_PAIRS: Text = "integrity.pairs", env [], default "", kind Kind::Json;
     /// The deletion budget of every bulk delete (src/ops/budget.rs): at most the larger of
@@ -123,6 +126,14 @@ settings! {
     DELETE_IDS_DIR: Text = "delete.ids_dir", env [], default "~/.local/state/opsh/deleted", kind Kind::Path;
     DELETE_IDS_KEEP: Dur = "delete.ids_keep", env [], default "30d", kind Kind::Duration;
     REDIS_URL: Text = "redis.url", env ["REDIS_URL"], default "redis://localhost:6379/0", kind Kind::Url;
+    /// A PEM file of CA certificates a `rediss://` server's certificate may be signed by
+    /// (besides the system's), e.g. a site's own CA.
+    REDIS_CA_FILE: Text = "redis.ca_file", env [], default "", kind Kind::Path;
+    /// A client certificate (PEM) for a `rediss://` server that asks for one
+    /// (`tls-auth-clients`); with redis.key_file.
+    REDIS_CERT_FILE: Text = "redis.cert_file", env [], default "", kind Kind::Path;
+    /// The private key (PEM) of redis.cert_file.
+    REDIS_KEY_FILE: Text = "redis.key_file", env [], default "", kind Kind::Path;
     BACKUP_DIR: Text = "backup.dir", env [], default "./backups", kind Kind::Path;
     BACKUP_KEEP_LAST: Int = "backup.keep_last", env [], default "7", kind Kind::Int { min: 0 };
     BACKUP_KEEP_DAYS: Int = "backup.keep_days", env [], default "30", kind Kind::Int { min: 0 };

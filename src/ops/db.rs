@@ -15,7 +15,7 @@ use sqlx::postgres::{PgArguments, PgConnection, PgRow};
 use sqlx::{AssertSqlSafe, Column, Connection, Postgres, Row, TypeInfo, ValueRef};
 
 use crate::ops::Target;
-use crate::ops::clients::postgres::{fmt_ts, percent_decode};
+use crate::ops::clients::postgres::{PgTls, fmt_ts, percent_decode};
 use crate::ops::error::{ErrorKind, OpError};
 use crate::ops::spec::{Default, Example, Kind, Opt, Param, Registrar, Spec};
 
@@ -609,8 +609,13 @@ pub fn shell(target: &Target) -> Result<i64, OpError> {
     }
     let url = url::Url::parse(target.settings.text(key::POSTGRES_URL))
         .map_err(|e| OpError::backend(target.pg_backend(), ErrorKind::Invalid, e))?;
+    // TLS as opsh's own connection makes it (sslmode, sslrootcert, sslcert, sslkey).
+    let tls = PgTls::from_url(target.settings.text(key::POSTGRES_URL))
+        .and_then(|tls| tls.check().map(|()| tls))
+        .map_err(|e| OpError::backend(target.pg_backend(), ErrorKind::Invalid, e))?;
     let mut cmd = std::process::Command::new("psql");
     cmd.env_remove("PGPASSWORD");
+    cmd.envs(tls.tool_env());
     if let Some(host) = url.host_str() {
         cmd.args(["--host", host]);
     }

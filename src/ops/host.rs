@@ -339,49 +339,12 @@ where
     Ok((status, body))
 }
 
-/// The system's CA certificates, read once a run (an https check may run many times).
-fn native_roots() -> &'static [rustls::pki_types::CertificateDer<'static>] {
-    static ROOTS: std::sync::OnceLock<Vec<rustls::pki_types::CertificateDer<'static>>> =
-        std::sync::OnceLock::new();
-    ROOTS.get_or_init(|| {
-        let found = rustls_native_certs::load_native_certs();
-        for e in &found.errors {
-            tracing::debug!("system CA certificates: {e}");
-        }
-        found.certs
-    })
-}
-
-/// rustls (ring) trusting the system's roots and those of `ca_file`.
+/// rustls trusting the system's roots and those of `ca_file` (crate::tls).
 fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(native_roots().iter().cloned());
-    if let Some(path) = ca_file {
-        let shown = path.display();
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("cannot read the CA file {shown} (health.ca_file): {e}"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("the CA file {shown} (health.ca_file) is not PEM: {e}"))?;
-        if certs.is_empty() {
-            return Err(format!(
-                "the CA file {shown} (health.ca_file) holds no PEM certificate"
-            ));
-        }
-        let (_, bad) = roots.add_parsable_certificates(certs);
-        if bad > 0 {
-            return Err(format!(
-                "the CA file {shown} (health.ca_file): {bad} certificate(s) could not be used as a CA"
-            ));
-        }
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS set-up: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    let ca = ca_file
+        .map(|path| crate::tls::ca_file(key::HEALTH_CA_FILE.name(), path))
+        .transpose()?;
+    crate::tls::client_config(ca.as_ref(), None, &[])
 }
 
 static DISK: Spec = Spec {

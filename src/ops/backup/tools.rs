@@ -6,7 +6,7 @@ use crate::config::key;
 use std::process::Stdio;
 
 use crate::ops::Target;
-use crate::ops::clients::postgres::percent_decode;
+use crate::ops::clients::postgres::{PgTls, percent_decode};
 use crate::ops::error::{Backend, ErrorKind, OpError};
 
 /// The configured database as the client tools take it: options and environment, the password
@@ -35,9 +35,13 @@ pub(super) fn pg_target(target: &Target) -> Result<PgTarget, OpError> {
     if let Some(password) = url.password() {
         env.push(("PGPASSWORD", percent_decode(password)));
     }
+    // TLS as opsh's own connection makes it (sslmode, sslrootcert, sslcert, sslkey).
+    let tls = PgTls::from_url(target.settings.text(key::POSTGRES_URL))
+        .and_then(|tls| tls.check().map(|()| tls))
+        .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
+    env.extend(tls.tool_env());
     for (k, v) in url.query_pairs() {
         match k.as_ref() {
-            "sslmode" => env.push(("PGSSLMODE", v.into_owned())),
             "host" => args.push(format!("--host={v}")),
             "port" => args.push(format!("--port={v}")),
             _ => {}

@@ -8,6 +8,7 @@
 
 pub mod docker;
 pub mod postgres;
+mod postgres_tls;
 pub mod qdrant;
 pub mod redis;
 
@@ -159,6 +160,19 @@ pub fn transport(
     Some(words)
 }
 
+/// A TLS failure in [`transport`]'s words with the settings that fix it: `trust` for a
+/// certificate not trusted, `identity` for a server that wants a client certificate.
+pub fn tls_hint(words: String, trust: &str, identity: Option<&str>) -> String {
+    match identity {
+        _ if words == UNTRUSTED => format!("{words}; {trust}"),
+        Some(hint) if words == WANTS_CLIENT_CERT => format!("{words}; {hint}"),
+        _ => words,
+    }
+}
+
+const UNTRUSTED: &str = "TLS: certificate not trusted";
+const WANTS_CLIENT_CERT: &str = "TLS: the server wants a client certificate";
+
 fn no_answer(within: Option<Duration>) -> String {
     match within {
         Some(d) => format!("no answer within {}", crate::duration::format(d)),
@@ -168,6 +182,16 @@ fn no_answer(within: Option<Duration>) -> String {
 
 /// A refused certificate in words, from rustls's or OpenSSL's wording.
 fn tls_words(lower: &str) -> Option<String> {
+    // rustls's words for a peer that answered, but not in TLS (a plain port).
+    if lower.contains("corrupt message") || lower.contains("invalidcontenttype") {
+        return Some("TLS: the server did not answer in TLS (is this its TLS port?)".into());
+    }
+    if lower.contains("does not support tls") || lower.contains("does not support ssl") {
+        return Some("TLS: the server does not offer TLS".into());
+    }
+    if lower.contains("certificaterequired") || lower.contains("certificate required") {
+        return Some(WANTS_CLIENT_CERT.into());
+    }
     let cert = lower.contains("certificate") || lower.contains("tls") || lower.contains("ssl");
     if !cert {
         return None;
@@ -179,7 +203,7 @@ fn tls_words(lower: &str) -> Option<String> {
             || lower.contains("self-signed")
             || lower.contains("unable to get local issuer")
         {
-            "TLS: certificate not trusted".into()
+            UNTRUSTED.into()
         } else if lower.contains("notvalidforname") || lower.contains("not valid for name") {
             "TLS: certificate not valid for this host name".into()
         } else if lower.contains("expired") {

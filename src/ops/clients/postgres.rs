@@ -10,6 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Row};
 
 use super::Connect;
+pub use super::postgres_tls::PgTls;
 use crate::config::{Settings, redact_url};
 use crate::ops::error::{Backend, ErrorKind, OpError};
 
@@ -88,17 +89,23 @@ impl Connect for Postgres {
     }
 
     async fn connect(settings: &Settings, backend: &Backend) -> Result<Postgres, OpError> {
-        let options: PgConnectOptions = settings
-            .text(key::POSTGRES_URL)
+        let url = settings.text(key::POSTGRES_URL);
+        let options: PgConnectOptions = url
             .parse()
             .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
+        // TLS as libpq reads it (sslmode, sslrootcert, … from the URL or PGSSL*), its files
+        // checked before any connection is tried.
+        let tls = PgTls::from_url(url)
+            .and_then(|tls| tls.check().map(|()| tls))
+            .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
+        let options = tls.apply(options);
         // sqlx logs every statement, and slow ones as warnings with their whole text; they
         // are the library's detail (-vv). opsh logs its own timings at -v.
         let options = options
             .application_name("opsh")
             .log_statements(LevelFilter::Trace)
             .log_slow_statements(LevelFilter::Debug, Duration::from_secs(1));
-        let failed = |e: sqlx::Error| connect_error(backend, &options, e);
+        let failed = |e: sqlx::Error| connect_error(backend, &options, &tls, e);
         tracing::debug!("connecting to postgres at {}", backend.address);
         let started = std::time::Instant::now();
         let first = PgConnection::connect_with(&options).await.map_err(failed)?;
@@ -166,7 +173,23 @@ pub fn error(backend: &Backend) -> impl Fn(sqlx::Error) -> OpError + '_ {
 /// A failed connection attempt. A server that answers, but not in PostgreSQL's protocol (an
 /// HTTP server, Redis or Qdrant on that port), makes sqlx report "expected to read 1414811696
 /// bytes" or an unknown message; say what that means instead.
-fn connect_error(backend: &Backend, options: &PgConnectOptions, e: sqlx::Error) -> OpError {
+fn connect_error(
+    backend: &Backend,
+    options: &PgConnectOptions,
+    tls: &PgTls,
+    e: sqlx::Error,
+) -> OpError {
+    let mut e = connect_error_words(backend, options, e);
+    e.cause = super::tls_hint(
+        std::mem::take(&mut e.cause),
+        &tls.untrusted_hint(),
+        Some("show one with sslcert and sslkey in postgres.url (or PGSSLCERT and PGSSLKEY)"),
+    );
+    e
+}
+
+/// [`connect_error`] before the TLS hint.
+fn connect_error_words(backend: &Backend, options: &PgConnectOptions, e: sqlx::Error) -> OpError {
     let foreign = match &e {
         sqlx::Error::Protocol(_) | sqlx::Error::Decode(_) => true,
         sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::UnexpectedEof,

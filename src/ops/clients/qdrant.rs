@@ -6,6 +6,7 @@
 //! qdrant-client's own version check is skipped: it `println!`s to stdout, which would break
 //! `--json`. [`compatibility`] is opsh's own, and connect warns on stderr.
 
+pub mod grpc;
 pub mod ids;
 mod point_key;
 
@@ -14,7 +15,8 @@ pub use point_key::PointKey;
 use crate::config::key;
 use std::time::Duration;
 
-use qdrant_client::{Qdrant as Grpc, QdrantError};
+use grpc::Grpc;
+use qdrant_client::QdrantError;
 
 use super::Connect;
 use crate::config::{Settings, redact_url};
@@ -28,6 +30,8 @@ pub struct Qdrant {
     pub client: Grpc,
     /// A second connection, for scrolls that want only the ids (see [`ids`]).
     pub ids: ids::IdScroll,
+    /// qdrant.ca_file's certificates: an `https://` REST URL trusts the same roots as gRPC.
+    pub ca: Option<crate::tls::CaFile>,
     /// The REST base URL, without a trailing slash.
     pub rest_url: String,
     pub api_key: Option<String>,
@@ -51,17 +55,13 @@ impl Connect for Qdrant {
         })?;
         let api_key =
             Some(settings.text(key::QDRANT_API_KEY).to_string()).filter(|k| !k.is_empty());
-        let (connect_timeout, timeout) = (CONNECT_TIMEOUT, Duration::from_secs(300));
-        let client = Grpc::from_url(url)
-            .api_key(api_key.clone())
-            .skip_compatibility_check()
-            .connect_timeout(connect_timeout)
-            .timeout(timeout)
-            .build()
-            .map_err(error(backend))?;
-        let ids = ids::IdScroll::new(url, api_key.as_deref(), connect_timeout, timeout)
+        let grpc = grpc_settings(settings, url, api_key.as_deref())
             .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
-        // One direct call, so an unreachable server or a wrong port shows its real cause here.
+        let ids = ids::IdScroll::new(&grpc)
+            .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
+        // Connected now, so an unreachable server, a wrong port or a refused certificate shows
+        // its real cause here.
+        let client = Grpc::connect(&grpc).await.map_err(error(backend))?;
         let health = client.health_check().await.map_err(error(backend))?;
         // Qdrant answers the health check without the API key; a call that needs it tells a
         // refused key here rather than at the first real operation.
@@ -73,6 +73,7 @@ impl Connect for Qdrant {
         Ok(Qdrant {
             client,
             ids,
+            ca: grpc.ca,
             rest_url: settings
                 .text(key::QDRANT_REST_URL)
                 .trim_end_matches('/')
@@ -82,6 +83,22 @@ impl Connect for Qdrant {
             compatibility,
         })
     }
+}
+
+/// How to reach the gRPC port: `https://` trusts the system's roots plus qdrant.ca_file.
+fn grpc_settings(
+    settings: &Settings,
+    url: &str,
+    api_key: Option<&str>,
+) -> Result<grpc::Settings, String> {
+    let ca = crate::tls::configured_ca(settings, key::QDRANT_CA_FILE)?;
+    Ok(grpc::Settings {
+        url: url.to_string(),
+        api_key: ids::ApiKey::new(api_key)?,
+        ca,
+        connect_timeout: CONNECT_TIMEOUT,
+        timeout: Duration::from_secs(300),
+    })
 }
 
 /// The Qdrant releases opsh is tested against, as (major, minor) bounds: 1.18 (a real 1.18.3
@@ -117,6 +134,9 @@ pub fn error(backend: &Backend) -> impl Fn(QdrantError) -> OpError + '_ {
         OpError::backend(backend, kind, cause)
     }
 }
+
+/// What to do about a certificate opsh does not trust.
+const TLS_HINT: &str = "trust its CA with qdrant.ca_file (a PEM file)";
 
 /// How long a gRPC connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -179,9 +199,9 @@ fn describe(backend: &Backend, e: &QdrantError) -> (ErrorKind, String) {
     if matches!(
         status.code(),
         Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Internal
-    ) && let Some(words) = super::transport(backend, status, Some(CONNECT_TIMEOUT))
+    ) && let Some((kind, words)) = super::transport(backend, status, Some(CONNECT_TIMEOUT))
     {
-        return words;
+        return (kind, super::tls_hint(words, TLS_HINT, None));
     }
     match status.code() {
         Code::Unauthenticated | Code::PermissionDenied => (
@@ -217,24 +237,13 @@ fn rest_error(backend: &Backend, shown: &str, e: &(dyn std::error::Error + 'stat
     let label = format!("{backend} (REST {shown})");
     let (kind, cause) =
         super::transport(&label, e, None).unwrap_or_else(|| (ErrorKind::Unreachable, chain(e)));
+    let cause = super::tls_hint(cause, TLS_HINT, None);
     OpError::backend(backend, kind, format!("REST {shown}: {cause}"))
 }
 
-/// The REST address of `path`: plain http only (the snapshot transfers speak nothing else).
-fn rest_uri(
-    qdrant: &Qdrant,
-    backend: &Backend,
-    path: &str,
-    what: &str,
-) -> Result<hyper::Uri, OpError> {
+/// The REST address of `path` (http, or https with the roots gRPC trusts).
+fn rest_uri(qdrant: &Qdrant, backend: &Backend, path: &str) -> Result<hyper::Uri, OpError> {
     let url = format!("{}{path}", qdrant.rest_url);
-    if url.starts_with("https:") {
-        return Err(OpError::backend(
-            backend,
-            ErrorKind::Invalid,
-            format!("qdrant.rest_url is https; opsh's snapshot {what} speaks plain http only"),
-        ));
-    }
     url.parse()
         .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, format!("qdrant.rest_url: {e}")))
 }
@@ -252,8 +261,7 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<B>();
+    let builder = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
     let mut request = request;
     if let Some(key) = &qdrant.api_key {
         request = request.header("api-key", key);
@@ -262,10 +270,19 @@ where
         .body(body)
         .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
     let shown = redact_url(&qdrant.rest_url);
-    client
-        .request(request)
-        .await
-        .map_err(|e| rest_error(backend, &shown, &e))
+    let sent = if qdrant.rest_url.starts_with("https:") {
+        let tls = crate::tls::client_config(qdrant.ca.as_ref(), None, &[])
+            .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        builder.build::<_, B>(https).request(request).await
+    } else {
+        builder.build_http::<B>().request(request).await
+    };
+    sent.map_err(|e| rest_error(backend, &shown, &e))
 }
 
 /// An answer that is not a success: Qdrant's own message (`status.error`) when the body has
@@ -304,7 +321,7 @@ pub async fn rest_download(
     use sha2::Digest;
     use tokio::io::AsyncWriteExt;
 
-    let uri = rest_uri(qdrant, backend, path, "download")?;
+    let uri = rest_uri(qdrant, backend, path)?;
     let response = rest_send(
         qdrant,
         backend,
@@ -365,7 +382,7 @@ pub async fn rest_upload(
     use hyper::body::{Bytes, Frame};
     use tokio::io::AsyncReadExt;
 
-    let uri = rest_uri(qdrant, backend, path, "upload")?;
+    let uri = rest_uri(qdrant, backend, path)?;
     let unreadable = |e: std::io::Error| {
         OpError::new(
             ErrorKind::Failed,

@@ -27,8 +27,7 @@ impl Connect for Redis {
     }
 
     async fn connect(settings: &Settings, backend: &Backend) -> Result<Redis, OpError> {
-        let client = Client::open(settings.text(key::REDIS_URL))
-            .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, describe(&e)))?;
+        let client = client(settings, backend)?;
         let info = client.get_connection_info();
         let db = info.redis_settings().db();
         let local = match info.addr() {
@@ -57,6 +56,42 @@ impl Connect for Redis {
     }
 }
 
+/// The client for redis.url: `rediss://` speaks TLS (rustls), trusting the system's roots plus
+/// redis.ca_file and showing redis.cert_file/redis.key_file when they are set.
+fn client(settings: &Settings, backend: &Backend) -> Result<Client, OpError> {
+    let invalid = |e: String| OpError::backend(backend, ErrorKind::Invalid, e);
+    let info = redis::IntoConnectionInfo::into_connection_info(settings.text(key::REDIS_URL))
+        .map_err(|e| invalid(describe(&e)))?;
+    let ca = crate::tls::configured_ca(settings, key::REDIS_CA_FILE).map_err(invalid)?;
+    let identity =
+        crate::tls::configured_identity(settings, key::REDIS_CERT_FILE, key::REDIS_KEY_FILE)
+            .map_err(invalid)?;
+    let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+    if !tls {
+        if ca.is_some() || identity.is_some() {
+            tracing::warn!(
+                "{backend}: redis.ca_file/redis.cert_file are set but redis.url is not \
+                 rediss://, so the connection is not encrypted"
+            );
+        }
+        return Client::open(info).map_err(|e| invalid(describe(&e)));
+    }
+    // The redis crate builds its rustls configuration with the process's default provider.
+    crate::tls::install_default_provider();
+    if ca.is_none() && identity.is_none() {
+        return Client::open(info).map_err(|e| invalid(describe(&e)));
+    }
+    let certificates = redis::TlsCertificates {
+        client_tls: identity.map(|id| redis::ClientTlsConfig {
+            client_cert: id.cert_pem,
+            client_key: id.key_pem,
+        }),
+        // In place of the system's roots, so they go along.
+        root_cert: ca.as_ref().map(|ca| crate::tls::roots_pem(Some(ca))),
+    };
+    Client::build_with_tls(info, certificates).map_err(|e| invalid(describe(&e)))
+}
+
 fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost"
@@ -72,6 +107,11 @@ pub fn error(backend: &Backend) -> impl Fn(RedisError) -> OpError + '_ {
         if e.kind() == redis::ErrorKind::Io
             && let Some((kind, words)) = super::transport(backend, &e, None)
         {
+            let words = super::tls_hint(
+                words,
+                "trust its CA with redis.ca_file (a PEM file)",
+                Some("show one with redis.cert_file and redis.key_file"),
+            );
             return OpError::backend(backend, kind, words);
         }
         OpError::backend(backend, kind(&e), describe(&e))

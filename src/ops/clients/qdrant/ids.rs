@@ -10,8 +10,6 @@
 //! The request is qdrant-client's own `ScrollPoints` message, so both speak the same
 //! protocol; the errors are tonic's statuses, read by the same [`describe`](super::error).
 
-use std::time::Duration;
-
 use prost::Message;
 use prost::bytes::Buf;
 use qdrant_client::qdrant::ScrollPoints;
@@ -20,7 +18,7 @@ use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 use super::PointKey;
@@ -44,32 +42,9 @@ pub struct IdPage {
 impl IdScroll {
     /// Sets the connection up without connecting: an unreachable server shows at the first
     /// page, as a status the caller describes.
-    pub fn new(
-        url: &str,
-        api_key: Option<&str>,
-        connect_timeout: Duration,
-        timeout: Duration,
-    ) -> Result<IdScroll, String> {
-        let mut endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|e| e.to_string())?
-            .connect_timeout(connect_timeout)
-            .timeout(timeout)
-            .user_agent(concat!("opsh/", env!("CARGO_PKG_VERSION")))
-            .map_err(|e| e.to_string())?;
-        if url.starts_with("https:") {
-            endpoint = endpoint
-                .tls_config(ClientTlsConfig::new().with_native_roots())
-                .map_err(|e| e.to_string())?;
-        }
-        let api_key = match api_key {
-            // Never echoed: the key is a secret even when it is malformed.
-            Some(k) => Some(
-                MetadataValue::try_from(k)
-                    .map_err(|_| "qdrant.api_key is not a valid header value".to_string())?,
-            ),
-            None => None,
-        };
-        let service = InterceptedService::new(endpoint.connect_lazy(), ApiKey(api_key));
+    pub fn new(settings: &super::grpc::Settings) -> Result<IdScroll, String> {
+        let endpoint = settings.endpoint()?;
+        let service = InterceptedService::new(endpoint.connect_lazy(), settings.api_key.clone());
         Ok(IdScroll {
             grpc: tonic::client::Grpc::new(service).max_decoding_message_size(usize::MAX),
         })
@@ -79,9 +54,12 @@ impl IdScroll {
     /// for none, they are skipped here anyway).
     pub async fn page(&self, request: ScrollPoints) -> Result<IdPage, Status> {
         let mut grpc = self.grpc.clone();
-        grpc.ready()
-            .await
-            .map_err(|e| Status::unavailable(format!("transport error: {e}")))?;
+        // The cause (refused, a certificate not trusted) stays in the status's source.
+        grpc.ready().await.map_err(|e| {
+            let mut status = Status::unavailable("transport error");
+            status.set_source(std::sync::Arc::from(e));
+            status
+        })?;
         let path = PathAndQuery::from_static("/qdrant.Points/Scroll");
         let reply = grpc.unary(Request::new(request), path, IdCodec).await?;
         Ok(reply.into_inner())
@@ -91,6 +69,18 @@ impl IdScroll {
 /// Sends the API key as Qdrant expects it, on every call.
 #[derive(Clone)]
 pub struct ApiKey(Option<AsciiMetadataValue>);
+
+impl ApiKey {
+    pub fn new(key: Option<&str>) -> Result<ApiKey, String> {
+        match key {
+            // Never echoed: the key is a secret even when it is malformed.
+            Some(k) => MetadataValue::try_from(k)
+                .map(|v| ApiKey(Some(v)))
+                .map_err(|_| "qdrant.api_key is not a valid header value".to_string()),
+            None => Ok(ApiKey(None)),
+        }
+    }
+}
 
 impl Interceptor for ApiKey {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {

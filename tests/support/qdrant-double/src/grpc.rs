@@ -39,9 +39,17 @@ impl Service {
 
     /// A tonic router with the four services; all but the health check require the API key when
     /// one is set, as in Qdrant (which lets `HealthCheck` through without it).
-    pub fn router(self) -> tonic::transport::server::Router {
+    pub fn router(
+        self,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+    ) -> std::io::Result<tonic::transport::server::Router> {
         let mut builder = tonic::transport::Server::builder();
-        builder
+        if let Some(tls) = tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| std::io::Error::other(format!("qdrant-double: TLS: {e}")))?;
+        }
+        let router = builder
             .add_service(
                 QdrantServer::new(self.clone())
                     .max_decoding_message_size(MAX_MESSAGE_SIZE)
@@ -68,7 +76,8 @@ impl Service {
                     .max_encoding_message_size(MAX_MESSAGE_SIZE)
                     .accept_compressed(CompressionEncoding::Gzip),
                 self.auth(),
-            ))
+            ));
+        Ok(router)
     }
 
     fn auth(&self) -> ApiKeyCheck {

@@ -12,6 +12,7 @@
 //!   download, delete, upload), and `PUT /collections/{c}` (create with `{"vectors": {"size",
 //!   "distance"}}`) and `PUT /collections/{c}/points?wait=true` (upsert `{"points": [{"id",
 //!   "vector", "payload"}]}`) so a demo loader seeds real Qdrant or the double with curl.
+//! - Optional TLS on both ports ([`Options::tls`]), as Qdrant's `service.enable_tls`.
 //! - An optional API key, checked as Qdrant checks it (`api-key` header or `Authorization:
 //!   Bearer`; the health check, `/` and `/healthz` need none).
 //!
@@ -40,6 +41,9 @@ mod ids;
 mod rest;
 mod snapshots;
 mod store;
+mod tls;
+
+pub use tls::Tls;
 
 /// What the double says it is, first in its log and in its `--help`.
 pub const DISCLAIMER: &str =
@@ -63,6 +67,9 @@ pub struct Options {
     pub grpc_port: u16,
     /// The REST port on 127.0.0.1; 0 picks a free one.
     pub rest_port: u16,
+    /// Serve both ports over TLS with this certificate, as Qdrant does with
+    /// `service.enable_tls`; `None`: plain.
+    pub tls: Option<Tls>,
 }
 
 impl Default for Options {
@@ -73,6 +80,7 @@ impl Default for Options {
             snapshots_dir: None,
             grpc_port: 0,
             rest_port: 0,
+            tls: None,
         }
     }
 }
@@ -87,6 +95,15 @@ impl Options {
     /// With the version the server reports.
     pub fn server_version(mut self, version: impl Into<String>) -> Self {
         self.server_version = version.into();
+        self
+    }
+
+    /// Serving TLS with this certificate and key (PEM files).
+    pub fn tls(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = Some(Tls {
+            cert: cert.into(),
+            key: key.into(),
+        });
         self
     }
 
@@ -138,6 +155,8 @@ impl QdrantDouble {
             server_version: options.server_version.clone(),
         });
 
+        let tls = options.tls.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("qdrant-double")
@@ -153,7 +172,9 @@ impl QdrantDouble {
                     let rest = tokio::net::TcpListener::from_std(rest)?;
                     let incoming =
                         tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
-                    let router = grpc::Service::new(shared.clone()).router();
+                    let grpc_tls = tls.as_ref().map(Tls::grpc).transpose()?;
+                    let rest_tls = tls.as_ref().map(Tls::rest).transpose()?;
+                    let router = grpc::Service::new(shared.clone()).router(grpc_tls)?;
                     tokio::spawn(async move {
                         if let Err(e) = router.serve_with_incoming(incoming).await {
                             eprintln!("qdrant-double: gRPC server stopped: {e}");
@@ -161,7 +182,17 @@ impl QdrantDouble {
                     });
                     let app = rest::router(shared);
                     tokio::spawn(async move {
-                        if let Err(e) = axum::serve(rest, app).await {
+                        let served = match rest_tls {
+                            Some(acceptor) => {
+                                let listener = tls::TlsListener {
+                                    tcp: rest,
+                                    acceptor,
+                                };
+                                axum::serve(listener, app).await
+                            }
+                            None => axum::serve(rest, app).await,
+                        };
+                        if let Err(e) = served {
                             eprintln!("qdrant-double: REST server stopped: {e}");
                         }
                     });
@@ -188,6 +219,7 @@ impl QdrantDouble {
             }
         }
         Ok(Running {
+            scheme,
             grpc_addr,
             rest_addr,
             snapshots_dir,
@@ -225,6 +257,8 @@ fn peer_id() -> u64 {
 
 /// A running double; dropping it stops it.
 pub struct Running {
+    /// "https" when serving TLS.
+    scheme: &'static str,
     grpc_addr: SocketAddr,
     rest_addr: SocketAddr,
     snapshots_dir: PathBuf,
@@ -234,14 +268,14 @@ pub struct Running {
 }
 
 impl Running {
-    /// The gRPC URL (Qdrant's 6334), e.g. `http://127.0.0.1:40123`.
+    /// The gRPC URL (Qdrant's 6334), e.g. `http://127.0.0.1:40123` (`https://` with TLS).
     pub fn grpc_url(&self) -> String {
-        format!("http://{}", self.grpc_addr)
+        format!("{}://{}", self.scheme, self.grpc_addr)
     }
 
-    /// The REST URL (Qdrant's 6333), e.g. `http://127.0.0.1:40124`.
+    /// The REST URL (Qdrant's 6333), e.g. `http://127.0.0.1:40124` (`https://` with TLS).
     pub fn rest_url(&self) -> String {
-        format!("http://{}", self.rest_addr)
+        format!("{}://{}", self.scheme, self.rest_addr)
     }
 
     /// The gRPC address.

@@ -32,6 +32,12 @@ struct Args {
     /// Where snapshots are written (default: a temporary directory removed on exit).
     #[arg(long)]
     snapshots_dir: Option<PathBuf>,
+    /// Serve both ports over TLS with this certificate (PEM), as Qdrant's tls.cert.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The key of --tls-cert (PEM), as Qdrant's tls.key.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// Prints a line of the log on stdout; a reader that went away does not stop the server.
@@ -50,6 +56,10 @@ fn main() -> ExitCode {
         snapshots_dir: args.snapshots_dir,
         grpc_port: args.grpc_port,
         rest_port: args.rest_port,
+        tls: args
+            .tls_cert
+            .zip(args.tls_key)
+            .map(|(cert, key)| qdrant_double::Tls { cert, key }),
     };
     let api_key = options.api_key.is_some();
     let version = options.server_version.clone();
