@@ -12,6 +12,11 @@ use serde::Serialize;
 pub struct Backend {
     pub name: &'static str,
     pub address: String,
+    /// The setting that gave the address and where its value came from (`postgres.url, from
+    /// DATABASE_URL`): a refused or unreachable backend names it, so the operator knows what
+    /// to change.
+    #[serde(skip)]
+    pub setting: String,
 }
 
 impl fmt::Display for Backend {
@@ -94,7 +99,14 @@ impl OpError {
 
 impl fmt::Display for OpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let wrong_address = matches!(
+            self.kind,
+            ErrorKind::Unreachable | ErrorKind::Refused | ErrorKind::Timeout
+        );
         match &self.backend {
+            Some(b) if wrong_address && !b.setting.is_empty() => {
+                write!(f, "{b} ({}): {}", b.setting, self.cause)
+            }
             Some(b) => write!(f, "{b}: {}", self.cause),
             None => f.write_str(&self.cause),
         }

@@ -24,6 +24,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A backend client: how to name it and how to connect.
 pub trait Connect: Sized {
     const NAME: &'static str;
+    /// The setting that holds its address.
+    const SETTING: crate::config::key::Text;
 
     /// The address operators know it by, secrets masked.
     fn address(settings: &Settings) -> String;
@@ -48,6 +50,7 @@ impl<C: Connect> Lazy<C> {
             backend: Backend {
                 name: C::NAME,
                 address: C::address(settings),
+                setting: settings.origin(C::SETTING),
             },
             cell: OnceCell::new(),
         }

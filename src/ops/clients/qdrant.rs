@@ -39,6 +39,7 @@ pub struct Qdrant {
 
 impl Connect for Qdrant {
     const NAME: &'static str = "qdrant";
+    const SETTING: key::Text = key::QDRANT_URL;
 
     fn address(settings: &Settings) -> String {
         redact_url(settings.text(key::QDRANT_URL))
