@@ -89,7 +89,11 @@ impl Opsh {
             .current_dir(self.dir.path())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path());
+            .env("HOME", self.dir.path())
+            // The tests read opsh's text as a terminal shows it, emoji and all; in a pipe it
+            // writes status words instead, which tests ask for with `.env("OPSH_OUTPUT_EMOJI",
+            // "auto")`.
+            .env("OPSH_OUTPUT_EMOJI", "always");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
