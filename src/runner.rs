@@ -240,6 +240,16 @@ fn finish(mut runs: Vec<Ran>, opts: &Options) -> Result<u8, Error> {
             output::prometheus::render(&runs, &previous, chrono::Utc::now())
         }
     };
+    // JSON and Nagios carry a single run's error in their document; it is said on stderr too,
+    // once, first (as any failed command says it).
+    let said = single
+        && matches!(opts.format, Format::Json | Format::Nagios)
+        && runs[0]
+            .result
+            .as_ref()
+            .err()
+            .inspect(|e| output::error(e))
+            .is_some();
     match &opts.output {
         Some(path) => write_atomically(
             path,
@@ -250,10 +260,8 @@ fn finish(mut runs: Vec<Ran>, opts: &Options) -> Result<u8, Error> {
         None => output::out(&text),
     }
     if single && let Err(e) = &runs[0].result {
-        // JSON and Nagios carried the error in their document: say it on stderr too, once,
-        // and exit with its code. Text and Prometheus end as any failed command does.
-        if matches!(opts.format, Format::Json | Format::Nagios) {
-            output::error(e);
+        // Text and Prometheus end as any failed command does.
+        if said {
             return Ok(e.exit_code());
         }
         return Err(runs.remove(0).result.expect_err("a failed run"));

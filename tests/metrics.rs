@@ -73,8 +73,8 @@ impl Env {
         let db = TestDb::new();
         db.exec(include_str!("fixtures/examples.sql"));
         db.exec(include_str!("fixtures/examples-qdrant.sql"));
-        let qdrant = qdrant_double::QdrantDouble::start(qdrant_double::Options::default())
-            .expect("double");
+        let qdrant =
+            qdrant_double::QdrantDouble::start(qdrant_double::Options::default()).expect("double");
         let points: Value =
             serde_json::from_str(include_str!("fixtures/examples-qdrant.json")).unwrap();
         seed::seed(&qdrant.grpc_url(), &points);
@@ -209,7 +209,11 @@ fn check_jobs_metrics_have_stable_names_and_labels() {
     let age = run
         .stdout
         .lines()
-        .find_map(|l| l.strip_prefix(&format!("opsh_oldest_processing_job_age_seconds{{{base}}} ")))
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "opsh_oldest_processing_job_age_seconds{{{base}}} "
+            ))
+        })
         .expect("the oldest job's age");
     assert!(age.parse::<f64>().unwrap() >= 125.0 * 60.0, "{age}");
 }

@@ -188,6 +188,33 @@ impl Run {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", self.stdout))
     }
+
+    /// A procedure's `--json` document: its envelope checked (every field there, the exit code
+    /// the process's), and the report (or value) inside it.
+    #[track_caller]
+    pub fn report(&self) -> serde_json::Value {
+        let mut doc = self.json();
+        let envelope = doc
+            .as_object()
+            .unwrap_or_else(|| panic!("no envelope: {doc}"));
+        for key in [
+            "procedure",
+            "target",
+            "opsh_version",
+            "started_at",
+            "duration_seconds",
+            "exit_code",
+            "status",
+            "report",
+        ] {
+            assert!(envelope.contains_key(key), "envelope without {key}: {doc}");
+        }
+        assert_eq!(
+            doc["exit_code"], self.code,
+            "the envelope's exit code: {doc}"
+        );
+        doc["report"].take()
+    }
 }
 
 pub fn write_file(path: &Path, contents: &str) {
