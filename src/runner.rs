@@ -110,6 +110,14 @@ pub fn run(
             run.result,
             Err(Error::Interrupted | Error::TimedOut(_) | Error::Output { .. })
         ) {
+            // A single run's JSON envelope or plugin line still says how it ended (a closed
+            // stdout takes nothing more).
+            if opts.targets.len() <= 1
+                && matches!(opts.format, Format::Json | Format::Nagios)
+                && !matches!(run.result, Err(Error::Output { .. }))
+            {
+                return finish(vec![run], opts);
+            }
             return run.result.map(|_| code::UNKNOWN);
         }
         runs.push(run);

@@ -369,7 +369,7 @@ fn bad_input_unknown_service_missing_project_unreachable_engine() {
     run.code(3);
     assert!(
         run.stderr.starts_with(
-            "opsh: error: docker::ps: docker at unix:///nonexistent/docker.sock: no Docker socket at /nonexistent/docker.sock; is the engine running? (set DOCKER_HOST to its address)\n"
+            "opsh: error: docker::ps: docker at unix:///nonexistent/docker.sock (docker.host, from DOCKER_HOST): no Docker socket at /nonexistent/docker.sock; is the engine running? (set DOCKER_HOST to its address)\n"
         ),
         "{}",
         run.stderr
@@ -1047,7 +1047,7 @@ fn a_user_without_access_to_the_socket_is_told_so() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
         stderr.starts_with(
-            "opsh: error: docker::ps: docker at unix:///var/run/docker.sock: permission denied on the Docker socket (run as root or a member of the docker group, or set DOCKER_HOST)\n"
+            "opsh: error: docker::ps: docker at unix:///var/run/docker.sock (docker.host, the default; set it or DOCKER_HOST): permission denied on the Docker socket (run as root or a member of the docker group, or set DOCKER_HOST)\n"
         ),
         "{stderr}"
     );
