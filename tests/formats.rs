@@ -40,9 +40,9 @@ fn nagios_output_is_state_summary_and_performance_data_then_the_report() {
     );
     let perf: Vec<&str> = perf.split(' ').collect();
     for expected in [
-        "jobs_process_audio_pending=1;;;",
-        "jobs_vectorize_processing=1;;;",
-        "jobs_vectorize_failed=0;;;",
+        "jobs_pending_process_audio=1;;;",
+        "jobs_processing_vectorize=1;;;",
+        "jobs_failed_vectorize=0;;;",
         "jobs_stuck=1;;;",
     ] {
         assert!(perf.contains(&expected), "{expected} missing in {perf:?}");
@@ -53,7 +53,10 @@ fn nagios_output_is_state_summary_and_performance_data_then_the_report() {
         .expect("the oldest job's age");
     assert!(age.ends_with("s;;;"), "{age}");
     // The long output: the report in words, never emoji (a plugin's output is no terminal).
-    assert!(long.starts_with("Job queue\nOK database: connected\n"), "{long}");
+    assert!(
+        long.starts_with("Job queue\nOK database: connected\n"),
+        "{long}"
+    );
     assert!(
         long.contains("\nWARNING stuck jobs: 1 processing for more than 1h\n")
             && long.ends_with("\nStatus: WARNING\n"),
@@ -106,7 +109,12 @@ fn json_is_one_envelope_around_the_report() {
     let run = Opsh::new().db(&db).args(["check-jobs", "--json"]).run();
     assert_eq!((run.code, run.stderr.as_str()), (1, ""));
     let doc = run.json();
-    let mut keys: Vec<&str> = doc.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = doc
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort_unstable();
     assert_eq!(
         keys,
@@ -140,8 +148,7 @@ fn json_is_one_envelope_around_the_report() {
     let started: chrono::DateTime<chrono::Utc> =
         doc["started_at"].as_str().unwrap().parse().unwrap();
     assert!(
-        started >= before - chrono::Duration::seconds(1)
-            && started <= chrono::Utc::now(),
+        started >= before - chrono::Duration::seconds(1) && started <= chrono::Utc::now(),
         "{started}"
     );
     assert!(doc["duration_seconds"].as_f64().unwrap() > 0.0);
@@ -157,7 +164,11 @@ fn json_is_one_envelope_around_the_report() {
     let doc = failed.json();
     assert_eq!(
         (&doc["status"], &doc["report"], &doc["error"]["kind"]),
-        (&"unknown".into(), &serde_json::Value::Null, &"script".into())
+        (
+            &"unknown".into(),
+            &serde_json::Value::Null,
+            &"script".into()
+        )
     );
     assert!(
         failed
@@ -225,10 +236,11 @@ fn a_built_in_command_shows_no_internal_source_and_names_the_setting() {
         .run();
     assert_eq!((from_file.code, from_file.stdout.as_str()), (3, ""));
     assert!(
-        from_file
+        from_file.stderr.starts_with(
+            "opsh: error: db::migrate: postgres at postgres://u@127.0.0.1:1/db (postgres.url, from "
+        ) && from_file
             .stderr
-            .starts_with("opsh: error: db::migrate: postgres at postgres://u@127.0.0.1:1/db (postgres.url, from ")
-            && from_file.stderr.ends_with("opsh.toml): connection refused\n"),
+            .ends_with("opsh.toml): connection refused\n"),
         "{}",
         from_file.stderr
     );

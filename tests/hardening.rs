@@ -94,7 +94,7 @@ fn a_url_that_does_not_parse_is_shown_only_by_its_length() {
                 3,
                 "",
                 &format!(
-                    "opsh: error: db::ping: postgres at {shown}: error with configuration: {cause}\n{PING_FRAME}"
+                    "opsh: error: db::ping: postgres at {shown} (postgres.url, from DATABASE_URL): error with configuration: {cause}\n{PING_FRAME}"
                 ),
             );
     }
@@ -1115,7 +1115,7 @@ fn a_server_that_is_not_postgresql_is_called_so() {
                 3,
                 "",
                 &format!(
-                    "opsh: error: db::ping: postgres at postgres://u:***@127.0.0.1:{port}/db: the server at 127.0.0.1:{port} did not answer as PostgreSQL (is the port right?)\n{PING_FRAME}"
+                    "opsh: error: db::ping: postgres at postgres://u:***@127.0.0.1:{port}/db (postgres.url, from DATABASE_URL): the server at 127.0.0.1:{port} did not answer as PostgreSQL (is the port right?)\n{PING_FRAME}"
                 ),
             );
         server.join().unwrap();
@@ -1136,7 +1136,7 @@ fn server_errors_do_not_cite_postgresqls_source_lines() {
             3,
             "",
             &format!(
-                "opsh: error: db::ping: postgres at {address}: database \"{}_missing\" does not exist\n{PING_FRAME}",
+                "opsh: error: db::ping: postgres at {address} (postgres.url, from DATABASE_URL): database \"{}_missing\" does not exist\n{PING_FRAME}",
                 db.name
             ),
         );

@@ -742,7 +742,7 @@ Issues:\n  - 1 jobs stuck in processing; reset them with: opsh reset-stuck-jobs 
         let address = db.url.replace("youtube_pass", "***");
         assert!(
             run.stderr.starts_with(&format!(
-                "{NOT_MIGRATED}error: jobs::reset_stuck: postgres at {address}: {NO_RETRY_COUNT}\n"
+                "{NOT_MIGRATED}opsh: error: jobs::reset_stuck: postgres at {address}: {NO_RETRY_COUNT}\n"
             )),
             "{}",
             run.stderr

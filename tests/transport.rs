@@ -133,7 +133,7 @@ fn qdrant_rest_refused_and_unresolved_say_so() {
         assert_eq!(
             error_line(&run),
             format!(
-                "opsh: error: qdrant::download_snapshot: qdrant at {}: REST {rest}: {words}",
+                "opsh: error: qdrant::download_snapshot: qdrant at {} (qdrant.rest_url, from OPSH_QDRANT_REST_URL): REST {rest}: {words}",
                 qdrant.grpc_url()
             )
         );

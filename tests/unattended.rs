@@ -411,7 +411,7 @@ fn prometheus_output_parses_and_keeps_the_last_success_when_a_run_is_not_ok() {
     let scrape = parse(&std::fs::read_to_string(&metrics).unwrap());
     let labels = [("procedure", "check-jobs"), ("target", "default")];
     assert_eq!(value(&scrape, "opsh_status", &labels), 0.0);
-    assert_eq!(value(&scrape, "opsh_data_stuck", &labels), 0.0);
+    assert_eq!(value(&scrape, "opsh_jobs_stuck", &labels), 0.0);
     let check = [
         ("procedure", "check-jobs"),
         ("target", "default"),
@@ -430,7 +430,7 @@ fn prometheus_output_parses_and_keeps_the_last_success_when_a_run_is_not_ok() {
     assert_eq!(second.code, 1, "{}", second.stderr);
     let scrape = parse(&std::fs::read_to_string(&metrics).unwrap());
     assert_eq!(value(&scrape, "opsh_status", &labels), 1.0);
-    assert_eq!(value(&scrape, "opsh_data_stuck", &labels), 1.0);
+    assert_eq!(value(&scrape, "opsh_jobs_stuck", &labels), 1.0);
     assert_eq!(value(&scrape, "opsh_check_status", &check), 1.0);
     assert_eq!(
         value(&scrape, "opsh_last_success_timestamp_seconds", &labels),

@@ -71,6 +71,8 @@ pub struct OpError {
     pub kind: ErrorKind,
     pub backend: Option<Backend>,
     pub cause: String,
+    /// The first connection failed (Lazy::get): the address or its credentials are wrong.
+    pub connecting: bool,
 }
 
 impl OpError {
@@ -80,6 +82,7 @@ impl OpError {
             kind,
             backend: backend.cloned(),
             cause: crate::redact::text(&cause.to_string()),
+            connecting: false,
         }
     }
 
@@ -99,10 +102,10 @@ impl OpError {
 
 impl fmt::Display for OpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let wrong_address = matches!(
-            self.kind,
-            ErrorKind::Unreachable | ErrorKind::Refused | ErrorKind::Timeout
-        );
+        // Unreachable, or the first connection failed (refused credentials, no answer, not
+        // the server expected): the setting that gave the address is what to check. A query's
+        // own timeout or a denied function is not about the address.
+        let wrong_address = self.connecting || self.kind == ErrorKind::Unreachable;
         match &self.backend {
             Some(b) if wrong_address && !b.setting.is_empty() => {
                 write!(f, "{b} ({}): {}", b.setting, self.cause)

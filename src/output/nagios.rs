@@ -8,8 +8,8 @@
 //! then the long output: the report as text, status words instead of emoji. The exit code is
 //! the run's, as always (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN), so the word on the first line
 //! and the code agree. The performance data are the report's metrics (`r.metric`): a label is
-//! the metric's name and its label values joined with `_`, its unit `s` or `B` from the name's
-//! suffix.
+//! the metric's name and its label values (in the labels' name order) joined with `_`, its unit
+//! `s` or `B` from the name's suffix.
 
 use super::ran::{Ran, error_text, outcome_report, text_of};
 use crate::report::{Marks, ReportData, Status};

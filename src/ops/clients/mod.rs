@@ -63,18 +63,24 @@ impl<C: Connect> Lazy<C> {
     pub async fn get(&self, settings: &Settings) -> Result<&C, OpError> {
         self.cell
             .get_or_try_init(|| async {
-                tokio::time::timeout(CONNECT_TIMEOUT, C::connect(settings, &self.backend))
-                    .await
-                    .map_err(|_| {
-                        OpError::backend(
-                            &self.backend,
-                            ErrorKind::Timeout,
-                            format!(
-                                "no answer within {}",
-                                crate::duration::format(CONNECT_TIMEOUT)
-                            ),
-                        )
-                    })?
+                let connected =
+                    tokio::time::timeout(CONNECT_TIMEOUT, C::connect(settings, &self.backend))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(OpError::backend(
+                                &self.backend,
+                                ErrorKind::Timeout,
+                                format!(
+                                    "no answer within {}",
+                                    crate::duration::format(CONNECT_TIMEOUT)
+                                ),
+                            ))
+                        });
+                // A failed first connection names the setting that gave the address.
+                connected.map_err(|e| OpError {
+                    connecting: true,
+                    ..e
+                })
             })
             .await
     }

@@ -30,6 +30,8 @@ pub struct Qdrant {
     pub ids: ids::IdScroll,
     /// The REST base URL, without a trailing slash.
     pub rest_url: String,
+    /// Its setting and where that came from, for an unreachable REST port's error.
+    pub rest_setting: String,
     pub api_key: Option<String>,
     /// The server's version, from the health check made on connect.
     pub server_version: String,
@@ -78,6 +80,7 @@ impl Connect for Qdrant {
                 .text(key::QDRANT_REST_URL)
                 .trim_end_matches('/')
                 .to_string(),
+            rest_setting: settings.origin(key::QDRANT_REST_URL),
             api_key,
             server_version: health.version,
             compatibility,
@@ -214,11 +217,21 @@ pub fn not_found(backend: &Backend, collection: &str) -> OpError {
 
 /// A REST request that got no answer: what happened in words where the chain tells, else the
 /// chain itself.
-fn rest_error(backend: &Backend, shown: &str, e: &(dyn std::error::Error + 'static)) -> OpError {
+fn rest_error(
+    backend: &Backend,
+    shown: &str,
+    setting: &str,
+    e: &(dyn std::error::Error + 'static),
+) -> OpError {
     let label = format!("{backend} (REST {shown})");
     let (kind, cause) =
         super::transport(&label, e, None).unwrap_or_else(|| (ErrorKind::Unreachable, chain(e)));
-    OpError::backend(backend, kind, format!("REST {shown}: {cause}"))
+    // The REST port has a setting of its own (qdrant.rest_url): that one is named.
+    let rest = Backend {
+        setting: setting.to_string(),
+        ..backend.clone()
+    };
+    OpError::backend(&rest, kind, format!("REST {shown}: {cause}"))
 }
 
 /// The REST address of `path`: plain http only (the snapshot transfers speak nothing else).
@@ -266,7 +279,7 @@ where
     client
         .request(request)
         .await
-        .map_err(|e| rest_error(backend, &shown, &e))
+        .map_err(|e| rest_error(backend, &shown, &qdrant.rest_setting, &e))
 }
 
 /// An answer that is not a success: Qdrant's own message (`status.error`) when the body has
