@@ -1,7 +1,6 @@
 //! The command line: flags defined once (clap), parsed, dispatched. Errors are printed once,
 //! here, and decide the exit code.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -65,9 +64,13 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// The output: text, json (as --json) or prometheus (metrics for node_exporter's textfile collector)
+    /// The output: text, json (as --json), prometheus (metrics for node_exporter's textfile collector) or nagios (a plugin's output)
     #[arg(long, global = true, value_enum, value_name = "FORMAT")]
     pub format: Option<crate::runner::Format>,
+
+    /// Mark statuses with emoji: auto (on a terminal; words such as WARNING in pipes and files), always, never [setting output.emoji]
+    #[arg(long, global = true, value_name = "WHEN", value_parser = ["auto", "always", "never"])]
+    pub emoji: Option<String>,
 
     /// Write the output to FILE atomically (temp file in its folder, then rename) instead of stdout
     #[arg(long, global = true, value_name = "FILE")]
@@ -116,7 +119,11 @@ pub enum Command {
         args: Vec<String>,
     },
     /// List the procedures: name, origin (bundled/site) and description
-    Scripts,
+    Scripts {
+        /// The README's table of bundled procedures, as Markdown
+        #[arg(long, hide = true)]
+        markdown: bool,
+    },
     /// Show the effective configuration and where each value came from (secrets redacted)
     Config,
     /// Add what the schema lacks (with --dry-run: list the changes)
@@ -341,8 +348,10 @@ fn run(mut cli: Cli) -> Result<u8, Error> {
     let overrides = Overrides {
         config_file: cli.config.clone(),
         timeout: cli.timeout.clone(),
+        emoji: cli.emoji.clone(),
     };
     let mut settings = Settings::load(&overrides)?;
+    output::set_emoji(settings.text(crate::config::key::OUTPUT_EMOJI));
     cli.target.retain(|t| !t.trim().is_empty());
     let several = cli.target.len() > 1;
     if let [name] = cli.target.as_slice() {
@@ -353,11 +362,17 @@ fn run(mut cli: Cli) -> Result<u8, Error> {
             message: "--target with several names runs a procedure against each; other commands take one target".into(),
         });
     }
-    if (cli.output.is_some() || cli.format == Some(crate::runner::Format::Prometheus))
+    if (cli.output.is_some()
+        || matches!(
+            cli.format,
+            Some(crate::runner::Format::Prometheus | crate::runner::Format::Nagios)
+        ))
         && !matches!(cli.command, Some(Command::Run { .. }))
     {
         return Err(Error::Usage {
-            message: "--output and --format prometheus apply to running a procedure".into(),
+            message:
+                "--output, --format prometheus and --format nagios apply to running a procedure"
+                    .into(),
         });
     }
     if let Some(Command::Config) = &cli.command {
@@ -461,35 +476,44 @@ fn dispatch(host: &mut Host, cli: Cli) -> Result<u8, Error> {
             let specs = crate::api::select(host.specs(), name.as_deref())?;
             Ok(output::api(&specs, name.is_some(), markdown, json))
         }
-        Some(Command::Scripts) if json => {
-            // With --json each procedure also carries its declared arguments.
-            let listed = host.listed();
-            let docs: Vec<serde_json::Value> = listed
-                .iter()
-                .map(|l| {
-                    let mut doc = serde_json::to_value(l).unwrap_or_default();
-                    let script = host.catalog().find(&l.name).ok();
-                    let arguments = script
-                        .as_ref()
-                        .and_then(|s| crate::host::params::declared(&s.display, &s.source).ok())
-                        .unwrap_or_default();
-                    doc["arguments"] = serde_json::to_value(arguments).unwrap_or_default();
-                    // `// changes: data`: runs under its run lock.
-                    doc["changes_data"] = script
-                        .is_some_and(|s| crate::host::params::changes_data(&s.source))
-                        .into();
-                    doc
-                })
-                .collect();
-            output::out(&format!("{}\n", serde_json::Value::Array(docs)));
+        Some(Command::Scripts { markdown: true }) => {
+            Ok(output::procedures::print(&procedure_docs(host)))
+        }
+        Some(Command::Scripts { .. }) if json => {
+            output::out(&format!(
+                "{}\n",
+                serde_json::Value::Array(procedure_docs(host))
+            ));
             Ok(code::OK)
         }
-        Some(Command::Scripts) => Ok(output::scripts(&host.listed(), json)),
-        Some(Command::Migrate) => Ok(output::migrated(host.eval("db::migrate()")?, json)),
+        Some(Command::Scripts { .. }) => Ok(output::scripts(&host.listed(), json)),
+        Some(Command::Migrate) => Ok(output::migrated(host.call_builtin("db::migrate()")?, json)),
         Some(other) => Err(Error::Usage {
             message: format!("unexpected command {other:?}"),
         }),
     }
+}
+
+/// `opsh scripts --json`: each procedure with its declared arguments and whether it changes
+/// data; the README's table is made from the same documents.
+fn procedure_docs(host: &Host) -> Vec<serde_json::Value> {
+    host.listed()
+        .iter()
+        .map(|l| {
+            let mut doc = serde_json::to_value(l).unwrap_or_default();
+            let script = host.catalog().find(&l.name).ok();
+            let arguments = script
+                .as_ref()
+                .and_then(|s| crate::host::params::declared(&s.display, &s.source).ok())
+                .unwrap_or_default();
+            doc["arguments"] = serde_json::to_value(arguments).unwrap_or_default();
+            // `// changes: data`: runs under its run lock.
+            doc["changes_data"] = script
+                .is_some_and(|s| crate::host::params::changes_data(&s.source))
+                .into();
+            doc
+        })
+        .collect()
 }
 
 fn report_error(e: &Error, json: bool) {
@@ -497,17 +521,7 @@ fn report_error(e: &Error, json: bool) {
     if matches!(e, Error::Output { .. }) {
         return;
     }
-    let mut stderr = anstream::stderr();
-    let text = crate::redact::text(&e.to_string());
-    // Rendered script errors already start with "error:".
-    if text.starts_with("error:") {
-        let _ = write!(stderr, "{text}");
-        if !text.ends_with('\n') {
-            let _ = writeln!(stderr);
-        }
-    } else {
-        let _ = writeln!(stderr, "opsh: error: {text}");
-    }
+    output::error(e);
     // Last: a closed stdout fails this write (noted, opsh exits 141), and the message above is
     // out already.
     if json {

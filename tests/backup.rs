@@ -66,7 +66,12 @@ impl Site {
         all.extend_from_slice(args);
         let run = self.run(&all);
         run.code(code);
-        run.json()
+        // A procedure's document is its envelope; -e prints the value alone.
+        if args.contains(&"-e") {
+            run.json()
+        } else {
+            run.report()
+        }
     }
 }
 
@@ -558,7 +563,7 @@ fn backup_all_snapshots_qdrant_and_restore_qdrant_brings_the_points_back() {
 
     let backup = run(&["--json", "backup-all", "dir=backups"]);
     backup.code(0);
-    let report = backup.json();
+    let report = backup.report();
     let dir = site.path("").join(report["data"]["dir"].as_str().unwrap());
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
@@ -671,7 +676,7 @@ fn backup_all_snapshots_qdrant_and_restore_qdrant_brings_the_points_back() {
         &format!("file={}", dir.display()),
     ]);
     restored.code(1);
-    let r = restored.json();
+    let r = restored.report();
     assert_eq!(r["data"]["integrity_status"], "warning", "{r}");
     assert!(
         !r["data"]["integrity_issues"].as_array().unwrap().is_empty(),

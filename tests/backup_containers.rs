@@ -322,7 +322,7 @@ fn pg_dump_and_pg_restore_in_the_postgres_container_round_trip() {
     // Exit 1: a warning, as no Qdrant answers here.
     let backup = run(in_container(), &["--json", "backup-all", "dir=backups"]);
     backup.code(1);
-    let report = backup.json();
+    let report = backup.report();
     let details = check_details(&report);
     assert!(
         details.contains(&format!(
@@ -393,7 +393,7 @@ fn pg_dump_and_pg_restore_in_the_postgres_container_round_trip() {
         ],
     );
     restored.code(1); // the integrity check afterwards finds no Qdrant
-    let r = restored.json();
+    let r = restored.report();
     assert_eq!(r["data"]["tables"]["content"], 200, "{r}");
     let details = check_details(&r);
     assert!(
@@ -421,7 +421,7 @@ fn pg_dump_and_pg_restore_in_the_postgres_container_round_trip() {
     );
     restored.code(1);
     assert!(
-        !check_details(&restored.json())
+        !check_details(&restored.report())
             .iter()
             .any(|d| d.contains("in container")),
         "{}",
@@ -451,7 +451,7 @@ fn pg_dump_and_pg_restore_in_the_postgres_container_round_trip() {
     );
     restored.code(1);
     assert_eq!(
-        restored.json()["data"]["container"],
+        restored.report()["data"]["container"],
         stack.container.name.as_str()
     );
     assert_eq!(fingerprint(&stack.url), before);
@@ -487,7 +487,7 @@ fn pg_dump_and_pg_restore_in_the_postgres_container_round_trip() {
         ],
     );
     restored.code(1);
-    let r = restored.json();
+    let r = restored.report();
     assert_eq!(r["data"]["container"], stack.container.name.as_str(), "{r}");
     assert_eq!(fingerprint(&stack.url), before);
 
@@ -737,7 +737,7 @@ fn the_redis_rdb_is_copied_out_of_the_redis_container() {
         .args(["--json", "backup-all", "dir=backups"]);
     let run = opsh.run();
     run.code(1); // no Qdrant here
-    let report = run.json();
+    let report = run.report();
     let details = check_details(&report);
     assert!(
         details.iter().any(|d| d.starts_with("redis: ")
@@ -802,7 +802,7 @@ fn the_redis_rdb_is_copied_out_of_the_redis_container() {
         .args(["--json", "backup-all", "dir=backups"]);
     let run = opsh.run();
     run.code(1);
-    let report = run.json();
+    let report = run.report();
     let skipped = report["data"]["skipped"].to_string();
     assert!(
         skipped.contains("the RDB /data/dump.rdb is not readable on this host")

@@ -316,7 +316,7 @@ fn an_unreachable_or_refusing_redis_is_one_clear_error_without_the_password() {
     run.code(3);
     assert!(
         run.stderr.starts_with(
-            "error: cache::ping: redis at redis://:***@127.0.0.1:1/0: connection refused"
+            "opsh: error: cache::ping: redis at redis://:***@127.0.0.1:1/0 (redis.url, from REDIS_URL): connection refused"
         ),
         "{}",
         run.stderr

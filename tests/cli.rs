@@ -501,7 +501,10 @@ fn flags_may_follow_the_procedure_name() {
         .file("ops/show.rhai", "// show\n#{dry: dry_run(), args: ARGS}")
         .args(["show", "a=1", "--dry-run", "--json"])
         .run();
-    run.expect(0, "{\"args\":{\"a\":\"1\"},\"dry\":true}\n", "");
+    assert_eq!(
+        (run.code, run.report(), run.stderr.as_str()),
+        (0, serde_json::json!({"args": {"a": "1"}, "dry": true}), "")
+    );
 }
 
 #[test]

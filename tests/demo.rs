@@ -65,19 +65,19 @@ fn make_demo_local_finds_the_problems_then_is_healthy() {
     );
     let first = part("== 1. opsh check-data", "== 2.");
     for line in [
-        "⚠️ vector_mappings ↔ youtube_content: 17 rows, 19 points, 16 matched, 1 missing, 3 orphans, 0 invalid",
-        "⚠️ content ↔ youtube_summaries: 8 rows, 7 points, 6 matched, 0 missing, 1 orphan, 0 invalid",
-        "⚠️ vector_stored content: 1 content item is marked vector_stored, with chunks or summary missing",
-        "⚠️ stuck jobs: 1 job processing for more than 1 day",
-        "Status: ⚠️ warning",
+        "WARNING vector_mappings ↔ youtube_content: 17 rows, 19 points, 16 matched, 1 missing, 3 orphans, 0 invalid",
+        "WARNING content ↔ youtube_summaries: 8 rows, 7 points, 6 matched, 0 missing, 1 orphan, 0 invalid",
+        "WARNING vector_stored content: 1 content item is marked vector_stored, with chunks or summary missing",
+        "WARNING stuck jobs: 1 job processing for more than 1 day",
+        "Status: WARNING",
     ] {
         assert!(first.contains(line), "first check lacks `{line}`:\n{first}");
     }
     let fix = part("== 2.", "== 3.");
     for line in [
-        "✅ orphans in youtube_content: 3 of 3 orphan vectors were deleted",
-        "✅ orphans in youtube_summaries: 1 of 1 orphan vector was deleted",
-        "✅ stuck jobs: 1 job was reset to pending, 0 to failed",
+        "OK orphans in youtube_content: 3 of 3 orphan vectors were deleted",
+        "OK orphans in youtube_summaries: 1 of 1 orphan vector was deleted",
+        "OK stuck jobs: 1 job was reset to pending, 0 to failed",
     ] {
         assert!(fix.contains(line), "fix lacks `{line}`:\n{fix}");
     }
@@ -88,11 +88,11 @@ fn make_demo_local_finds_the_problems_then_is_healthy() {
     );
     let last = part("== 4. opsh check-data", "== Try next");
     for line in [
-        "✅ vector_mappings ↔ youtube_content: 15 rows, 15 points, 15 matched, 0 missing, 0 orphans, 0 invalid",
-        "✅ content ↔ youtube_summaries: 7 rows, 5 points, 5 matched, 0 missing, 0 orphans, 0 invalid",
-        "✅ vector_stored content: every one has its vectors",
-        "✅ stuck jobs: none processing for more than 1 day",
-        "Status: ✅ healthy",
+        "OK vector_mappings ↔ youtube_content: 15 rows, 15 points, 15 matched, 0 missing, 0 orphans, 0 invalid",
+        "OK content ↔ youtube_summaries: 7 rows, 5 points, 5 matched, 0 missing, 0 orphans, 0 invalid",
+        "OK vector_stored content: every one has its vectors",
+        "OK stuck jobs: none processing for more than 1 day",
+        "Status: OK",
     ] {
         assert!(last.contains(line), "last check lacks `{line}`:\n{last}");
     }

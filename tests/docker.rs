@@ -346,7 +346,7 @@ fn bad_input_unknown_service_missing_project_unreachable_engine() {
     run.code(3);
     assert!(
         run.stderr.starts_with(&format!(
-            "error: docker::stop: docker at unix:///var/run/docker.sock: unknown service `wrker`; did you mean `worker`? the project `{}` has stubborn, web, worker\n",
+            "opsh: error: docker::stop: docker at unix:///var/run/docker.sock: unknown service `wrker`; did you mean `worker`? the project `{}` has stubborn, web, worker\n",
             stack.project
         )),
         "{}",
@@ -369,7 +369,7 @@ fn bad_input_unknown_service_missing_project_unreachable_engine() {
     run.code(3);
     assert!(
         run.stderr.starts_with(
-            "error: docker::ps: docker at unix:///nonexistent/docker.sock: no Docker socket at /nonexistent/docker.sock; is the engine running? (set DOCKER_HOST to its address)\n"
+            "opsh: error: docker::ps: docker at unix:///nonexistent/docker.sock (docker.host, from DOCKER_HOST): no Docker socket at /nonexistent/docker.sock; is the engine running? (set DOCKER_HOST to its address)\n"
         ),
         "{}",
         run.stderr
@@ -817,7 +817,7 @@ fn safe_stop_waits_for_jobs_resets_the_rest_cleans_temp_and_stops_then_safe_star
         .run();
     worker.join().unwrap();
     run.code(0);
-    let data = &run.json()["data"];
+    let data = &run.report()["data"];
     assert_eq!(data["finished"], 2, "{data}");
     assert_eq!(data["reset"], 3, "{data}");
     assert_eq!(data["sample_reset_ids"], json!([3, 4, 5]));
@@ -855,7 +855,7 @@ fn safe_stop_waits_for_jobs_resets_the_rest_cleans_temp_and_stops_then_safe_star
         .args(["--json", "safe-start", "wait=60s", "stop_last=stubborn"])
         .run();
     run.code(0);
-    let data = &run.json()["data"];
+    let data = &run.report()["data"];
     assert_eq!(data["started"], 4, "{data}");
     assert_eq!(data["reset"], 1, "{data}");
     assert_eq!(data["sample_reset_ids"], json!([7]));
@@ -890,7 +890,7 @@ fn safe_stop_dry_run_changes_nothing() {
         .args(["--dry-run", "--json", "safe-stop", "grace=1s"])
         .run();
     run.code(0);
-    let data = &run.json()["data"];
+    let data = &run.report()["data"];
     assert_eq!(
         (&data["reset"], &data["stopped"]),
         (&json!(1), &json!(0)),
@@ -1047,7 +1047,7 @@ fn a_user_without_access_to_the_socket_is_told_so() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
         stderr.starts_with(
-            "error: docker::ps: docker at unix:///var/run/docker.sock: permission denied on the Docker socket (run as root or a member of the docker group, or set DOCKER_HOST)\n"
+            "opsh: error: docker::ps: docker at unix:///var/run/docker.sock (docker.host, the default; set it or DOCKER_HOST): permission denied on the Docker socket (run as root or a member of the docker group, or set DOCKER_HOST)\n"
         ),
         "{stderr}"
     );

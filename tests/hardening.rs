@@ -94,7 +94,7 @@ fn a_url_that_does_not_parse_is_shown_only_by_its_length() {
                 3,
                 "",
                 &format!(
-                    "error: db::ping: postgres at {shown}: error with configuration: {cause}\n{PING_FRAME}"
+                    "opsh: error: db::ping: postgres at {shown} (postgres.url, from DATABASE_URL): error with configuration: {cause}\n{PING_FRAME}"
                 ),
             );
     }
@@ -478,7 +478,7 @@ fn db_query_is_bounded_by_a_statement_timeout() {
             3,
             "",
             &format!(
-                "error: db::query: postgres at {address}: canceling statement due to statement timeout (postgres.query_timeout is 1s)\n  --> <-e>:1:5\n   |\n 1 | db::query(\"SELECT pg_sleep(30)\")\n   |     ^\n"
+                "opsh: error: db::query: postgres at {address}: canceling statement due to statement timeout (postgres.query_timeout is 1s)\n  --> <-e>:1:5\n   |\n 1 | db::query(\"SELECT pg_sleep(30)\")\n   |     ^\n"
             ),
         );
 }
@@ -535,7 +535,7 @@ fn query_role_confines_db_query() {
                 3,
                 "",
                 &format!(
-                    "error: db::query: postgres at {address}: {cause} (db::query runs as role {}, postgres.query_role)\n  --> <-e>:1:5\n   |\n 1 | {code}\n   |     ^\n",
+                    "opsh: error: db::query: postgres at {address}: {cause} (db::query runs as role {}, postgres.query_role)\n  --> <-e>:1:5\n   |\n 1 | {code}\n   |     ^\n",
                     role.name
                 ),
             );
@@ -571,7 +571,7 @@ fn db_query_as_a_superuser_runs_as_pg_read_all_data_by_default() {
             3,
             "",
             &format!(
-                "error: db::query: postgres at {address}: {cause} (db::query runs as role pg_read_all_data, by default; postgres.query_role names another)\n  --> <-e>:1:5\n   |\n 1 | {code}\n   |     ^\n"
+                "opsh: error: db::query: postgres at {address}: {cause} (db::query runs as role pg_read_all_data, by default; postgres.query_role names another)\n  --> <-e>:1:5\n   |\n 1 | {code}\n   |     ^\n"
             ),
         );
     }
@@ -758,7 +758,7 @@ fn bad_bytes_are_an_error_that_says_where() {
     run(cmd).expect(
         3,
         "",
-        "error: env: variable SOMETHING_ELSE is not valid UTF-8\n  --> <-e>:1:1\n   |\n 1 | env(\"SOMETHING_ELSE\")\n   | ^\n",
+        "opsh: error: env: variable SOMETHING_ELSE is not valid UTF-8\n  --> <-e>:1:1\n   |\n 1 | env(\"SOMETHING_ELSE\")\n   | ^\n",
     );
 
     let opsh = Opsh::new();
@@ -840,12 +840,6 @@ fn json_means_one_document_on_every_path() {
             3,
             serde_json::json!({"error": {"kind": "usage", "message": "-e runs code on its own; drop the command or -e"}, "exit_code": 3}),
         ),
-        // psql fed from a pipe: its table goes to stderr.
-        (
-            &["--json", "db-shell"],
-            0,
-            serde_json::json!({"exit_code": 0}),
-        ),
     ];
     for (args, code, doc) in cases {
         // A psql that prints a table, as the real one would.
@@ -860,12 +854,15 @@ fn json_means_one_document_on_every_path() {
             "opsh {args:?}"
         );
     }
+    // psql fed from a pipe: its table goes to stderr; the envelope says how it ended.
     let piped = Opsh::new()
         .stand_in("psql", PSQL_TABLE)
         .env("DATABASE_URL", "postgres://u:pw@127.0.0.1:1/db")
         .args(["--json", "db-shell"])
         .run();
     assert_eq!(piped.stderr, " ?column? \n----------\n");
+    assert_eq!(piped.report(), serde_json::Value::Null);
+    assert_eq!(piped.json()["procedure"], "db-shell");
 
     let help = Opsh::new().args(["--json", "--help"]).run();
     help.code(0);
@@ -900,9 +897,26 @@ fn json_db_shell_on_a_terminal_refuses() {
         .output()
         .expect("run script(1)");
     let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let message = "refused: db::shell: psql is interactive and prints tables, which cannot be one JSON document; run it without --json";
+    let (said, doc) = text.split_once('\n').unwrap_or_default();
+    assert_eq!(said, format!("opsh: error: {message}"), "{text}");
+    let doc: serde_json::Value = serde_json::from_str(doc).expect("one envelope");
     assert_eq!(
-        text,
-        "opsh: error: refused: db::shell: psql is interactive and prints tables, which cannot be one JSON document; run it without --json\n{\"error\":{\"kind\":\"refused\",\"message\":\"refused: db::shell: psql is interactive and prints tables, which cannot be one JSON document; run it without --json\"},\"exit_code\":3}\n"
+        (
+            &doc["procedure"],
+            &doc["exit_code"],
+            &doc["status"],
+            &doc["report"],
+            &doc["error"]
+        ),
+        (
+            &"db-shell".into(),
+            &3.into(),
+            &"unknown".into(),
+            &serde_json::Value::Null,
+            &serde_json::json!({"kind": "refused", "message": message})
+        ),
+        "{text}"
     );
 }
 
@@ -1053,7 +1067,7 @@ fn max_retries_below_zero_is_refused_as_an_option_too() {
         .expect(
             3,
             "",
-            "error: jobs::reset_stuck: option `max_retries`: -1 is negative\n  --> <-e>:1:7\n   |\n 1 | jobs::reset_stuck(#{older_than: \"1h\", max_retries: -1})\n   |       ^\n",
+            "opsh: error: jobs::reset_stuck: option `max_retries`: -1 is negative\n  --> <-e>:1:7\n   |\n 1 | jobs::reset_stuck(#{older_than: \"1h\", max_retries: -1})\n   |       ^\n",
         );
     let run = Opsh::new()
         .db(&db)
@@ -1062,7 +1076,7 @@ fn max_retries_below_zero_is_refused_as_an_option_too() {
     run.code(3);
     assert!(
         run.stderr
-            .starts_with("error: jobs::reset_stuck: option `max_retries`: -1 is negative\n"),
+            .starts_with("opsh: error: jobs::reset_stuck: option `max_retries`: -1 is negative\n"),
         "{}",
         run.stderr
     );
@@ -1101,7 +1115,7 @@ fn a_server_that_is_not_postgresql_is_called_so() {
                 3,
                 "",
                 &format!(
-                    "error: db::ping: postgres at postgres://u:***@127.0.0.1:{port}/db: the server at 127.0.0.1:{port} did not answer as PostgreSQL (is the port right?)\n{PING_FRAME}"
+                    "opsh: error: db::ping: postgres at postgres://u:***@127.0.0.1:{port}/db (postgres.url, from DATABASE_URL): the server at 127.0.0.1:{port} did not answer as PostgreSQL (is the port right?)\n{PING_FRAME}"
                 ),
             );
         server.join().unwrap();
@@ -1122,7 +1136,7 @@ fn server_errors_do_not_cite_postgresqls_source_lines() {
             3,
             "",
             &format!(
-                "error: db::ping: postgres at {address}: database \"{}_missing\" does not exist\n{PING_FRAME}",
+                "opsh: error: db::ping: postgres at {address} (postgres.url, from DATABASE_URL): database \"{}_missing\" does not exist\n{PING_FRAME}",
                 db.name
             ),
         );

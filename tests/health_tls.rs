@@ -183,7 +183,7 @@ fn a_docker_engine_behind_an_untrusted_certificate_says_so_in_words() {
     assert_eq!(
         run.stderr.lines().next().unwrap(),
         format!(
-            "error: docker::ps: docker at tcp://127.0.0.1:{port}: TLS: certificate not trusted; the ca.pem in DOCKER_CERT_PATH must be the CA that signed the engine's certificate"
+            "opsh: error: docker::ps: docker at tcp://127.0.0.1:{port} (docker.host, from DOCKER_HOST): TLS: certificate not trusted; the ca.pem in DOCKER_CERT_PATH must be the CA that signed the engine's certificate"
         )
     );
 }

@@ -72,7 +72,7 @@ fn check_data_compares_ids_as_qdrant_reads_them_and_lists_invalid_ones() {
     let env = setup();
     let run = env.opsh().args(["--json", "check-data"]).run();
     run.code(1);
-    let report = run.json();
+    let report = run.report();
     assert_eq!(report["status"], "warning");
     let data = &report["data"];
     let chunks = pair(data, "chunks");
@@ -129,7 +129,7 @@ fn fix_deletes_every_orphan_past_its_grace_and_never_an_invalid_or_matched_point
         .args(["--json", "--yes", "clean-orphans", "grace=1h"])
         .run();
     first.code(1);
-    let first = first.json();
+    let first = first.report();
     assert_eq!(first["data"]["deleted"], 0);
     assert_eq!(first["data"]["pairs"][0]["deferred"], 2);
     assert_eq!(env.ids("youtube_content").len(), 4);
@@ -139,7 +139,7 @@ fn fix_deletes_every_orphan_past_its_grace_and_never_an_invalid_or_matched_point
         .opsh()
         .args(["--json", "--yes", "check-data-fix", "grace=1s"])
         .run();
-    let second = second.json();
+    let second = second.report();
     assert_eq!(second["data"]["deleted"], 3, "{second}");
     assert_eq!(
         env.ids("youtube_content"),
@@ -176,7 +176,7 @@ fn dry_run_lists_what_would_be_deleted_and_changes_nothing() {
             "stuck_after=1h",
         ])
         .run();
-    let report = run.json();
+    let report = run.report();
     assert_eq!(report["data"]["dry_run"], true);
     assert_eq!(
         report["data"]["fix"][0]["sample_would_delete"],
@@ -279,7 +279,7 @@ fn daily_integrity_check_fixes_and_exits_with_the_final_state() {
         .run();
     // The missing vector and the invalid chunk id are not fixable: still a warning.
     run.code(1);
-    let report = run.json();
+    let report = run.report();
     assert_eq!(report["data"]["first_status"], "warning");
     assert_eq!(report["data"]["deleted"], 3);
     let chunks = pair(&report["data"], "chunks");
@@ -294,7 +294,7 @@ fn a_missing_collection_is_critical_and_named() {
     let env = setup_with(qdrant_double::Options::default(), &["youtube_summaries"]);
     let run = env.opsh().args(["--json", "check-data"]).run();
     run.code(2);
-    let report = run.json();
+    let report = run.report();
     let issues = report["issues"].to_string();
     assert!(
         issues.contains("Qdrant collection `youtube_summaries` does not exist"),
@@ -329,7 +329,7 @@ fn postgres_down_is_a_critical_report_not_a_crash() {
         .args(["--json", "check-data"])
         .run();
     run.code(2);
-    let report = run.json();
+    let report = run.report();
     let pg = report["checks"]
         .as_array()
         .unwrap()
@@ -541,7 +541,7 @@ fn a_site_pair_from_opsh_toml_is_compared_without_code() {
         .file("opsh.toml", toml)
         .args(["--json", "--config", "opsh.toml", "check-data"])
         .run();
-    let report = run.json();
+    let report = run.report();
     let docs = pair(&report["data"], "documents");
     // Point 7 has its row; 42 has none; the deleted row is filtered out; the collection's other
     // three points have no document.
@@ -665,7 +665,7 @@ fn a_wrong_database_deletes_nothing_until_max_delete_allows_it() {
             .args(["--json", "--yes", procedure, "grace=0s"])
             .run();
         assert_eq!(run.code, 2, "{procedure}: {}\n{}", run.stdout, run.stderr);
-        let report = run.json();
+        let report = run.report();
         assert_eq!(report["status"], "critical", "{procedure}: {report}");
         let text = report.to_string();
         for part in [
@@ -726,7 +726,7 @@ fn a_wrong_database_deletes_nothing_until_max_delete_allows_it() {
         .run();
     // The 20 rows stay without points: a warning.
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    let report = run.json();
+    let report = run.report();
     assert_eq!(report["data"]["deleted"], 10_000, "{report}");
     assert_eq!(env.points(), 0);
     assert_eq!(env.snapshots(), 1);
@@ -772,7 +772,7 @@ fn a_one_percent_orphan_case_proceeds_as_before() {
         .args(["--json", "--yes", "clean-orphans", "grace=0s"])
         .run();
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(run.json()["data"]["deleted"], 100);
+    assert_eq!(run.report()["data"]["deleted"], 100);
     assert_eq!(env.points(), 9_900);
     assert_eq!(env.snapshots(), 0);
     let expected: Vec<String> = (9901..=SCALED_POINTS).map(|i| i.to_string()).collect();

@@ -61,7 +61,7 @@ Issues:\n  - 1 job stuck in processing; reset them with: opsh reset-stuck-jobs o
         .args(["--json", "check-jobs", "older_than=1m"])
         .run();
     json.code(1);
-    let doc = json.json();
+    let doc = json.report();
     assert_eq!(doc["data"]["sample_stuck_ids"], serde_json::json!([1, 2]));
     assert_eq!(doc["data"]["stuck"], 2);
     assert_eq!(doc["data"]["counts"]["by_status"]["processing"], 2);
@@ -75,7 +75,7 @@ fn check_jobs_is_critical_when_postgresql_is_unreachable() {
         .run()
         .expect(
             2,
-            "Job queue\n❌ database: jobs::counts: postgres at postgres://youtube_user:***@127.0.0.1:1/youtube_agent: connection refused\nStatus: ❌ critical\n",
+            "Job queue\n❌ database: jobs::counts: postgres at postgres://youtube_user:***@127.0.0.1:1/youtube_agent (postgres.url, from DATABASE_URL): connection refused\nStatus: ❌ critical\n",
             "",
         );
 }
@@ -103,7 +103,7 @@ fn reset_stuck_jobs_dry_run_lists_and_changes_nothing() {
         .args(["--json", "reset-stuck-jobs", "--dry-run", "max_retries=1"])
         .run()
         .code(1)
-        .json();
+        .report();
     assert_eq!(
         (doc["data"]["reset"].clone(), doc["data"]["failed"].clone()),
         (0.into(), 1.into())
@@ -241,7 +241,7 @@ fn the_repl_keeps_variables_and_functions_and_piped_input_stops_at_an_error() {
         .expect(
             3,
             "42\n",
-            "error: syntax error: Undefined variable: no_such_variable\n  --> <repl>:1:1\n   |\n 1 | no_such_variable\n   | ^\n",
+            "opsh: error: syntax error: Undefined variable: no_such_variable\n  --> <repl>:1:1\n   |\n 1 | no_such_variable\n   | ^\n",
         );
 }
 

@@ -170,7 +170,7 @@ fn no_secret_of_the_corpus_comes_out_of_any_writer() {
         clean(&format!("stderr of {args:?}"), &run.stderr);
     }
     // The lines did reach each writer (masked).
-    let report = rerun(&["--json", "corpus"]).json();
+    let report = rerun(&["--json", "corpus"]).report();
     assert_eq!(report["checks"].as_array().unwrap().len(), CORPUS.len());
     assert_eq!(
         report["checks"][0]["detail"],
@@ -234,7 +234,7 @@ fn no_secret_of_the_corpus_comes_out_of_any_writer() {
     let run = rerun(&["--json", "backup-all", "dir=backups"]);
     clean("stdout of backup-all", &run.stdout);
     clean("stderr of backup-all", &run.stderr);
-    let dir = home.join(run.json()["data"]["dir"].as_str().unwrap());
+    let dir = home.join(run.report()["data"]["dir"].as_str().unwrap());
     let compose = std::fs::read_to_string(dir.join("docker-compose.yml")).unwrap();
     assert_eq!(compose.lines().count(), CORPUS.len() + 3, "{compose}");
     assert!(clean_dir("backup-all's folder", &dir) >= 4);

@@ -148,7 +148,7 @@ fn a_function_defined_over_several_lines_stays_defined() {
     assert!(shown.contains("102"), "{shown}");
     // A wrong line is an error at once, not a continuation.
     let shown = line(&mut p, "1 )");
-    assert!(shown.contains("error: syntax error"), "{shown}");
+    assert!(shown.contains("opsh: error: syntax error"), "{shown}");
     let shown = line(&mut p, ":vars");
     assert!(shown.contains("fn tri(n)"), "{shown}");
     quit(p);
@@ -331,7 +331,7 @@ fn piped_input_stops_at_an_error_with_exit_3() {
         .expect(
             3,
             "before\n",
-            "error: syntax error: Undefined variable: no_such_variable\n  --> <repl>:1:1\n   |\n 1 | no_such_variable\n   | ^\n",
+            "opsh: error: syntax error: Undefined variable: no_such_variable\n  --> <repl>:1:1\n   |\n 1 | no_such_variable\n   | ^\n",
         );
     // An unfinished last statement is an error too.
     let run = Opsh::new().stdin("fn f() {\n  1\n").run();

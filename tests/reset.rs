@@ -194,7 +194,7 @@ fn reset_soft_keeps_channels_costs_and_each_collections_own_vectors() {
     let mut env = Env::new(5);
     let run = env.opsh().args(["--json", "--yes", "reset-soft"]).run();
     run.code(0);
-    let report = run.json();
+    let report = run.report();
     let data = &report["data"];
     assert_eq!(
         data["deleted"][0],
@@ -272,7 +272,7 @@ fn dry_run_names_the_counts_and_changes_nothing() {
     );
     let run = env.opsh().args(["--json", "--dry-run", "reset-soft"]).run();
     run.code(0);
-    let data = &run.json()["data"];
+    let data = &run.report()["data"];
     assert_eq!(
         data["deleted"],
         json!([
@@ -325,7 +325,7 @@ fn reset_soft_killed_part_way_is_finished_by_running_it_again() {
             // A warning names it: missing after an interrupted reset, created from what was kept.
             let run = env.opsh().args(["--json", "--dry-run", "reset-soft"]).run();
             run.code(1);
-            let c = &run.json()["data"]["deleted"];
+            let c = &run.report()["data"]["deleted"];
             assert!(
                 c[1].as_str().unwrap().contains("youtube_content (0)"),
                 "{c}"

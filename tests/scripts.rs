@@ -16,7 +16,7 @@ fn parse_errors_show_path_line_column_and_caret() {
         .expect(
             3,
             "",
-            "error: syntax error: Unexpected ';'\n  --> ./ops/broken.rhai:3:12\n   |\n 3 | let b = a +;\n   |            ^\n",
+            "opsh: error: syntax error: Unexpected ';'\n  --> ./ops/broken.rhai:3:12\n   |\n 3 | let b = a +;\n   |            ^\n",
         );
 }
 
@@ -29,7 +29,7 @@ fn runtime_errors_show_the_failing_call() {
         .expect(
             3,
             "",
-            "error: Division by zero: 10 / 0\n  --> ./ops/fails.rhai:3:11\n   |\n 3 | let y = x / 0;\n   |           ^\n",
+            "opsh: error: Division by zero: 10 / 0\n  --> ./ops/fails.rhai:3:11\n   |\n 3 | let y = x / 0;\n   |           ^\n",
         );
 }
 
@@ -41,7 +41,7 @@ fn strict_variables_catch_typos_before_running() {
         .expect(
             3,
             "",
-            "error: syntax error: Undefined variable: cuont\n  --> <-e>:3:1\n   |\n 3 | cuont + 1\n   | ^\n",
+            "opsh: error: syntax error: Undefined variable: cuont\n  --> <-e>:3:1\n   |\n 3 | cuont + 1\n   | ^\n",
         );
 }
 
@@ -51,7 +51,7 @@ fn errors_inside_functions_point_into_the_function() {
     Opsh::new().file("ops/f.rhai", script).args(["f"]).run().expect(
         3,
         "",
-        "error: Division by zero: 4 / 0\n  --> ./ops/f.rhai:3:7\n   |\n 3 |     n / 0\n   |       ^\n  = in call to `half` at ./ops/f.rhai:5:1\n",
+        "opsh: error: Division by zero: 4 / 0\n  --> ./ops/f.rhai:3:7\n   |\n 3 |     n / 0\n   |       ^\n  = in call to `half` at ./ops/f.rhai:5:1\n",
     );
 }
 
@@ -65,7 +65,7 @@ fn errors_inside_an_imported_module_name_its_file() {
         .expect(
             3,
             "",
-            "error: Division by zero: 1 / 0\n  --> ./ops/lib.rhai:3:16\n   |\n 3 | let broken = 1 / 0;\n   |                ^\n  = in module `./ops/lib.rhai`, imported at ./ops/main.rhai:2:8\n",
+            "opsh: error: Division by zero: 1 / 0\n  --> ./ops/lib.rhai:3:16\n   |\n 3 | let broken = 1 / 0;\n   |                ^\n  = in module `./ops/lib.rhai`, imported at ./ops/main.rhai:2:8\n",
         );
     Opsh::new()
         .file("ops/lib.rhai", "// helpers\nfn ratio(a, b) { a / }\n")
@@ -75,7 +75,7 @@ fn errors_inside_an_imported_module_name_its_file() {
         .expect(
             3,
             "",
-            "error: syntax error: Unexpected '}'\n  --> ./ops/lib.rhai:2:22\n   |\n 2 | fn ratio(a, b) { a / }\n   |                      ^\n  = in module `./ops/lib.rhai`, imported at ./ops/main.rhai:2:8\n",
+            "opsh: error: syntax error: Unexpected '}'\n  --> ./ops/lib.rhai:2:22\n   |\n 2 | fn ratio(a, b) { a / }\n   |                      ^\n  = in module `./ops/lib.rhai`, imported at ./ops/main.rhai:2:8\n",
         );
 }
 
@@ -216,7 +216,7 @@ fn scripts_can_catch_errors_from_operations() {
         .run()
         .expect(
             2,
-            "Probe\n❌ database: db::ping: postgres at postgres://youtube_user:***@127.0.0.1:1/youtube_agent: connection refused\nStatus: ❌ critical\n",
+            "Probe\n❌ database: db::ping: postgres at postgres://youtube_user:***@127.0.0.1:1/youtube_agent (postgres.url, from DATABASE_URL): connection refused\nStatus: ❌ critical\n",
             "",
         );
 }
@@ -230,7 +230,7 @@ fn an_unreachable_backend_is_one_clear_error_with_the_password_redacted() {
         .expect(
             3,
             "",
-            "error: jobs::counts: postgres at postgres://youtube_user:***@127.0.0.1:1/youtube_agent: connection refused\n  --> <-e>:1:15\n   |\n 1 | let c = jobs::counts();\n   |               ^\n",
+            "opsh: error: jobs::counts: postgres at postgres://youtube_user:***@127.0.0.1:1/youtube_agent (postgres.url, from DATABASE_URL): connection refused\n  --> <-e>:1:15\n   |\n 1 | let c = jobs::counts();\n   |               ^\n",
         );
 }
 
@@ -239,12 +239,12 @@ fn wrong_options_are_named() {
     Opsh::new().args(["-e", "jobs::stuck(#{older: \"1h\"})"]).run().expect(
         3,
         "",
-        "error: jobs::stuck: unknown option `older`; did you mean `older_than`? options are `older_than`, `job_type`, `limit`\n  --> <-e>:1:7\n   |\n 1 | jobs::stuck(#{older: \"1h\"})\n   |       ^\n",
+        "opsh: error: jobs::stuck: unknown option `older`; did you mean `older_than`? options are `older_than`, `job_type`, `limit`\n  --> <-e>:1:7\n   |\n 1 | jobs::stuck(#{older: \"1h\"})\n   |       ^\n",
     );
     Opsh::new().args(["-e", "sleep(\"soon\")"]).run().expect(
         3,
         "",
-        "error: sleep: `soon` is not a duration (expected number at 0); write e.g. \"30s\", \"10m\", \"1h\", \"1d\" or seconds\n  --> <-e>:1:1\n   |\n 1 | sleep(\"soon\")\n   | ^\n",
+        "opsh: error: sleep: `soon` is not a duration (expected number at 0); write e.g. \"30s\", \"10m\", \"1h\", \"1d\" or seconds\n  --> <-e>:1:1\n   |\n 1 | sleep(\"soon\")\n   | ^\n",
     );
 }
 

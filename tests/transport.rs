@@ -40,7 +40,7 @@ fn postgres_refused_and_unresolved_say_so() {
     assert_eq!(
         error_line(&run),
         format!(
-            "error: db::ping: postgres at postgres://u:***@127.0.0.1:{port}/db: connection refused"
+            "opsh: error: db::ping: postgres at postgres://u:***@127.0.0.1:{port}/db (postgres.url, from DATABASE_URL): connection refused"
         )
     );
     let run = eval(
@@ -53,7 +53,7 @@ fn postgres_refused_and_unresolved_say_so() {
     assert_eq!(
         error_line(&run),
         format!(
-            "error: db::ping: postgres at postgres://u:***@{NOWHERE}:5432/db: name not resolved"
+            "opsh: error: db::ping: postgres at postgres://u:***@{NOWHERE}:5432/db (postgres.url, from DATABASE_URL): name not resolved"
         )
     );
 }
@@ -67,7 +67,7 @@ fn the_whole_chain_is_shown_at_verbose() {
         .run();
     assert!(
         run.stderr.contains(&format!(
-            "error: qdrant::ping: qdrant at http://127.0.0.1:{port}: connection refused\n"
+            "opsh: error: qdrant::ping: qdrant at http://127.0.0.1:{port} (qdrant.url, from QDRANT_URL): connection refused\n"
         )),
         "{}",
         run.stderr
@@ -95,7 +95,9 @@ fn qdrant_grpc_refused_and_unresolved_say_so() {
     );
     assert_eq!(
         error_line(&run),
-        format!("error: qdrant::ping: qdrant at http://127.0.0.1:{port}: connection refused")
+        format!(
+            "opsh: error: qdrant::ping: qdrant at http://127.0.0.1:{port} (qdrant.url, from QDRANT_URL): connection refused"
+        )
     );
     let run = eval(
         ("QDRANT_URL", &format!("http://{NOWHERE}:6334")),
@@ -103,7 +105,9 @@ fn qdrant_grpc_refused_and_unresolved_say_so() {
     );
     assert_eq!(
         error_line(&run),
-        format!("error: qdrant::ping: qdrant at http://{NOWHERE}:6334: name not resolved")
+        format!(
+            "opsh: error: qdrant::ping: qdrant at http://{NOWHERE}:6334 (qdrant.url, from QDRANT_URL): name not resolved"
+        )
     );
 }
 
@@ -129,7 +133,7 @@ fn qdrant_rest_refused_and_unresolved_say_so() {
         assert_eq!(
             error_line(&run),
             format!(
-                "error: qdrant::download_snapshot: qdrant at {}: REST {rest}: {words}",
+                "opsh: error: qdrant::download_snapshot: qdrant at {} (qdrant.rest_url, from OPSH_QDRANT_REST_URL): REST {rest}: {words}",
                 qdrant.grpc_url()
             )
         );
@@ -145,7 +149,9 @@ fn redis_refused_and_unresolved_say_so() {
     );
     assert_eq!(
         error_line(&run),
-        format!("error: cache::ping: redis at redis://:***@127.0.0.1:{port}/0: connection refused")
+        format!(
+            "opsh: error: cache::ping: redis at redis://:***@127.0.0.1:{port}/0 (redis.url, from REDIS_URL): connection refused"
+        )
     );
     let run = eval(
         ("REDIS_URL", &format!("redis://{NOWHERE}:6379/0")),
@@ -153,7 +159,9 @@ fn redis_refused_and_unresolved_say_so() {
     );
     assert_eq!(
         error_line(&run),
-        format!("error: cache::ping: redis at redis://{NOWHERE}:6379/0: name not resolved")
+        format!(
+            "opsh: error: cache::ping: redis at redis://{NOWHERE}:6379/0 (redis.url, from REDIS_URL): name not resolved"
+        )
     );
 }
 
@@ -167,7 +175,7 @@ fn docker_refused_and_unresolved_say_so() {
     assert_eq!(
         error_line(&run),
         format!(
-            "error: docker::ps: docker at tcp://127.0.0.1:{port}: connection refused; is the Docker Engine running? (DOCKER_HOST names where opsh looks)"
+            "opsh: error: docker::ps: docker at tcp://127.0.0.1:{port} (docker.host, from DOCKER_HOST): connection refused; is the Docker Engine running? (DOCKER_HOST names where opsh looks)"
         )
     );
     let run = eval(
@@ -177,7 +185,7 @@ fn docker_refused_and_unresolved_say_so() {
     assert_eq!(
         error_line(&run),
         format!(
-            "error: docker::ps: docker at tcp://{NOWHERE}:2375: name not resolved (check DOCKER_HOST)"
+            "opsh: error: docker::ps: docker at tcp://{NOWHERE}:2375 (docker.host, from DOCKER_HOST): name not resolved (check DOCKER_HOST)"
         )
     );
 }

@@ -411,7 +411,7 @@ fn prometheus_output_parses_and_keeps_the_last_success_when_a_run_is_not_ok() {
     let scrape = parse(&std::fs::read_to_string(&metrics).unwrap());
     let labels = [("procedure", "check-jobs"), ("target", "default")];
     assert_eq!(value(&scrape, "opsh_status", &labels), 0.0);
-    assert_eq!(value(&scrape, "opsh_data_stuck", &labels), 0.0);
+    assert_eq!(value(&scrape, "opsh_jobs_stuck", &labels), 0.0);
     let check = [
         ("procedure", "check-jobs"),
         ("target", "default"),
@@ -430,7 +430,7 @@ fn prometheus_output_parses_and_keeps_the_last_success_when_a_run_is_not_ok() {
     assert_eq!(second.code, 1, "{}", second.stderr);
     let scrape = parse(&std::fs::read_to_string(&metrics).unwrap());
     assert_eq!(value(&scrape, "opsh_status", &labels), 1.0);
-    assert_eq!(value(&scrape, "opsh_data_stuck", &labels), 1.0);
+    assert_eq!(value(&scrape, "opsh_jobs_stuck", &labels), 1.0);
     assert_eq!(value(&scrape, "opsh_check_status", &check), 1.0);
     assert_eq!(
         value(&scrape, "opsh_last_success_timestamp_seconds", &labels),
@@ -496,7 +496,11 @@ fn output_is_written_atomically_and_left_alone_when_the_run_fails() {
         &std::fs::read_to_string(opsh.path().join("out/report.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(doc["status"], "ok");
+    assert_eq!(
+        (&doc["procedure"], &doc["status"]),
+        (&"fine".into(), &"ok".into())
+    );
+    assert_eq!(doc["report"]["title"], "fine");
     // A folder that does not exist: an error, nothing made.
     let missing = run(&["fine", "--output", "nowhere/report.txt"]);
     assert_eq!(missing.code, 3);
@@ -558,15 +562,24 @@ fn two_targets_one_down_give_one_report_with_the_down_one_critical() {
     };
     let json = run(&["check-jobs", "--target", "prod,staging", "--json"]);
     assert_eq!(json.code, 2, "{}", json.stderr);
+    // One envelope per target, in the order given, in one array.
     let doc = json.json();
-    assert_eq!(doc["procedure"], "check-jobs");
-    assert_eq!(doc["status"], "critical");
-    assert_eq!(doc["targets"][0]["target"], "prod");
-    assert_eq!(doc["targets"][0]["status"], "ok");
-    assert_eq!(doc["targets"][0]["report"]["title"], "Job queue");
-    assert_eq!(doc["targets"][1]["target"], "staging");
-    assert_eq!(doc["targets"][1]["status"], "critical");
-    assert_eq!(doc["targets"][1]["report"]["checks"][0]["name"], "database");
+    let envelopes = doc.as_array().expect("an array of envelopes");
+    assert_eq!(envelopes.len(), 2, "{doc}");
+    for e in envelopes {
+        assert_eq!(e["procedure"], "check-jobs");
+        assert_eq!(e["opsh_version"], env!("CARGO_PKG_VERSION"));
+        assert!(e["duration_seconds"].as_f64().unwrap() >= 0.0);
+        assert!(e["started_at"].as_str().unwrap().ends_with('Z'), "{e}");
+    }
+    assert_eq!(doc[0]["target"], "prod");
+    assert_eq!(doc[0]["status"], "ok");
+    assert_eq!(doc[0]["exit_code"], 0);
+    assert_eq!(doc[0]["report"]["title"], "Job queue");
+    assert_eq!(doc[1]["target"], "staging");
+    assert_eq!(doc[1]["status"], "critical");
+    assert_eq!(doc[1]["exit_code"], 2);
+    assert_eq!(doc[1]["report"]["checks"][0]["name"], "database");
 
     let prom = run(&[
         "check-jobs",
@@ -721,7 +734,7 @@ Status: ⚠️ warning\n"
         .run();
     assert_eq!(down.code, 2);
     assert_eq!(
-        checks(&down.json()),
+        checks(&down.report()),
         pairs(&[
             ("containers", "warning"),
             ("error logs", "ok"),
@@ -740,7 +753,7 @@ fn weekly_check_reports_integrity_backup_and_disks_in_one_report() {
         .args(["weekly-check", "dir=backups", "--json"]);
     let run = opsh.run();
     assert_eq!(run.code, 2, "{}", run.stderr);
-    let doc = run.json();
+    let doc = run.report();
     assert_eq!(
         checks(&doc),
         pairs(&[
@@ -766,7 +779,7 @@ fn monthly_check_reports_backup_sizes_and_logs_in_one_report() {
         .args(["monthly-check", "dir=backups", "--yes", "--json"]);
     let run = opsh.run();
     assert_eq!(run.code, 2, "{}", run.stderr);
-    let doc = run.json();
+    let doc = run.report();
     let names: Vec<String> = checks(&doc).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names[0], "backup");
     assert!(names.contains(&"database".to_string()), "{names:?}");
@@ -813,7 +826,7 @@ fn monthly_check_reports_growth_since_the_previous_backup() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let run = opsh.run();
     assert_eq!(run.code, 2, "{}", run.stderr);
-    let doc = run.json();
+    let doc = run.report();
     let growth = doc["data"]["rows_growth"].as_i64().unwrap();
     assert_eq!(growth, doc["data"]["rows"].as_i64().unwrap() - before);
     assert!(growth >= 2, "two channels were added: {growth}");

@@ -168,6 +168,10 @@ settings! {
     /// 0 would let a runaway script run for ever (Rhai reads 0 as "no limit").
     LIMITS_MAX_OPERATIONS: Int = "limits.max_operations", env [], default "50000000", kind Kind::Int { min: 1 };
     RUN_TIMEOUT: OptDur = "run.timeout", env [], default "", kind Kind::OptionalDuration;
+    /// How text output marks a status: `auto` the guide's emoji on a terminal and words (OK,
+    /// WARNING, …) in pipes and files, `always` emoji everywhere, `never` words everywhere
+    /// (the flag --emoji sets it for one run).
+    OUTPUT_EMOJI: Text = "output.emoji", env [], default "auto", kind Kind::Choice(&["auto", "always", "never"]);
     AUDIT_FILE: Text = "audit.file", env [], default "~/.local/state/opsh/audit.jsonl", kind Kind::Path;
     JOBS_MAX_RETRIES: Int = "jobs.max_retries", env [], default "3", kind Kind::Int { min: 0 };
     JOBS_STUCK_AFTER_CHECK_DATA: Dur = "jobs.stuck_after.check_data", env [], default "1d", kind Kind::Duration;
@@ -192,6 +196,12 @@ pub fn stuck_after(procedure: &str) -> Option<Dur> {
 /// `setting jobs.stuck_after.check_jobs`).
 pub(super) fn find(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.name == name)
+}
+
+/// The built-in default of a setting named as data, whatever the configuration says (the
+/// README's procedure table shows these).
+pub fn built_in_default(name: &str) -> Option<&'static str> {
+    find(name).map(|k| k.default)
 }
 
 pub(super) fn kind_name(kind: Kind) -> &'static str {

@@ -54,6 +54,8 @@ pub struct Overrides {
     pub config_file: Option<PathBuf>,
     /// --timeout DUR
     pub timeout: Option<String>,
+    /// --emoji WHEN
+    pub emoji: Option<String>,
 }
 
 /// The effective configuration.
@@ -150,6 +152,15 @@ impl Settings {
                 Value {
                     text: timeout.clone(),
                     source: Source::Flag("--timeout"),
+                },
+            );
+        }
+        if let Some(emoji) = &overrides.emoji {
+            values.insert(
+                key::OUTPUT_EMOJI.name(),
+                Value {
+                    text: emoji.clone(),
+                    source: Source::Flag("--emoji"),
                 },
             );
         }
@@ -289,6 +300,24 @@ impl Settings {
     /// A list of paths, `~` expanded.
     pub fn paths(&self, key: key::List) -> Vec<PathBuf> {
         self.list(key).iter().map(|p| expand_home(p)).collect()
+    }
+
+    /// A setting and where its value came from, as an error names it: `postgres.url, from
+    /// DATABASE_URL`, `…, from /etc/opsh/opsh.toml`, or for a default the variables that would
+    /// set it (`…, the default; set it or DATABASE_URL`).
+    pub fn origin(&self, key: key::Text) -> String {
+        let name = key.name();
+        match self.values.get(name).map(|v| &v.source) {
+            Some(Source::Env(var)) => format!("{name}, from {var}"),
+            Some(Source::Default) | None => {
+                let vars = key::find(name).map(|k| k.env.to_vec()).unwrap_or_default();
+                match vars.as_slice() {
+                    [] => format!("{name}, the default"),
+                    vars => format!("{name}, the default; set it or {}", vars.join(" or ")),
+                }
+            }
+            Some(other) => format!("{name}, from {other}"),
+        }
     }
 
     /// Where a setting named as data got its value (`default`, a file, `env VAR`, …).

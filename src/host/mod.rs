@@ -44,6 +44,8 @@ pub struct Host {
     exit: globals::ExitRequest,
     /// Every registered function's spec, in registration order.
     specs: Vec<&'static Spec>,
+    /// Running one of opsh's own calls (call_builtin): errors carry no source frame.
+    builtin: bool,
 }
 
 /// Engine limits, set explicitly: Rhai's defaults differ between debug and release builds.
@@ -106,6 +108,7 @@ impl Host {
             repl_functions: AST::empty(),
             exit,
             specs,
+            builtin: false,
         }
     }
 
@@ -197,6 +200,20 @@ impl Host {
         self.execute(&mut scope, &ast, "<-e>")
     }
 
+    /// Runs one of opsh's own calls for a built-in command (`opsh migrate`): a failure says
+    /// what failed and why, never the internal code that made the call.
+    pub fn call_builtin(&mut self, code: &str) -> Result<Outcome, Error> {
+        let mut scope = Self::scope(Map::new());
+        let ast = self
+            .engine
+            .compile_with_scope(&scope, code)
+            .map_err(|e| Error::Io(format!("internal call `{code}` does not compile: {e}")))?;
+        self.builtin = true;
+        let result = self.execute(&mut scope, &ast, "<builtin>");
+        self.builtin = false;
+        result
+    }
+
     /// Evaluates one REPL entry in the session's scope; functions it defines stay available.
     pub fn eval_repl(&mut self, scope: &mut Scope<'static>, code: &str) -> Result<Outcome, Error> {
         self.sources.add("<repl>", code);
@@ -260,6 +277,9 @@ impl Host {
                 let message = is_declined(value).unwrap_or_default();
                 Err(Error::Refused { message })
             }
+            // opsh's own call failed: the operation's message alone (`db::migrate: postgres at
+            // …: connection refused`), no `<builtin>:1:5` nor the code that made the call.
+            other if self.builtin => Err(Error::Io(render::message(other))),
             _ => Err(Error::Script {
                 rendered: self.sources.runtime_error(display, err),
             }),

@@ -37,7 +37,8 @@ impl Sources {
     }
 
     fn frame(&self, message: &str, file: &str, pos: Position, trail: &[String]) -> String {
-        let mut out = format!("error: {message}\n");
+        // Printed after opsh's one error prefix (output::error): `opsh: error: <message>`.
+        let mut out = format!("{message}\n");
         let (Some(line), Some(col)) = (pos.line(), pos.position().or(Some(1))) else {
             let _ = writeln!(out, "  --> {file}");
             return out;

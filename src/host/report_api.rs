@@ -113,6 +113,46 @@ static DATA: Spec = Spec::global(
         r#""ok""#,
     )],
 );
+static METRIC: Spec = Spec::global(
+    "metric",
+    &[
+        REPORT,
+        Param::new(
+            "name",
+            Kind::Str,
+            "snake_case, the unit as a suffix (`_seconds`, `_bytes`), no `_total`; opsh_ is added",
+        ),
+        Param::new("value", Kind::Any, "a number (or a bool: 1 or 0)"),
+        Param::new(
+            "help",
+            Kind::Str,
+            "what it measures, one sentence (Prometheus' HELP)",
+        ),
+        Param::optional(
+            "labels",
+            Kind::Map,
+            "what varies, as labels (#{type: \"vectorize\", status: \"pending\"}); procedure and target are added",
+        ),
+    ],
+    "()",
+    "Attaches a figure for `--format prometheus` (as opsh_<name>) and Nagios performance data. \
+     The name stays the same from run to run; whatever varies (a job type, a collection) goes \
+     into labels. The same name and labels again replaces the value.",
+    &[Example::new(
+        r#"let r = report::new("t"); r.metric("jobs", 3, "Jobs by status.", #{status: "pending"}); r.metrics[0].labels"#,
+        r#"{"status": "pending"}"#,
+    )],
+);
+static METRICS: Spec = Spec::global(
+    "metrics",
+    &[REPORT],
+    "Array",
+    "The metrics so far, as maps with name, help, labels and value (a property).",
+    &[Example::new(
+        r#"let r = report::new("t"); r.metric("jobs_stuck", 2, "Stuck jobs."); r.metrics[0].value"#,
+        "2.0",
+    )],
+);
 static STATUS: Spec = Spec::global(
     "status",
     &[REPORT],
@@ -212,6 +252,69 @@ pub fn register(engine: &mut Engine, target: &Rc<Target>, specs: &mut Vec<&'stat
             Ok(())
         },
     );
+    let metric = |ctx: NativeCallContext,
+                  r: &mut Report,
+                  name: &str,
+                  value: Dynamic,
+                  help: &str,
+                  labels: rhai::Map|
+     -> Result<(), Box<rhai::EvalAltResult>> {
+        let fail = |why: String| Failure::Op(OpError::invalid(why)).into_eval(&ctx, &METRIC);
+        r.metric(metric_of(name, &value, help, &labels).map_err(fail)?);
+        Ok(())
+    };
+    reg.typed(
+        &METRIC,
+        &[
+            "report: Report",
+            "name: &str",
+            "value: Dynamic",
+            "help: &str",
+            "()",
+        ],
+    )
+    .set_into_module(
+        reg.module(),
+        move |ctx: NativeCallContext,
+              r: &mut Report,
+              name: &str,
+              value: Dynamic,
+              help: &str|
+              -> Result<(), Box<rhai::EvalAltResult>> {
+            metric(ctx, r, name, value, help, rhai::Map::new())
+        },
+    );
+    reg.typed(
+        &METRIC,
+        &[
+            "report: Report",
+            "name: &str",
+            "value: Dynamic",
+            "help: &str",
+            "labels: Map",
+            "()",
+        ],
+    )
+    .set_into_module(reg.module(), metric);
+    reg.typed_as(&METRICS, "get$metrics", &["report: Report", "Array"])
+        .set_into_module(reg.module(), |r: &mut Report| -> Dynamic {
+            let metrics: Vec<serde_json::Value> = r
+                .snapshot()
+                .metrics
+                .iter()
+                .map(|m| {
+                    let labels: serde_json::Map<String, serde_json::Value> = m
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone().into()))
+                        .collect();
+                    serde_json::json!({
+                        "name": m.name, "help": m.help, "labels": labels, "value": m.value,
+                    })
+                })
+                .collect();
+            rhai::serde::to_dynamic(&metrics).unwrap_or_default()
+        });
     reg.typed_as(&STATUS, "get$status", &["report: Report", "String"])
         .set_into_module(reg.module(), |r: &mut Report| -> String {
             serde_json::to_value(r.status())
@@ -229,11 +332,51 @@ pub fn register(engine: &mut Engine, target: &Rc<Target>, specs: &mut Vec<&'stat
         });
     reg.typed(&TO_STRING, &["report: Report", "String"])
         .set_into_module(reg.module(), |r: &mut Report| -> String {
-            anstream::adapter::strip_str(&r.to_text()).to_string()
+            anstream::adapter::strip_str(&r.to_text(crate::output::stdout_marks())).to_string()
         });
     // report::new lives in the module; the methods are global so `r.ok(…)` finds them.
     let module = reg.finish();
     engine.register_static_module("report", module.into());
+}
+
+/// A metric from a script's call, its name and labels checked against Prometheus' rules.
+fn metric_of(
+    name: &str,
+    value: &Dynamic,
+    help: &str,
+    labels: &rhai::Map,
+) -> Result<crate::report::Metric, String> {
+    if let Some(why) = crate::report::metric_name_problem(name) {
+        return Err(why);
+    }
+    let value = if let Ok(i) = value.as_int() {
+        i as f64
+    } else if let Ok(f) = value.as_float() {
+        f
+    } else if let Ok(b) = value.as_bool() {
+        f64::from(u8::from(b))
+    } else {
+        return Err(format!(
+            "metric `{name}`: the value must be a number or a bool, got {}",
+            value.type_name()
+        ));
+    };
+    if help.trim().is_empty() {
+        return Err(format!("metric `{name}`: say what it measures in help"));
+    }
+    let mut pairs = Vec::new();
+    for (k, v) in labels {
+        if let Some(why) = crate::report::label_problem(k) {
+            return Err(format!("metric `{name}`: {why}"));
+        }
+        pairs.push((k.to_string(), text_of(v)));
+    }
+    Ok(crate::report::Metric {
+        name: name.to_string(),
+        help: help.trim().to_string(),
+        labels: pairs,
+        value,
+    })
 }
 
 /// A detail as text: an operation error caught in the script reads as its message.

@@ -12,6 +12,11 @@ use serde::Serialize;
 pub struct Backend {
     pub name: &'static str,
     pub address: String,
+    /// The setting that gave the address and where its value came from (`postgres.url, from
+    /// DATABASE_URL`): a refused or unreachable backend names it, so the operator knows what
+    /// to change.
+    #[serde(skip)]
+    pub setting: String,
 }
 
 impl fmt::Display for Backend {
@@ -66,6 +71,8 @@ pub struct OpError {
     pub kind: ErrorKind,
     pub backend: Option<Backend>,
     pub cause: String,
+    /// The first connection failed (Lazy::get): the address or its credentials are wrong.
+    pub connecting: bool,
 }
 
 impl OpError {
@@ -75,6 +82,7 @@ impl OpError {
             kind,
             backend: backend.cloned(),
             cause: crate::redact::text(&cause.to_string()),
+            connecting: false,
         }
     }
 
@@ -94,7 +102,14 @@ impl OpError {
 
 impl fmt::Display for OpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Unreachable, or the first connection failed (refused credentials, no answer, not
+        // the server expected): the setting that gave the address is what to check. A query's
+        // own timeout or a denied function is not about the address.
+        let wrong_address = self.connecting || self.kind == ErrorKind::Unreachable;
         match &self.backend {
+            Some(b) if wrong_address && !b.setting.is_empty() => {
+                write!(f, "{b} ({}): {}", b.setting, self.cause)
+            }
             Some(b) => write!(f, "{b}: {}", self.cause),
             None => f.write_str(&self.cause),
         }

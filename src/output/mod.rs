@@ -3,17 +3,76 @@
 //! The rendering of a run's results sits here, above the host whose outcomes it prints; the
 //! writing itself is [`stream`], below the host, which writes a script's `print` through it.
 
+pub mod envelope;
+pub mod nagios;
+pub mod procedures;
+pub mod prometheus;
+pub mod ran;
 pub mod stream;
 
+pub use ran::Ran;
 pub use stream::{CLOSED_STDOUT, err, failed, out, out_styled};
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use rhai::Dynamic;
 
 use crate::config::Settings;
-use crate::error::code;
+use crate::error::{Error, code};
 use crate::host::Outcome;
 use crate::host::catalog::{Listed, Origin};
-use crate::report::Report;
+use crate::report::{Marks, Report};
+
+/// `output.emoji` (--emoji) as the run chose it: 0 auto, 1 always, 2 never.
+static EMOJI: AtomicU8 = AtomicU8::new(0);
+
+/// Takes the run's `output.emoji` setting: auto, always or never.
+pub fn set_emoji(setting: &str) {
+    let choice = match setting {
+        "always" => 1,
+        "never" => 2,
+        _ => 0,
+    };
+    EMOJI.store(choice, Ordering::SeqCst);
+}
+
+/// How text marks statuses for a reader: emoji for a terminal (`to_terminal`) unless
+/// `output.emoji = "never"`, words for a pipe or a file unless `"always"`.
+pub fn marks(to_terminal: bool) -> Marks {
+    match EMOJI.load(Ordering::SeqCst) {
+        1 => Marks::Emoji,
+        2 => Marks::Words,
+        _ if to_terminal => Marks::Emoji,
+        _ => Marks::Words,
+    }
+}
+
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+/// The marks for text on stdout.
+pub fn stdout_marks() -> Marks {
+    marks(stdout_is_terminal())
+}
+
+/// Prints an error on stderr, once, with opsh's one prefix: `opsh: error: …` (a script error's
+/// location and source line follow on the next lines). Secrets are masked.
+pub fn error(e: &Error) {
+    // Stdout went away: nothing to say, the exit status says it.
+    if matches!(e, Error::Output { .. }) {
+        return;
+    }
+    let text = e.to_string();
+    let text = text.strip_prefix("opsh: error: ").unwrap_or(&text);
+    let mut line = format!("opsh: error: {text}");
+    if !line.ends_with('\n') {
+        line.push('\n');
+    }
+    let mut stderr = anstream::stderr();
+    let _ = std::io::Write::write_all(&mut stderr, crate::redact::text(&line).as_bytes());
+}
 
 /// Prints a script's outcome and returns the exit code it decides.
 pub fn outcome(outcome: Outcome, json: bool) -> u8 {
@@ -36,7 +95,7 @@ fn value_out(value: Dynamic, json: bool, status: u8) -> u8 {
         if json {
             out(&format!("{}\n", report.to_json()));
         } else {
-            out_styled(&report.to_text());
+            out_styled(&report.to_text(stdout_marks()));
         }
         return report.status().exit_code();
     }

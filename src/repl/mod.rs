@@ -113,19 +113,7 @@ pub fn run(host: &mut Host, json: bool) -> u8 {
 }
 
 fn print_error(e: &Error) {
-    // Stdout went away: nothing to say, the exit status says it.
-    if matches!(e, Error::Output { .. }) {
-        return;
-    }
-    let text = crate::redact::text(&e.to_string());
-    if text.starts_with("error:") {
-        eprint!("{text}");
-        if !text.ends_with('\n') {
-            eprintln!();
-        }
-    } else {
-        eprintln!("error: {text}");
-    }
+    crate::output::error(e);
 }
 
 /// Input from a pipe: statements are gathered until the parser says they are complete, then

@@ -39,7 +39,7 @@ pub fn text(value: &Dynamic, display: &Display) -> Option<String> {
         if display.json {
             return Some(json(&report.to_json(), display));
         }
-        let text = report.to_text();
+        let text = report.to_text(crate::output::marks(display.terminal));
         return Some(if display.colour {
             text
         } else {

@@ -89,7 +89,11 @@ impl Opsh {
             .current_dir(self.dir.path())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path());
+            .env("HOME", self.dir.path())
+            // The tests read opsh's text as a terminal shows it, emoji and all; in a pipe it
+            // writes status words instead, which tests ask for with `.env("OPSH_OUTPUT_EMOJI",
+            // "auto")`.
+            .env("OPSH_OUTPUT_EMOJI", "always");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -183,6 +187,33 @@ impl Run {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", self.stdout))
+    }
+
+    /// A procedure's `--json` document: its envelope checked (every field there, the exit code
+    /// the process's), and the report (or value) inside it.
+    #[track_caller]
+    pub fn report(&self) -> serde_json::Value {
+        let mut doc = self.json();
+        let envelope = doc
+            .as_object()
+            .unwrap_or_else(|| panic!("no envelope: {doc}"));
+        for key in [
+            "procedure",
+            "target",
+            "opsh_version",
+            "started_at",
+            "duration_seconds",
+            "exit_code",
+            "status",
+            "report",
+        ] {
+            assert!(envelope.contains_key(key), "envelope without {key}: {doc}");
+        }
+        assert_eq!(
+            doc["exit_code"], self.code,
+            "the envelope's exit code: {doc}"
+        );
+        doc["report"].take()
     }
 }
 

@@ -50,6 +50,7 @@ fn cert_dir(settings: &Settings) -> Option<PathBuf> {
 
 impl Connect for Docker {
     const NAME: &'static str = "docker";
+    const SETTING: key::Text = key::DOCKER_HOST;
 
     fn address(settings: &Settings) -> String {
         redact_url(&host(settings))

@@ -25,6 +25,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A backend client: how to name it and how to connect.
 pub trait Connect: Sized {
     const NAME: &'static str;
+    /// The setting that holds its address.
+    const SETTING: crate::config::key::Text;
 
     /// The address operators know it by, secrets masked.
     fn address(settings: &Settings) -> String;
@@ -49,6 +51,7 @@ impl<C: Connect> Lazy<C> {
             backend: Backend {
                 name: C::NAME,
                 address: C::address(settings),
+                setting: settings.origin(C::SETTING),
             },
             cell: OnceCell::new(),
         }
@@ -61,18 +64,24 @@ impl<C: Connect> Lazy<C> {
     pub async fn get(&self, settings: &Settings) -> Result<&C, OpError> {
         self.cell
             .get_or_try_init(|| async {
-                tokio::time::timeout(CONNECT_TIMEOUT, C::connect(settings, &self.backend))
-                    .await
-                    .map_err(|_| {
-                        OpError::backend(
-                            &self.backend,
-                            ErrorKind::Timeout,
-                            format!(
-                                "no answer within {}",
-                                crate::duration::format(CONNECT_TIMEOUT)
-                            ),
-                        )
-                    })?
+                let connected =
+                    tokio::time::timeout(CONNECT_TIMEOUT, C::connect(settings, &self.backend))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(OpError::backend(
+                                &self.backend,
+                                ErrorKind::Timeout,
+                                format!(
+                                    "no answer within {}",
+                                    crate::duration::format(CONNECT_TIMEOUT)
+                                ),
+                            ))
+                        });
+                // A failed first connection names the setting that gave the address.
+                connected.map_err(|e| OpError {
+                    connecting: true,
+                    ..e
+                })
             })
             .await
     }

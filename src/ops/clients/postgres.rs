@@ -83,6 +83,7 @@ impl Backends {
 
 impl Connect for Postgres {
     const NAME: &'static str = "postgres";
+    const SETTING: key::Text = key::POSTGRES_URL;
 
     fn address(settings: &Settings) -> String {
         redact_url(settings.text(key::POSTGRES_URL))

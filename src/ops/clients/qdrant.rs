@@ -34,6 +34,8 @@ pub struct Qdrant {
     pub ca: Option<crate::tls::CaFile>,
     /// The REST base URL, without a trailing slash.
     pub rest_url: String,
+    /// Its setting and where that came from, for an unreachable REST port's error.
+    pub rest_setting: String,
     pub api_key: Option<String>,
     /// The server's version, from the health check made on connect.
     pub server_version: String,
@@ -43,6 +45,7 @@ pub struct Qdrant {
 
 impl Connect for Qdrant {
     const NAME: &'static str = "qdrant";
+    const SETTING: key::Text = key::QDRANT_URL;
 
     fn address(settings: &Settings) -> String {
         redact_url(settings.text(key::QDRANT_URL))
@@ -78,6 +81,7 @@ impl Connect for Qdrant {
                 .text(key::QDRANT_REST_URL)
                 .trim_end_matches('/')
                 .to_string(),
+            rest_setting: settings.origin(key::QDRANT_REST_URL),
             api_key,
             server_version: health.version,
             compatibility,
@@ -233,12 +237,22 @@ pub fn not_found(backend: &Backend, collection: &str) -> OpError {
 
 /// A REST request that got no answer: what happened in words where the chain tells, else the
 /// chain itself.
-fn rest_error(backend: &Backend, shown: &str, e: &(dyn std::error::Error + 'static)) -> OpError {
+fn rest_error(
+    backend: &Backend,
+    shown: &str,
+    setting: &str,
+    e: &(dyn std::error::Error + 'static),
+) -> OpError {
     let label = format!("{backend} (REST {shown})");
     let (kind, cause) =
         super::transport(&label, e, None).unwrap_or_else(|| (ErrorKind::Unreachable, chain(e)));
     let cause = super::tls_hint(cause, TLS_HINT, None);
-    OpError::backend(backend, kind, format!("REST {shown}: {cause}"))
+    // The REST port has a setting of its own (qdrant.rest_url): that one is named.
+    let rest = Backend {
+        setting: setting.to_string(),
+        ..backend.clone()
+    };
+    OpError::backend(&rest, kind, format!("REST {shown}: {cause}"))
 }
 
 /// The REST address of `path` (http, or https with the roots gRPC trusts).
@@ -282,7 +296,7 @@ where
     } else {
         builder.build_http::<B>().request(request).await
     };
-    sent.map_err(|e| rest_error(backend, &shown, &e))
+    sent.map_err(|e| rest_error(backend, &shown, &qdrant.rest_setting, &e))
 }
 
 /// An answer that is not a success: Qdrant's own message (`status.error`) when the body has

@@ -21,6 +21,7 @@ pub struct Redis {
 
 impl Connect for Redis {
     const NAME: &'static str = "redis";
+    const SETTING: key::Text = key::REDIS_URL;
 
     fn address(settings: &Settings) -> String {
         redact_url(settings.text(key::REDIS_URL))
