@@ -163,6 +163,12 @@ settings! {
     JOBS_STUCK_AFTER_SAFE_START: Dur = "jobs.stuck_after.safe_start", env [], default "1h", kind Kind::Duration;
     JOBS_STUCK_AFTER_RESET_STUCK_JOBS: Dur = "jobs.stuck_after.reset_stuck_jobs", env [], default "1h", kind Kind::Duration;
     JOBS_STUCK_AFTER_CHECK_JOBS: Dur = "jobs.stuck_after.check_jobs", env [], default "1h", kind Kind::Duration;
+    /// jobs::purge and the purge-jobs procedure delete finished jobs older than this (the
+    /// deployment's nightly retention: failed jobs after 7 days).
+    JOBS_PURGE_AFTER: Dur = "jobs.purge_after", env [], default "7d", kind Kind::Duration;
+    /// The job type integrity::requeue queues for content whose vectors are missing (the
+    /// vectorize workers rebuild an item's chunks and summary from a pending job of this type).
+    JOBS_REQUEUE_TYPE: Text = "jobs.requeue_type", env [], default "vectorize", kind Kind::Text;
 }
 
 /// The stuck threshold of a procedure (`jobs.stuck_after.<name>`), if it has one.

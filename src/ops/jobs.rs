@@ -93,6 +93,12 @@ impl JobSql {
     }
 }
 
+/// A job's last sign of life as this database can compute it (with or without updated_at);
+/// fails, as every read here does, where processing_jobs is missing.
+pub async fn last_activity(target: &Target) -> Result<&'static str, OpError> {
+    Ok(JobSql::of(target).await?.last_activity)
+}
+
 #[derive(Debug, Serialize)]
 pub struct Counts {
     pub total: i64,
@@ -786,4 +792,5 @@ pub fn register(reg: &mut Registrar) {
     reg.add(&STUCK_AFTER_SPEC, |c| {
         Ok(stuck_after(c.target, &c.str("procedure")?)?)
     });
+    crate::ops::purge::register(reg);
 }

@@ -19,6 +19,7 @@ pub mod host;
 pub mod integrity;
 pub mod jobs;
 pub mod progress;
+pub mod purge;
 pub mod qdrant;
 pub mod reset;
 pub mod runlock;
