@@ -11,6 +11,7 @@ use super::report::{
     Check, CollectionState, Connection, Connections, Full, JobsState, PairResult, SAMPLE, Tables,
     not_compared,
 };
+use super::requeue::{TranscriptFlags, transcript_flags};
 use crate::ops::Target;
 use crate::ops::error::OpError;
 use crate::ops::jobs;
@@ -230,6 +231,26 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
         }
     }
 
+    full.content_missing = content_missing.clone();
+
+    // transcript_available against the transcripts rows, both ways.
+    let mut transcripts = TranscriptFlags::default();
+    if postgres.ok && missing_tables.is_empty() {
+        match transcript_flags(target).await {
+            Ok(t) => {
+                if t.flagged_without_rows + t.rows_without_flag > 0 {
+                    warning = true;
+                    issues.push(format!(
+                        "transcript_available disagrees with the transcripts rows: {} flagged without rows, {} with rows not flagged; check-data-fix sets the flags to what the rows show",
+                        t.flagged_without_rows, t.rows_without_flag
+                    ));
+                }
+                transcripts = t;
+            }
+            Err(e) => issues.push(format!("cannot check transcript_available: {e}")),
+        }
+    }
+
     let mut jobs_state = JobsState {
         checked: false,
         older_than: crate::duration::format(opts.stuck_after),
@@ -275,6 +296,7 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
             content_missing_vectors: content_missing.len() as u64,
             sample_content_missing_vectors: content_missing.iter().take(SAMPLE).copied().collect(),
             jobs: jobs_state,
+            transcripts,
             issues,
         },
         full,
