@@ -24,6 +24,7 @@ pub mod qdrant;
 pub mod reset;
 pub mod runlock;
 pub mod spec;
+pub mod stt;
 mod target;
 
 pub use target::{Flags, Target};
@@ -55,6 +56,7 @@ pub fn register_all(
         ("jobs", jobs::register),
         ("qdrant", qdrant::register),
         ("reset", reset::register),
+        ("stt", stt::register),
     ];
     for &(name, register) in domains {
         let mut reg = Registrar::new(target, specs);
