@@ -15,9 +15,11 @@ pub mod destructive;
 pub mod docker;
 pub mod error;
 pub mod files;
+pub mod gpu;
 pub mod host;
 pub mod integrity;
 pub mod jobs;
+pub mod models;
 pub mod progress;
 pub mod purge;
 pub mod qdrant;
@@ -54,6 +56,7 @@ pub fn register_all(
         ("host", host::register),
         ("integrity", integrity::register),
         ("jobs", jobs::register),
+        ("models", models::register),
         ("qdrant", qdrant::register),
         ("reset", reset::register),
         ("stt", stt::register),
