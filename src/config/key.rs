@@ -179,6 +179,14 @@ settings! {
     STT_AUTO_APPROVE_THRESHOLD: Text = "stt.auto_approve_threshold", env ["STT_AUTO_APPROVE_THRESHOLD"], default "0.10", kind Kind::Number;
     /// How long an STT worker waits for an approval before it fails the job (3600 s).
     STT_APPROVAL_TIMEOUT: Dur = "stt.approval_timeout", env [], default "1h", kind Kind::Duration;
+    /// The unattended runs (`[[schedule]]` tables: procedure, cron, arguments, target, name,
+    /// enabled), beside the defaults daily-integrity-check at 02:00 and purge-jobs at 03:30;
+    /// `opsh schedule` lists them, `opsh schedule install` writes them for cron or systemd.
+    SCHEDULE: Text = "schedule", env [], default "", kind Kind::Json;
+    /// Where scheduled runs log (--log-file) and write their report as Prometheus metrics for
+    /// node_exporter's textfile collector (--format prometheus --output DIR/opsh_NAME.prom).
+    UNATTENDED_LOG_FILE: Text = "unattended.log_file", env [], default "/var/log/opsh/opsh.log", kind Kind::Path;
+    UNATTENDED_METRICS_DIR: Text = "unattended.metrics_dir", env [], default "/var/lib/prometheus/node-exporter", kind Kind::Path;
     JOBS_REQUEUE_TYPE: Text = "jobs.requeue_type", env [], default "vectorize", kind Kind::Text;
 }
 
