@@ -792,5 +792,4 @@ pub fn register(reg: &mut Registrar) {
     reg.add(&STUCK_AFTER_SPEC, |c| {
         Ok(stuck_after(c.target, &c.str("procedure")?)?)
     });
-    crate::ops::purge::register(reg);
 }

@@ -55,7 +55,7 @@ pub fn register_all(
         ("files", files::register),
         ("host", host::register),
         ("integrity", integrity::register),
-        ("jobs", jobs::register),
+        ("jobs", jobs_and_purge),
         ("models", models::register),
         ("qdrant", qdrant::register),
         ("reset", reset::register),
@@ -66,6 +66,12 @@ pub fn register_all(
         register(&mut reg);
         engine.register_static_module(name, reg.finish().into());
     }
+}
+
+/// `jobs::`: the queue (jobs.rs) and its retention (purge.rs, which reads jobs.rs).
+fn jobs_and_purge(reg: &mut Registrar) {
+    jobs::register(reg);
+    purge::register(reg);
 }
 
 /// A spawned task that is cancelled when its handle is dropped (a cancelled run, an early
