@@ -117,6 +117,15 @@ async fn processed_at_expr(target: &Target) -> Result<Option<&'static str>, OpEr
     }))
 }
 
+/// A row of stt_cost_tracking as spend() reads it.
+type RunRow = (
+    Option<i32>,
+    f64,
+    f64,
+    Option<chrono::NaiveDateTime>,
+    Option<bool>,
+);
+
 pub async fn spend(target: &Target) -> Result<Spend, OpError> {
     let (day_limit, month_limit) = (
         limit(target, key::STT_DAILY_COST_LIMIT),
@@ -163,13 +172,7 @@ pub async fn spend(target: &Target) -> Result<Spend, OpError> {
     out.over_single_video_limit = row.6;
     out.whisper_server_runs = row.7;
     out.detail = format!("today {}, this month {}", out.today.words, out.month.words);
-    let biggest: Vec<(
-        Option<i32>,
-        f64,
-        f64,
-        Option<chrono::NaiveDateTime>,
-        Option<bool>,
-    )> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let biggest: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT content_id, cost_usd::float8, duration_seconds::float8, {at}, approved_by_user
              FROM {TABLE} WHERE {paid} AND {at} >= {month}
              ORDER BY cost_usd DESC, {at} DESC LIMIT {BIGGEST}"
