@@ -128,6 +128,11 @@ pub enum Command {
     Config,
     /// Add what the schema lacks (with --dry-run: list the changes)
     Migrate,
+    /// The unattended runs ([[schedule]] in opsh.toml) and their next run; install or remove them
+    Schedule {
+        #[command(subcommand)]
+        action: Option<ScheduleAction>,
+    },
     /// The recent destructive actions: who, where, what, how many, how it ended
     Audit {
         /// At most this many records, newest first
@@ -161,6 +166,28 @@ pub enum Command {
     },
     #[command(external_subcommand)]
     Procedure(Vec<String>),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScheduleAction {
+    /// Write /etc/cron.d/opsh (or systemd units with --systemd) from the schedule
+    Install {
+        /// systemd .service and .timer units instead of a cron file
+        #[arg(long)]
+        systemd: bool,
+        /// Write into this folder instead of /etc/cron.d (or /etc/systemd/system)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Remove what install wrote
+    Remove {
+        /// the systemd units instead of the cron file
+        #[arg(long)]
+        systemd: bool,
+        /// The folder install wrote into
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Runs opsh with the process arguments and returns its exit code: the one a failed write to
@@ -378,6 +405,9 @@ fn run(mut cli: Cli) -> Result<u8, Error> {
     if let Some(Command::Config) = &cli.command {
         return Ok(output::config(&settings, cli.json));
     }
+    if let Some(Command::Schedule { action }) = &cli.command {
+        return schedule(&settings, action.as_ref(), cli.json, cli.dry_run);
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -531,4 +561,102 @@ fn report_error(e: &Error, json: bool) {
         });
         output::out(&format!("{doc}\n"));
     }
+}
+
+/// `opsh schedule [install|remove]`.
+fn schedule(
+    settings: &Settings,
+    action: Option<&ScheduleAction>,
+    json: bool,
+    dry_run: bool,
+) -> Result<u8, Error> {
+    use crate::schedule as sched;
+    let paths = sched::Paths::of(settings);
+    let default_dir = |systemd: bool| {
+        PathBuf::from(if systemd {
+            "/etc/systemd/system"
+        } else {
+            "/etc/cron.d"
+        })
+    };
+    let (done, files) = match action {
+        None => {
+            let entries = sched::entries(settings)?;
+            let now = chrono::Local::now();
+            let rows: Vec<serde_json::Value> = entries
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "name": e.name,
+                        "procedure": e.procedure,
+                        "arguments": e.arguments,
+                        "cron": e.cron,
+                        "target": e.target,
+                        "next_run": sched::next_run(e, now).map(|t| t.format("%Y-%m-%d %H:%M %Z").to_string()),
+                        "command": sched::command(e, &paths).join(" "),
+                    })
+                })
+                .collect();
+            if json {
+                output::out(&format!("{}\n", serde_json::Value::Array(rows)));
+            } else {
+                let mut text = String::new();
+                for r in &rows {
+                    text.push_str(&format!(
+                        "{:<24} {:<14} next {}\n    {}\n",
+                        r["name"].as_str().unwrap_or(""),
+                        r["cron"].as_str().unwrap_or(""),
+                        r["next_run"].as_str().unwrap_or("never"),
+                        r["command"].as_str().unwrap_or("")
+                    ));
+                }
+                output::out(&text);
+            }
+            return Ok(code::OK);
+        }
+        Some(ScheduleAction::Install { systemd, dir }) => {
+            let entries = sched::entries(settings)?;
+            let dir = dir.clone().unwrap_or_else(|| default_dir(*systemd));
+            if dry_run {
+                let text = if *systemd {
+                    let mut t = String::new();
+                    for e in &entries {
+                        for (name, unit) in
+                            sched::units(e, &paths).map_err(|why| Error::Config {
+                                message: format!("[[schedule]] `{}`: {why}", e.name),
+                            })?
+                        {
+                            t.push_str(&format!("==> {} <==\n{unit}", dir.join(name).display()));
+                        }
+                    }
+                    t
+                } else {
+                    format!(
+                        "==> {} <==\n{}",
+                        dir.join(sched::CRON_FILE).display(),
+                        sched::cron_file(&entries, &paths)
+                    )
+                };
+                output::out(&text);
+                return Ok(code::OK);
+            }
+            (
+                "installed",
+                sched::install(&entries, &paths, *systemd, &dir)?,
+            )
+        }
+        Some(ScheduleAction::Remove { systemd, dir }) => {
+            let dir = dir.clone().unwrap_or_else(|| default_dir(*systemd));
+            ("removed", sched::remove(*systemd, &dir)?)
+        }
+    };
+    let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    if json {
+        output::out(&format!("{}\n", serde_json::json!({ done: names })));
+    } else if names.is_empty() {
+        output::out(&format!("nothing {done}\n"));
+    } else {
+        output::out(&format!("{done}: {}\n", names.join(", ")));
+    }
+    Ok(code::OK)
 }

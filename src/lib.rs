@@ -17,6 +17,7 @@ pub mod redact;
 pub mod repl;
 pub mod report;
 pub mod runner;
+pub mod schedule;
 pub mod suggest;
 pub mod tar;
 pub mod text;

@@ -728,7 +728,7 @@ fn test_health_checks_containers_and_health_urls() {
     );
     assert_eq!(
         lines[6],
-        format!("❌ whisper-server http://127.0.0.1:{sick}/health: HTTP 503")
+        format!("❌ whisper-server http://127.0.0.1:{sick}/health: HTTP 503: ok")
     );
     assert_eq!(
         lines[7],

@@ -19,6 +19,8 @@ use support::{Opsh, TestDb};
 const FIXTURE: &str = include_str!("fixtures/examples.sql");
 const QDRANT_SQL: &str = include_str!("fixtures/examples-qdrant.sql");
 const QDRANT_POINTS: &str = include_str!("fixtures/examples-qdrant.json");
+/// The stt:: examples' cost rows (the table the STT workers create), added to their copy only.
+const STT_SQL: &str = include_str!("fixtures/examples-stt.sql");
 
 /// A Qdrant double seeded for the examples of the modules that use Qdrant, else None.
 fn qdrant_for(spec: &Value) -> Option<qdrant_double::Running> {
@@ -228,6 +230,10 @@ fn every_example_gives_its_expected_value() {
                     .env("QDRANT_URL", &q.grpc_url())
                     .env("OPSH_QDRANT_REST_URL", &q.rest_url());
             }
+            if s["module"] == "stt" {
+                db.exec(STT_SQL);
+                opsh = opsh.env("REDIS_URL", &seed_stt_redis());
+            }
             if s["module"] == "host" {
                 opsh = opsh.env("EXAMPLES_MEM_TOTAL", &mem_total());
             }
@@ -331,4 +337,49 @@ fn seed_redis() -> (String, String) {
         .trim()
         .to_string();
     (url, version)
+}
+
+/// The Redis db the stt:: examples run against (db 10 of the test server), emptied and seeded
+/// before each with the hash stt:pending_approval as the workers write it: one run waiting for
+/// 10 minutes, one approved, one malformed value. Its URL.
+fn seed_stt_redis() -> String {
+    let server = std::env::var("REDIS_URL").expect("REDIS_URL is set by tools/with-services");
+    let url = format!(
+        "{}/10",
+        server
+            .trim_end_matches(|c: char| c.is_ascii_digit())
+            .trim_end_matches('/')
+    );
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("FLUSHDB").exec(&mut conn).unwrap();
+    let ago = |mins: i64| {
+        (chrono::Utc::now().naive_utc() - chrono::Duration::minutes(mins))
+            .format("%Y-%m-%dT%H:%M:%S%.6f")
+            .to_string()
+    };
+    let waiting = serde_json::json!({
+        "approval_id": "stt_approval_3_1764000000.5", "content_id": 3, "title": "Bonds today",
+        "channel_name": "Finance Daily", "duration_seconds": 3600.0, "duration_minutes": 60.0,
+        "estimated_cost_usd": 0.36, "requested_at": ago(10), "status": "pending"
+    });
+    let approved = serde_json::json!({
+        "approval_id": "stt_approval_1_1763990000.1", "content_id": 1, "title": "Rates explained",
+        "channel_name": "Finance Daily", "duration_seconds": 1800.0, "duration_minutes": 30.0,
+        "estimated_cost_usd": 0.18, "requested_at": ago(300), "status": "approved",
+        "approved_by": "cli_user", "approved_at": ago(290)
+    });
+    redis::cmd("HSET")
+        .arg("stt:pending_approval")
+        .arg("stt_approval_3_1764000000.5")
+        .arg(waiting.to_string())
+        .arg("stt_approval_1_1763990000.1")
+        .arg(approved.to_string())
+        .arg("stt_approval_9_broken")
+        .arg("{not json")
+        .exec(&mut conn)
+        .unwrap();
+    url
 }

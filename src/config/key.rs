@@ -34,6 +34,8 @@ pub(super) enum Kind {
     Path,
     /// A `:`-separated list of paths, each resolved as a [`Kind::Path`].
     PathList,
+    /// A number of at least 0, such as 10.0 (a cost limit in USD).
+    Number,
     /// One of these words.
     Choice(&'static [&'static str]),
     /// A JSON document; in opsh.toml the same written as TOML (e.g. `[[integrity.pairs]]`
@@ -72,7 +74,7 @@ macro_rules! key_types {
 }
 
 key_types! {
-    Text => Kind::Text | Kind::Url | Kind::Secret | Kind::Choice(_) | Kind::Json | Kind::Path,
+    Text => Kind::Text | Kind::Url | Kind::Secret | Kind::Choice(_) | Kind::Json | Kind::Path | Kind::Number,
     Dur => Kind::Duration,
     OptDur => Kind::OptionalDuration,
     Int => Kind::Int { .. },
@@ -178,6 +180,29 @@ settings! {
     JOBS_STUCK_AFTER_SAFE_START: Dur = "jobs.stuck_after.safe_start", env [], default "1h", kind Kind::Duration;
     JOBS_STUCK_AFTER_RESET_STUCK_JOBS: Dur = "jobs.stuck_after.reset_stuck_jobs", env [], default "1h", kind Kind::Duration;
     JOBS_STUCK_AFTER_CHECK_JOBS: Dur = "jobs.stuck_after.check_jobs", env [], default "1h", kind Kind::Duration;
+    /// jobs::purge and the purge-jobs procedure delete finished jobs older than this (the
+    /// deployment's nightly retention: failed jobs after 7 days).
+    JOBS_PURGE_AFTER: Dur = "jobs.purge_after", env [], default "7d", kind Kind::Duration;
+    /// The job type integrity::requeue queues for content whose vectors are missing (the
+    /// vectorize workers rebuild an item's chunks and summary from a pending job of this type).
+    /// The STT workers' cost limits in USD (their own environment names; the paid fallback
+    /// is OpenAI's API at $0.006 a minute): per UTC day, per month, per video, and the
+    /// estimate up to which a run is approved without asking.
+    STT_DAILY_COST_LIMIT: Text = "stt.daily_cost_limit", env ["STT_DAILY_COST_LIMIT"], default "10.0", kind Kind::Number;
+    STT_MONTHLY_COST_LIMIT: Text = "stt.monthly_cost_limit", env ["STT_MONTHLY_COST_LIMIT"], default "100.0", kind Kind::Number;
+    STT_SINGLE_VIDEO_LIMIT: Text = "stt.single_video_limit", env ["STT_SINGLE_VIDEO_LIMIT"], default "2.0", kind Kind::Number;
+    STT_AUTO_APPROVE_THRESHOLD: Text = "stt.auto_approve_threshold", env ["STT_AUTO_APPROVE_THRESHOLD"], default "0.10", kind Kind::Number;
+    /// How long an STT worker waits for an approval before it fails the job (3600 s).
+    STT_APPROVAL_TIMEOUT: Dur = "stt.approval_timeout", env [], default "1h", kind Kind::Duration;
+    /// The unattended runs (`[[schedule]]` tables: procedure, cron, arguments, target, name,
+    /// enabled), beside the defaults daily-integrity-check at 02:00 and purge-jobs at 03:30;
+    /// `opsh schedule` lists them, `opsh schedule install` writes them for cron or systemd.
+    SCHEDULE: Text = "schedule", env [], default "", kind Kind::Json;
+    /// Where scheduled runs log (--log-file) and write their report as Prometheus metrics for
+    /// node_exporter's textfile collector (--format prometheus --output DIR/opsh_NAME.prom).
+    UNATTENDED_LOG_FILE: Text = "unattended.log_file", env [], default "/var/log/opsh/opsh.log", kind Kind::Path;
+    UNATTENDED_METRICS_DIR: Text = "unattended.metrics_dir", env [], default "/var/lib/prometheus/node-exporter", kind Kind::Path;
+    JOBS_REQUEUE_TYPE: Text = "jobs.requeue_type", env [], default "vectorize", kind Kind::Text;
 }
 
 /// The stuck threshold of a procedure (`jobs.stuck_after.<name>`), if it has one.
@@ -209,6 +234,7 @@ pub(super) fn kind_name(kind: Kind) -> &'static str {
         Kind::Int { .. } => "an integer",
         Kind::Duration | Kind::OptionalDuration => "a duration such as \"30s\" or \"1h\"",
         Kind::List | Kind::PathList => "a list of strings",
+        Kind::Number => "a number",
         Kind::Json => "TOML tables or a JSON string",
         _ => "a string",
     }
@@ -232,6 +258,10 @@ fn check_value(key: &Key, text: &str) -> Result<(), String> {
             Err(_) => Err(format!("`{text}` is not an integer")),
         },
         Kind::Duration => duration::parse(text).map(drop),
+        Kind::Number => match text.trim().parse::<f64>() {
+            Ok(n) if n.is_finite() && n >= 0.0 => Ok(()),
+            _ => Err(format!("`{text}` is not a number of 0 or more")),
+        },
         Kind::Json if !text.trim().is_empty() => serde_json::from_str::<serde_json::Value>(text)
             .map(drop)
             .map_err(|e| format!("not valid JSON: {e}")),

@@ -460,4 +460,5 @@ pub fn register(reg: &mut Registrar) {
             .map(|f| crate::config::expand_home(&f));
         c.block(async { Ok(http_check(&url, timeout, ca_file.as_deref()).await) })
     });
+    crate::ops::gpu::register(reg);
 }

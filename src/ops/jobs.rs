@@ -94,6 +94,12 @@ impl JobSql {
     }
 }
 
+/// A job's last sign of life as this database can compute it (with or without updated_at);
+/// fails, as every read here does, where processing_jobs is missing.
+pub async fn last_activity(target: &Target) -> Result<&'static str, OpError> {
+    Ok(JobSql::of(target).await?.last_activity)
+}
+
 #[derive(Debug, Serialize)]
 pub struct Counts {
     pub total: i64,

@@ -15,14 +15,18 @@ pub mod destructive;
 pub mod docker;
 pub mod error;
 pub mod files;
+pub mod gpu;
 pub mod host;
 pub mod integrity;
 pub mod jobs;
+pub mod models;
 pub mod progress;
+pub mod purge;
 pub mod qdrant;
 pub mod reset;
 pub mod runlock;
 pub mod spec;
+pub mod stt;
 mod target;
 
 pub use target::{Flags, Target};
@@ -51,15 +55,23 @@ pub fn register_all(
         ("files", files::register),
         ("host", host::register),
         ("integrity", integrity::register),
-        ("jobs", jobs::register),
+        ("jobs", jobs_and_purge),
+        ("models", models::register),
         ("qdrant", qdrant::register),
         ("reset", reset::register),
+        ("stt", stt::register),
     ];
     for &(name, register) in domains {
         let mut reg = Registrar::new(target, specs);
         register(&mut reg);
         engine.register_static_module(name, reg.finish().into());
     }
+}
+
+/// `jobs::`: the queue (jobs.rs) and its retention (purge.rs, which reads jobs.rs).
+fn jobs_and_purge(reg: &mut Registrar) {
+    jobs::register(reg);
+    purge::register(reg);
 }
 
 /// A spawned task that is cancelled when its handle is dropped (a cancelled run, an early

@@ -12,6 +12,7 @@ use super::report::{
     Check, CollectionState, Connection, Connections, Full, JobsState, PairResult, SAMPLE, Tables,
     not_compared,
 };
+use super::requeue::{TranscriptFlags, transcript_flags};
 use crate::ops::Target;
 use crate::ops::error::OpError;
 use crate::ops::jobs;
@@ -330,6 +331,26 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
         }
     }
 
+    full.content_missing = content_missing.clone();
+
+    // transcript_available against the transcripts rows, both ways.
+    let mut transcripts = TranscriptFlags::default();
+    if postgres.ok && missing_tables.is_empty() {
+        match transcript_flags(target).await {
+            Ok(t) => {
+                if t.flagged_without_rows + t.rows_without_flag > 0 {
+                    warning = true;
+                    issues.push(format!(
+                        "transcript_available disagrees with the transcripts rows: {} flagged without rows, {} with rows not flagged; check-data-fix sets the flags to what the rows show",
+                        t.flagged_without_rows, t.rows_without_flag
+                    ));
+                }
+                transcripts = t;
+            }
+            Err(e) => issues.push(format!("cannot check transcript_available: {e}")),
+        }
+    }
+
     let mut jobs_state = JobsState {
         checked: false,
         older_than: crate::text::duration(opts.stuck_after),
@@ -376,6 +397,7 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
             content_missing_vectors: content_missing.len() as u64,
             sample_content_missing_vectors: content_missing.iter().take(SAMPLE).copied().collect(),
             jobs: jobs_state,
+            transcripts,
             issues,
         },
         full,

@@ -13,6 +13,7 @@ use super::candidates;
 use super::check::{CheckOptions, check, text_forms};
 use super::pairs::{Pair, ident};
 use super::report::{Check, Full, SAMPLE, sample};
+use super::requeue::{FlagsFixed, Requeued, fix_transcript_flags, requeue_now};
 use crate::config::key;
 use crate::ops::Target;
 use crate::ops::budget::{self, Bulk, IdFile};
@@ -129,6 +130,10 @@ pub struct Fixed {
     pub deleted: u64,
     pub jobs_reset: i64,
     pub jobs_failed: i64,
+    /// Content marked vector_stored without its vectors, queued to be vectorized again.
+    pub requeued: Requeued,
+    /// transcript_available set to what the transcripts rows show.
+    pub transcript_flags: FlagsFixed,
     /// The check made after the fix.
     pub after: Check,
 }
@@ -141,6 +146,11 @@ pub struct FixOptions {
     /// The deletion budget lifted to this many points per collection (the `max_delete`
     /// argument); None: the settings' budget, and nothing by a pair that matched nothing.
     pub max_delete: Option<u64>,
+    /// Queue this job type for content marked vector_stored whose vectors are missing
+    /// (integrity::requeue); None: leave it.
+    pub requeue: Option<String>,
+    /// Set transcript_available to whether transcripts rows exist.
+    pub transcripts: bool,
 }
 
 /// Deletes every orphan vector seen as one for at least the grace period and still without a
@@ -199,15 +209,17 @@ pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), Op
     }
     let orphan_total: usize = plans.iter().map(|(_, e, _)| e.len()).sum();
     let stuck = if opts.jobs { before.jobs.stuck } else { 0 };
+    let (requeue, flags) = repairs(&before, opts);
     let change = Change {
         op: "integrity::fix",
         summary: format!(
-            "delete {} (orphans for at least {}) and reset {}",
+            "delete {} (orphans for at least {}) and reset {}{}",
             count(orphan_total as i64, "orphan vector", None),
             crate::text::duration(opts.grace),
-            count(stuck as i64, "stuck job", None)
+            count(stuck as i64, "stuck job", None),
+            repairs_words(requeue, flags, opts)
         ),
-        count: (orphan_total as u64 + stuck) as i64,
+        count: (orphan_total as u64 + stuck + requeue + flags) as i64,
         confirm: Confirm::Yes,
     };
     // The budget before anything is asked or deleted: a wrong database must not get as far
@@ -307,6 +319,25 @@ pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), Op
         jobs_reset = reset.reset;
         jobs_failed = reset.failed;
     }
+    let requeued = match &opts.requeue {
+        Some(job_type) if requeue > 0 => {
+            requeue_now(target, &full.content_missing, job_type, go).await?
+        }
+        _ => Requeued::default(),
+    };
+    let transcript_flags = if flags > 0 {
+        fix_transcript_flags(target, go).await?
+    } else {
+        FlagsFixed::default()
+    };
+    if requeue + flags > 0 {
+        kept.push(format!(
+            "{} content items queued for {}, {} transcript flags set",
+            requeued.queued.len(),
+            requeued.job_type,
+            transcript_flags.cleared + transcript_flags.set
+        ));
+    }
     if go {
         done(
             target,
@@ -331,6 +362,8 @@ pub async fn fix(target: &Target, opts: &FixOptions) -> Result<(Fixed, Full), Op
             deleted: deleted_total,
             jobs_reset,
             jobs_failed,
+            requeued,
+            transcript_flags,
             after,
         },
         full_after,
@@ -361,4 +394,38 @@ fn skipped(before: &Check, opts: &FixOptions) -> Vec<Skipped> {
         });
     }
     skipped
+}
+
+/// How many content items the fix would requeue and transcript flags it would set.
+fn repairs(before: &Check, opts: &FixOptions) -> (u64, u64) {
+    let requeue = if opts.requeue.is_some() {
+        before.content_missing_vectors
+    } else {
+        0
+    };
+    let t = &before.transcripts;
+    let flags = if opts.transcripts && t.checked {
+        t.flagged_without_rows + t.rows_without_flag
+    } else {
+        0
+    };
+    (requeue, flags)
+}
+
+fn repairs_words(requeue: u64, flags: u64, opts: &FixOptions) -> String {
+    let mut words = String::new();
+    if requeue > 0 {
+        words.push_str(&format!(
+            ", queue {} missing their vectors for {}",
+            count(requeue as i64, "content item", None),
+            opts.requeue.as_deref().unwrap_or_default()
+        ));
+    }
+    if flags > 0 {
+        words.push_str(&format!(
+            ", set {}",
+            count(flags as i64, "transcript_available flag", None)
+        ));
+    }
+    words
 }

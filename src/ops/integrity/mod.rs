@@ -41,6 +41,7 @@ mod merge;
 mod pairs;
 mod payload;
 mod report;
+mod requeue;
 mod specs;
 mod spill;
 
@@ -53,12 +54,16 @@ pub use report::{
     Check, CollectionState, Connection, Connections, Full, JobsState, Lists, PairResult, SAMPLE,
     Tables,
 };
+pub use requeue::{FlagsFixed, Requeued, TranscriptFlags, requeue, transcript_flags};
 
 use crate::config::key;
 use crate::ops::budget;
 use crate::ops::error::{ErrorKind, OpError};
 use crate::ops::spec::Registrar;
-use specs::{CHECK, DELETE_CONTENT, FIX, INVALID, MISSING, ORPHANS, PAGE_SIZE_DEFAULT};
+use specs::{
+    CHECK, DELETE_CONTENT, FIX, INVALID, MISSING, ORPHANS, PAGE_SIZE_DEFAULT, REQUEUE,
+    TRANSCRIPT_FLAGS,
+};
 
 fn check_options(c: &crate::ops::spec::Call) -> Result<CheckOptions, OpError> {
     let pairs = match c.value("pairs") {
@@ -146,11 +151,27 @@ pub fn register(reg: &mut Registrar) {
             jobs: c.bool("jobs")?,
             orphans: c.bool("orphans")?,
             max_delete: budget::max_delete(c.opt_int("max_delete")?)?,
+            requeue: if c.bool("requeue")? {
+                Some(c.str("job_type")?)
+            } else {
+                None
+            },
+            transcripts: c.bool("transcripts")?,
         };
         let (fixed, full) = c.block(fix(c.target, &opts))?;
         remember(c.target, full);
         Ok(fixed)
     });
+    reg.add(&REQUEUE, |c| {
+        let mut ids = Vec::new();
+        for v in c.array("content_ids")? {
+            ids.push(v.as_int().map_err(|t| {
+                OpError::invalid(format!("`content_ids`: expected integers, got {t}"))
+            })?);
+        }
+        c.block(requeue(c.target, &ids, &c.str("job_type")?))
+    });
+    reg.add(&TRANSCRIPT_FLAGS, |c| c.block(transcript_flags(c.target)));
     reg.add(&DELETE_CONTENT, |c| {
         c.block(delete_content(c.target, c.int("content_id")?))
     });

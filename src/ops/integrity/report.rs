@@ -76,6 +76,8 @@ pub struct Check {
     pub content_missing_vectors: u64,
     pub sample_content_missing_vectors: Vec<i64>,
     pub jobs: JobsState,
+    /// transcript_available against the transcripts rows.
+    pub transcripts: super::requeue::TranscriptFlags,
     /// One line per problem, in words.
     pub issues: Vec<String>,
 }
@@ -98,6 +100,8 @@ pub struct Tables {
 #[derive(Debug, Clone, Default)]
 pub struct Full {
     pub pairs: Vec<(Pair, Lists)>,
+    /// Every content id marked vector_stored whose chunks or summary are missing.
+    pub content_missing: Vec<i64>,
 }
 
 #[derive(Debug, Clone, Default)]

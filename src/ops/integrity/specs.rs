@@ -129,6 +129,19 @@ pub(super) static FIX: Spec = Spec {
             "reset stuck jobs",
         ),
         MAX_DELETE,
+        Opt::new(
+            "requeue",
+            Kind::Bool,
+            Default::Value("false"),
+            "queue content marked vector_stored whose chunks or summary are missing to be vectorized again (integrity::requeue)",
+        ),
+        JOB_TYPE,
+        Opt::new(
+            "transcripts",
+            Kind::Bool,
+            Default::Value("false"),
+            "set transcript_available to whether transcripts rows exist",
+        ),
         PAIRS,
         STUCK_AFTER,
         PAGE_SIZE,
@@ -151,10 +164,57 @@ pub(super) static FIX: Spec = Spec {
           confirmation; with --dry-run nothing changes and would_delete lists every id. \
           Returns dry_run, grace (in words), pairs (orphans, deleted, deferred, deferred_until: \
           when the last deferred one is past its grace, invalid_kept, live, sample_deleted, \
-          would_delete, snapshot, ids_file), skipped, deleted, jobs_reset, jobs_failed, after.",
+          would_delete, snapshot, ids_file), skipped, deleted, jobs_reset, jobs_failed, \
+          requeued (as integrity::requeue returns it; with requeue: true), transcript_flags \
+          (cleared, set; with transcripts: true), after.",
     examples: &[Example::new(
         r#"let f = integrity::fix(#{grace: "0s", stuck_after: "1h"}); [f.deleted, f.jobs_reset, f.jobs_failed, f.after.pairs.map(|p| p.orphans)]"#,
         "[3, 1, 1, [0, 0]]",
+    )],
+};
+
+const JOB_TYPE: Opt = Opt::new(
+    "job_type",
+    Kind::Str,
+    Default::Setting(key::JOBS_REQUEUE_TYPE.name()),
+    "the job type that rebuilds an item's vectors",
+);
+
+pub(super) static REQUEUE: Spec = Spec {
+    module: "integrity",
+    name: "requeue",
+    params: &[Param::new(
+        "content_ids",
+        Kind::Array,
+        "the content ids to vectorize again",
+    )],
+    options: &[JOB_TYPE],
+    returns: "Map",
+    doc: "Rebuilds instead of deleting: sets vector_stored false on the items and inserts one \
+          pending job_type job for each, unless one is already pending or processing (the \
+          workers rebuild an item's chunks and summary from it; chunk ids are deterministic, so \
+          what exists is overwritten and what is missing added). One transaction. Asks for \
+          confirmation; with --dry-run nothing changes. Returns dry_run, job_type, content_ids \
+          (marked), queued, already_queued, unknown (no such content).",
+    examples: &[Example::new(
+        "let q = integrity::requeue([3, 1, 42]); [q.content_ids, q.queued, q.already_queued, q.unknown, jobs::list(#{status: \"pending\", job_type: \"vectorize\"}).map(|j| j.content_id)]",
+        "[[1, 3], [3], [1], [42], [2, 3]]",
+    )],
+};
+
+pub(super) static TRANSCRIPT_FLAGS: Spec = Spec {
+    module: "integrity",
+    name: "transcript_flags",
+    params: &[],
+    options: &[],
+    returns: "Map",
+    doc: "content.transcript_available against the transcripts rows, both ways: \
+          flagged_without_rows and rows_without_flag (counts, with samples of 20), checked. \
+          integrity::check carries the same as its transcripts field; integrity::fix with \
+          transcripts: true sets the flags to what the rows show.",
+    examples: &[Example::new(
+        "let t = integrity::transcript_flags(); [t.flagged_without_rows, t.rows_without_flag]",
+        "[0, 0]",
     )],
 };
 
