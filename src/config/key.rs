@@ -110,6 +110,9 @@ settings! {
     QDRANT_SUMMARIES_COLLECTION: Text = "qdrant.summaries_collection", env [], default "youtube_summaries", kind Kind::Text;
     QDRANT_VECTOR_SIZE: Int = "qdrant.vector_size", env [], default "1024", kind Kind::Int { min: 1 };
     QDRANT_DISTANCE: Text = "qdrant.distance", env [], default "Cosine", kind Kind::Text;
+    /// Ranges of the id space a whole-collection scroll (check-data, qdrant::ids) reads at
+    /// once, each on a Qdrant core of its own; 0: as many as this machine's cores (2 to 8).
+    QDRANT_SCROLL_PARTITIONS: Int = "qdrant.scroll_partitions", env [], default "0", kind Kind::Int { min: 0 };
     INTEGRITY_ORPHAN_GRACE: Dur = "integrity.orphan_grace", env [], default "10m", kind Kind::Duration;
     INTEGRITY_PAIRS: Text = "integrity.pairs", env [], default "", kind Kind::Json;
     /// The deletion budget of every bulk delete (src/ops/budget.rs): at most the larger of
