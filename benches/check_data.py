@@ -1,12 +1,18 @@
 """check-data at scale: opsh against the two raw streams and the original's Python method.
 
 Run through benches/check_data.sh (it builds release binaries and the virtualenv). For each N:
-a fresh database with N vector_mappings rows of youtube_content (every third chunk_id an MD5 hex
-digest, the rest hyphenated UUIDs), a fresh qdrant-double process (release build) holding the same
-points minus 0.1% (missing vectors) plus 0.1% more (orphans), 4-dim vectors. Then, each timed with
-/usr/bin/time (wall seconds, peak RSS of that process alone, its CPU seconds), each contender
---rounds times (default 5, interleaved) and the median shown; the original's method once:
+a fresh database with N vector_mappings rows of the content collection (every third chunk_id an
+MD5 hex digest, the rest hyphenated UUIDs), and a Qdrant holding the same points minus 0.1%
+(missing vectors) plus 0.1% more (orphans), 4-dim vectors. The Qdrant is a fresh qdrant-double
+process (release build), or with --qdrant PATH a real Qdrant server run from that binary (its
+storage kept in .bench/qdrant-real/ and the collection of each N reused when it holds the right
+points; loading a million takes a minute or two); --taskset CPUS pins that server to those CPUs.
+Then, each timed with /usr/bin/time (wall seconds, peak RSS of that process alone, its CPU
+seconds), each contender --rounds times (default 5, interleaved) and the median shown; the
+original's method once:
 
+  opsh check-data the whole report (`opsh --json check-data`): both pairs, the collections, the
+                  vector_stored content, stuck jobs; with --k, once per qdrant.scroll_partitions
   opsh check      opsh -e integrity::check(...) of the chunks pair: both streams, merge, counts
   raw postgres    psql \\copy of every chunk_id to /dev/null
   raw scroll      a full id scroll as any client does it (benches/raw_scroll.rs: qdrant-client,
@@ -34,9 +40,10 @@ import urllib.request
 import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OPSH = os.path.join(ROOT, "target/release/opsh")
-DOUBLE = os.path.join(ROOT, "target/release/qdrant-double")
-RAW_SCROLL = os.path.join(ROOT, "target/release/examples/raw_scroll")
+TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+OPSH = os.path.join(TARGET, "release/opsh")
+DOUBLE = os.path.join(TARGET, "release/qdrant-double")
+RAW_SCROLL = os.path.join(TARGET, "release/examples/raw_scroll")
 TIME = "/usr/bin/time"
 
 
@@ -90,7 +97,8 @@ def psql(url, sql):
 
 
 def rest(base, method, path, body):
-    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method=method,
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method,
                                  headers={"content-type": "application/json"})
     with urllib.request.urlopen(req) as r:
         return json.load(r)
@@ -102,12 +110,12 @@ from qdrant_client import QdrantClient
 db, grpc_port = sys.argv[1], int(sys.argv[2])
 conn = psycopg2.connect(db)
 cur = conn.cursor()
-cur.execute("SELECT chunk_id FROM vector_mappings WHERE vector_collection = 'youtube_content'")
+cur.execute("SELECT chunk_id FROM vector_mappings WHERE vector_collection = %s", (sys.argv[3],))
 pg_ids = set(r[0] for r in cur.fetchall())
 client = QdrantClient(host="127.0.0.1", grpc_port=grpc_port, prefer_grpc=True, check_compatibility=False)
 q_ids, offset = set(), None
 while True:
-    points, offset = client.scroll("youtube_content", limit=100, offset=offset, with_payload=False, with_vectors=False)
+    points, offset = client.scroll(sys.argv[3], limit=100, offset=offset, with_payload=False, with_vectors=False)
     q_ids.update(str(p.id) for p in points)
     if offset is None:
         break
@@ -115,7 +123,35 @@ print(len(pg_ids - q_ids), len(q_ids - pg_ids))
 '''
 
 
-def bench(n, server_url, skip_python, rounds):
+def qdrant_real(binary, taskset):
+    """A real Qdrant server on free ports, its storage kept in .bench/qdrant-real/."""
+    home = os.path.join(ROOT, ".bench/qdrant-real")
+    os.makedirs(home, exist_ok=True)
+    grpc, rport = free_port(), free_port()
+    env = dict(os.environ, QDRANT__SERVICE__HOST="127.0.0.1", QDRANT__SERVICE__HTTP_PORT=str(rport),
+               QDRANT__SERVICE__GRPC_PORT=str(grpc), QDRANT__TELEMETRY_DISABLED="true",
+               QDRANT__STORAGE__STORAGE_PATH=os.path.join(home, "storage"),
+               QDRANT__STORAGE__SNAPSHOTS_PATH=os.path.join(home, "snapshots"))
+    cmd = ([os.path.abspath(binary)] if not taskset
+           else ["taskset", "-c", taskset, os.path.abspath(binary)])
+    log = open(os.path.join(home, "qdrant.log"), "ab")
+    proc = subprocess.Popen(cmd, cwd=home, env=env, stdout=log, stderr=log)
+    return proc, grpc, rport
+
+
+def collection_points(base, name):
+    """The exact point count of a collection once its optimizers are done, or None if absent."""
+    try:
+        info = rest(base, "GET", f"/collections/{name}", None)["result"]
+    except urllib.error.HTTPError:
+        return None
+    while info["status"] != "green":
+        time.sleep(1)
+        info = rest(base, "GET", f"/collections/{name}", None)["result"]
+    return rest(base, "POST", f"/collections/{name}/points/count", {"exact": True})["result"]["count"]
+
+
+def bench(n, server_url, skip_python, rounds, real, taskset, ks):
     dbname = f"opsh_bench_check_data_{n}"
     admin = server_url
     psql(admin, f"DROP DATABASE IF EXISTS {dbname}")
@@ -128,50 +164,73 @@ def bench(n, server_url, skip_python, rounds):
     psql(db, """
         INSERT INTO channels (id, name, url, platform) VALUES (1, 'c', 'u', 'youtube');
         INSERT INTO content (id, channel_id, external_id, title, url) VALUES (1, 1, 'v', 't', 'u');""")
+    # A real server keeps its collections between runs: one per N.
+    content = f"bench_content_{n}" if real else "youtube_content"
     psql(db, f"""
         INSERT INTO vector_mappings (content_id, chunk_id, vector_collection, chunk_text)
         SELECT 1, CASE WHEN i % 3 = 0 THEN md5(i::text) ELSE md5(i::text)::uuid::text END,
-               'youtube_content', 'x'
+               '{content}', 'x'
         FROM generate_series(0, {n - 1}) AS i;
         ANALYZE vector_mappings;""")
 
-    grpc, rport = free_port(), free_port()
-    double = subprocess.Popen([DOUBLE, "--grpc-port", str(grpc), "--rest-port", str(rport)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if real:
+        server, grpc, rport = qdrant_real(real, taskset)
+    else:
+        grpc, rport = free_port(), free_port()
+        server = subprocess.Popen([DOUBLE, "--grpc-port", str(grpc), "--rest-port", str(rport)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(grpc)
         wait_port(rport)
         base = f"http://127.0.0.1:{rport}"
-        for c in ("youtube_content", "youtube_summaries"):
-            rest(base, "PUT", f"/collections/{c}", {"vectors": {"size": 4, "distance": "Cosine"}})
-        ids = [str(uuid.UUID(hashlib.md5(str(i).encode()).hexdigest()))
-               for i in range(n) if i % 1000 != 1]
-        ids += [str(uuid.UUID(hashlib.md5(f"orphan-{k}".encode()).hexdigest()))
-                for k in range(n // 1000)]
-        for s in range(0, len(ids), 20000):
-            rest(base, "PUT", "/collections/youtube_content/points?wait=true",
-                 {"points": [{"id": i, "vector": [1, 0, 0, 0]} for i in ids[s:s + 20000]]})
-        del ids
-        env.update(QDRANT_URL=f"http://127.0.0.1:{grpc}", OPSH_QDRANT_REST_URL=base)
+        want = n - n // 1000 + n // 1000
+        have = collection_points(base, content) if real else None
+        if have != want:
+            if have is not None:
+                rest(base, "DELETE", f"/collections/{content}", None)
+            rest(base, "PUT", f"/collections/{content}", {"vectors": {"size": 4, "distance": "Cosine"}})
+            ids = [str(uuid.UUID(hashlib.md5(str(i).encode()).hexdigest()))
+                   for i in range(n) if i % 1000 != 1]
+            ids += [str(uuid.UUID(hashlib.md5(f"orphan-{k}".encode()).hexdigest()))
+                    for k in range(n // 1000)]
+            started = time.time()
+            for s in range(0, len(ids), 20000):
+                rest(base, "PUT", f"/collections/{content}/points?wait=true",
+                     {"points": [{"id": i, "vector": [1, 0, 0, 0]} for i in ids[s:s + 20000]]})
+            del ids
+            if real:
+                collection_points(base, content)
+                print(f"  (loaded {want:,} points into the real Qdrant in {time.time() - started:.0f} s)")
+        if not real or collection_points(base, "youtube_summaries") is None:
+            rest(base, "PUT", "/collections/youtube_summaries", {"vectors": {"size": 4, "distance": "Cosine"}})
+        env.update(QDRANT_URL=f"http://127.0.0.1:{grpc}", OPSH_QDRANT_REST_URL=base,
+                   OPSH_QDRANT_CONTENT_COLLECTION=content)
 
         chunks = ('#{name: "chunks", table: "vector_mappings", id_column: "chunk_id", '
-                  'filter: "vector_collection = \'youtube_content\'", collection: "youtube_content"}')
+                  f'filter: "vector_collection = \'{content}\'", collection: "{content}"}}')
         check = (f'let c = integrity::check(#{{pairs: [{chunks}]}}); '
                  'let p = c.pairs[0]; [p.rows, p.points, p.matched, p.missing, p.orphans, p.invalid]')
         scroll = ('let c = integrity::check(#{pairs: [#{name: "scroll", table: "vector_mappings", '
-                  'id_column: "chunk_id", filter: "false", collection: "youtube_content"}]}); '
+                  f'id_column: "chunk_id", filter: "false", collection: "{content}"}}]}}); '
                   'c.pairs[0].points')
         raw_copy = ("\\copy (SELECT chunk_id FROM vector_mappings WHERE vector_collection = "
-                    "'youtube_content') TO '/dev/null'")
-        contenders = {
+                    f"'{content}') TO '/dev/null'")
+        # Each k its own contender: an environment of its own.
+        def with_k(k, cmd):
+            return ["env", f"OPSH_QDRANT_SCROLL_PARTITIONS={k}"] + cmd
+        whole = [OPSH, "--json", "check-data"]
+        contenders = {"opsh check-data": whole}
+        for k in ks:
+            contenders[f"opsh check-data, k={k}"] = with_k(k, whole)
+        contenders.update({
             "opsh check": [OPSH, "--json", "-e", check],
             "raw postgres (psql \\copy)": ["psql", db, "-Atc", raw_copy],
-            "raw scroll (client loop)": [RAW_SCROLL, f"http://127.0.0.1:{grpc}", "youtube_content"],
+            "raw scroll (client loop)": [RAW_SCROLL, f"http://127.0.0.1:{grpc}", content],
             "both raw streams at once": [
-                "bash", "-c", f'"{RAW_SCROLL}" http://127.0.0.1:{grpc} youtube_content >/dev/null & '
+                "bash", "-c", f'"{RAW_SCROLL}" http://127.0.0.1:{grpc} {content} >/dev/null & '
                 f'psql "$DATABASE_URL" -Atc "{raw_copy}" >/dev/null & wait'],
             "opsh scroll, no rows": [OPSH, "--json", "-e", scroll],
-        }
+        })
         # Rounds interleaved, so a passing load shifts every contender alike.
         runs = {name: [] for name in contenders}
         for _ in range(rounds):
@@ -180,24 +239,26 @@ def bench(n, server_url, skip_python, rounds):
         results = {name: median_of(r) for name, r in runs.items()}
         if not skip_python:
             py = os.path.join(ROOT, ".bench/check-data-venv/bin/python")
-            results["python original"] = median_of([timed([py, "-c", ORIGINAL, db, str(grpc)], env)])
+            results["python original"] = median_of([timed([py, "-c", ORIGINAL, db, str(grpc), content], env)])
     finally:
-        double.terminate()
-        double.wait()
+        server.terminate()
+        server.wait()
         psql(admin, f"DROP DATABASE IF EXISTS {dbname}")
 
-    print(f"\nN = {n:,} mappings, {n - n // 1000 + n // 1000:,} points; median of {rounds} rounds"
+    where = f"a real Qdrant ({real}{', taskset -c ' + taskset if taskset else ''})" if real else "the qdrant-double"
+    print(f"\nN = {n:,} mappings, {n - n // 1000 + n // 1000:,} points in {where}; median of {rounds} rounds"
           " (python: one)")
     print(f"  {'':32} {'seconds':>8} {'min':>6} {'CPU s':>6} {'peak RSS MiB':>13}  output")
     for name, (secs, mib, cpu, out, least) in results.items():
         print(f"  {name:32} {secs:8.2f} {least:6.2f} {cpu:6.2f} {mib:13.1f}  {out.strip()[:60]}")
     slower_raw = max(results["raw postgres (psql \\copy)"][0], results["raw scroll (client loop)"][0])
-    print(f"  opsh / slower raw stream: {results['opsh check'][0] / slower_raw:.2f}x")
+    print(f"  opsh check-data / raw scroll alone: {results['opsh check-data'][0] / results['raw scroll (client loop)'][0]:.2f}x")
+    print(f"  opsh check / slower raw stream: {results['opsh check'][0] / slower_raw:.2f}x")
     both = results["both raw streams at once"][0]
     print(f"  both raw streams at once / slower raw stream: {both / slower_raw:.2f}x"
           f" (the floor of any comparison on this machine); opsh / that: {results['opsh check'][0] / both:.2f}x")
     if "python original" in results:
-        print(f"  python original / opsh: {results['python original'][0] / results['opsh check'][0]:.1f}x")
+        print(f"  python original / opsh check-data: {results['python original'][0] / results['opsh check-data'][0]:.1f}x")
     sys.stdout.flush()
 
 
@@ -207,12 +268,17 @@ def main():
     ap.add_argument("--skip-python", action="store_true", help="skip the original's method")
     ap.add_argument("--rounds", type=int, default=5,
                     help="runs of each contender (interleaved); the median is shown")
+    ap.add_argument("--qdrant", metavar="PATH",
+                    help="a real Qdrant server binary to run instead of the qdrant-double")
+    ap.add_argument("--taskset", metavar="CPUS", help="pin the real Qdrant to these CPUs (taskset -c)")
+    ap.add_argument("--k", default="", help="comma-separated qdrant.scroll_partitions to time apart")
     args = ap.parse_args()
     url = os.environ.get("OPSH_TEST_PG_ADMIN_URL") or os.environ.get("DATABASE_URL")
     if not url:
         sys.exit("DATABASE_URL is not set: run under tools/with-services")
     for n in (int(x) for x in args.n.split(",")):
-        bench(n, url, args.skip_python, max(1, args.rounds))
+        bench(n, url, args.skip_python, max(1, args.rounds), args.qdrant, args.taskset,
+              [int(k) for k in args.k.split(",") if k])
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
 #!/bin/sh
 # check-data over N mappings and N points (0.1% orphans, 0.1% missing, a third of the chunk ids
-# in MD5-hex form) against the Qdrant double run as its own release-mode process, compared with
-# the two raw streams alone and with the original's Python method. Needs PostgreSQL:
+# in MD5-hex form) against the Qdrant double run as its own release-mode process, or with
+# --qdrant PATH against a real Qdrant server run from that binary (e.g. ../shared/tools/
+# qdrant-1.18.3.xz unpacked; --taskset CPUS pins it), compared with the two raw streams alone and
+# with the original's Python method; --k 1,2,4 times check-data with each qdrant.scroll_partitions.
+# Needs PostgreSQL:
 #   tools/with-services benches/check_data.sh [--n 100000,1000000] [--skip-python]
+#   tools/with-services benches/check_data.sh --qdrant /tmp/qdrant --n 1000000 --k 1,2,4
 # It builds opsh and qdrant-double in release mode, and makes a virtualenv at
 # .bench/check-data-venv (git-ignored) from benches/check_data_requirements.txt.
 set -eu

@@ -115,6 +115,9 @@ settings! {
     /// A PEM file of CA certificates an `https://` Qdrant's certificate may be signed by
     /// (besides the system's), for gRPC and REST alike.
     QDRANT_CA_FILE: Text = "qdrant.ca_file", env [], default "", kind Kind::Path;
+    /// Ranges of the id space a whole-collection scroll (check-data, qdrant::ids) reads at
+    /// once, each on a Qdrant core of its own; 0: as many as this machine's cores (2 to 8).
+    QDRANT_SCROLL_PARTITIONS: Int = "qdrant.scroll_partitions", env [], default "0", kind Kind::Int { min: 0 };
     INTEGRITY_ORPHAN_GRACE: Dur = "integrity.orphan_grace", env [], default "10m", kind Kind::Duration;
     INTEGRITY_PAIRS: Text = "integrity.pairs", env [], default "", kind Kind::Json;
     /// The deletion budget of every bulk delete (src/ops/budget.rs): at most the larger of

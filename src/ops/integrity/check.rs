@@ -111,8 +111,8 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
         refuse_bad_sql(target, &opts.pairs, &missing_tables).await?;
     }
 
-    let mut collections = Vec::new();
     let mut existing: Vec<String> = Vec::new();
+    let mut wanted: Vec<&str> = Vec::new();
     if qdrant.ok {
         match qd::names(target).await {
             Ok(names) => existing = names,
@@ -121,58 +121,146 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
                 issues.push(format!("cannot list collections: {e}"));
             }
         }
-        let mut wanted: Vec<&str> = Vec::new();
         for p in &opts.pairs {
             if !wanted.contains(&p.collection.as_str()) {
                 wanted.push(&p.collection);
             }
         }
-        for name in wanted {
-            let exists = existing.iter().any(|n| n == name);
-            let points = if exists {
-                match qd::count(target, name, true).await {
-                    Ok(n) => n,
-                    Err(e) => {
-                        warning = true;
-                        issues.push(format!("cannot count `{name}`: {e}"));
-                        0
-                    }
-                }
+    }
+
+    // Why each pair is not compared, if it is not.
+    let why_not: Vec<Option<String>> = opts
+        .pairs
+        .iter()
+        .map(|pair| {
+            if !postgres.ok || !qdrant.ok {
+                Some("a connection failed".to_string())
+            } else if missing_tables.contains(&pair.table) {
+                Some(format!("table `{}` is missing", pair.table))
+            } else if !existing.contains(&pair.collection) {
+                Some(format!("collection `{}` does not exist", pair.collection))
             } else {
-                0
+                None
+            }
+        })
+        .collect();
+    // A collection a pair scrolls is counted by that scroll; the others are counted apart.
+    let scrolled = |name: &str| {
+        opts.pairs
+            .iter()
+            .zip(&why_not)
+            .any(|(p, why)| why.is_none() && p.collection == name)
+    };
+    let defaults = default_pairs(target);
+    let chunks_compared = opts
+        .pairs
+        .iter()
+        .zip(&why_not)
+        .any(|(p, why)| why.is_none() && *p == defaults[0]);
+    // A site pair's missing table does not stop the deployment's own content check.
+    let content_checked = postgres.ok && missing_tables.iter().all(|t| absent::site_table(t));
+
+    // The pairs one after another (each runs its two streams at once), and beside them the
+    // rest of the report: the collections no pair scrolls, content marked vector_stored
+    // without any chunk mapping, and stuck jobs.
+    let compare_pairs = async {
+        let mut compared = Vec::new();
+        for (pair, why) in opts.pairs.iter().zip(&why_not) {
+            if why.is_some() {
+                compared.push(None);
+                continue;
+            }
+            compared.push(Some(match &pair.payload_key {
+                None => compare_by_id(target, pair, opts.page_size).await,
+                Some(key) => compare_by_payload(target, pair, key, opts.page_size).await,
+            }));
+        }
+        compared
+    };
+    let count_unscrolled = async {
+        let mut counts = Vec::new();
+        for name in &wanted {
+            if existing.iter().any(|n| n == name) && !scrolled(name) {
+                counts.push((*name, qd::count(target, name, true).await));
+            }
+        }
+        counts
+    };
+    let unmapped = async {
+        if content_checked && chunks_compared {
+            Some(content_without_mappings(target, &defaults[0].collection).await)
+        } else {
+            None
+        }
+    };
+    let stuck = async {
+        if postgres.ok && !missing_tables.iter().any(|t| t == "processing_jobs") {
+            Some(jobs::stuck(target, opts.stuck_after, None, 100_000).await)
+        } else {
+            None
+        }
+    };
+    let (compared, mut counts, unmapped, stuck) =
+        futures_util::join!(compare_pairs, count_unscrolled, unmapped, stuck);
+
+    let mut collections = Vec::new();
+    for name in wanted {
+        let exists = existing.iter().any(|n| n == name);
+        let points = if exists {
+            // The first pair that scrolled it whole; a count when none got through.
+            let scroll = opts.pairs.iter().zip(&compared).find_map(|(p, c)| match c {
+                Some(Ok((r, _))) if p.collection == name => Some(r.points),
+                _ => None,
+            });
+            let counted = match scroll {
+                Some(n) => Ok(n),
+                None => match counts.iter().position(|(n, _)| *n == name) {
+                    Some(i) => counts.swap_remove(i).1,
+                    None => qd::count(target, name, true).await,
+                },
             };
-            // Missing: made on first use while no row expects a point in it.
-            let mut state = CollectionState {
-                name: name.to_string(),
-                exists,
-                points,
-                not_created: false,
-                expecting: 0,
-            };
-            if !exists {
-                let expecting = if postgres.ok {
-                    absent::expecting_in(target, &opts.pairs, name, &missing_tables).await
-                } else {
-                    Err(OpError::invalid("PostgreSQL is not connected"))
-                };
-                match expecting {
-                    Ok(0) => state.not_created = true,
-                    Ok(n) => {
-                        critical = true;
-                        state.expecting = n;
-                        issues.push(format!(
-                            "Qdrant collection `{name}` does not exist, but {} a point in it",
-                            count(n as i64, "row expects", Some("rows expect"))
-                        ));
-                    }
-                    Err(_) => {
-                        critical = true;
-                        issues.push(format!("Qdrant collection `{name}` does not exist"));
-                    }
+            match counted {
+                Ok(n) => n,
+                Err(e) => {
+                    warning = true;
+                    issues.push(format!("cannot count `{name}`: {e}"));
+                    0
                 }
             }
-            collections.push(state);
+        } else {
+            0
+        };
+        // Missing: made on first use while no row expects a point in it.
+        let mut state = CollectionState {
+            name: name.to_string(),
+            exists,
+            points,
+            not_created: false,
+            expecting: 0,
+        };
+        if !exists {
+            let expecting = if postgres.ok {
+                absent::expecting_in(target, &opts.pairs, name, &missing_tables).await
+            } else {
+                Err(OpError::invalid("PostgreSQL is not connected"))
+            };
+            match expecting {
+                Ok(0) => state.not_created = true,
+                Ok(n) => {
+                    critical = true;
+                    state.expecting = n;
+                    issues.push(format!(
+                        "Qdrant collection `{name}` does not exist, but {} a point in it",
+                        count(n as i64, "row expects", Some("rows expect"))
+                    ));
+                }
+                Err(_) => {
+                    critical = true;
+                    issues.push(format!("Qdrant collection `{name}` does not exist"));
+                }
+            }
         }
+        collections.push(state);
     }
 
     // A site pair's table that does not exist: not created yet while its collection holds no
@@ -209,7 +297,7 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
 
     let mut pairs = Vec::new();
     let mut full = Full::default();
-    for pair in &opts.pairs {
+    for ((pair, why), compared) in opts.pairs.iter().zip(why_not).zip(compared) {
         let not_created = collections
             .iter()
             .any(|c| c.name == pair.collection && c.not_created);
@@ -236,22 +324,12 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
             }
             None => {}
         }
-        let why = if !postgres.ok || !qdrant.ok {
-            Some("a connection failed".to_string())
-        } else if missing_tables.contains(&pair.table) {
-            Some(format!("table `{}` is missing", pair.table))
-        } else if !existing.contains(&pair.collection) {
-            Some(format!("collection `{}` does not exist", pair.collection))
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            pairs.push(not_compared(pair, why));
-            continue;
-        }
-        let compared = match &pair.payload_key {
-            None => compare_by_id(target, pair, opts.page_size).await,
-            Some(key) => compare_by_payload(target, pair, key, opts.page_size).await,
+        let compared = match (why, compared) {
+            (None, Some(c)) => c,
+            (why, _) => {
+                pairs.push(not_compared(pair, why.unwrap_or_default()));
+                continue;
+            }
         };
         match compared {
             Ok((result, lists)) => {
@@ -311,10 +389,12 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
         }
     }
 
-    // Content marked vector_stored whose chunks or summary are missing (deployment pairs).
+    // Content marked vector_stored whose chunks or summary are missing (deployment pairs):
+    // without any chunk mapping (asked beside the scrolls), with a mapping whose point is
+    // missing, or without its summary point.
     let mut content_missing: Vec<i64> = Vec::new();
-    if postgres.ok && missing_tables.is_empty() {
-        match content_missing_vectors(target, &pairs, &full).await {
+    if content_checked {
+        match content_missing_vectors(target, unmapped, &pairs, &full).await {
             Ok(ids) => content_missing = ids,
             Err(e) => issues.push(format!("cannot check vector_stored content: {e}")),
         }
@@ -357,23 +437,22 @@ pub async fn check(target: &Target, opts: &CheckOptions) -> Result<(Check, Full)
         stuck: 0,
         sample_stuck_ids: Vec::new(),
     };
-    if postgres.ok && !missing_tables.iter().any(|t| t == "processing_jobs") {
-        match jobs::stuck(target, opts.stuck_after, None, 100_000).await {
-            Ok(stuck) => {
-                jobs_state.checked = true;
-                jobs_state.stuck = stuck.len() as u64;
-                jobs_state.sample_stuck_ids = stuck.iter().take(SAMPLE).map(|j| j.id).collect();
-                if !stuck.is_empty() {
-                    warning = true;
-                    issues.push(format!(
-                        "{} processing for more than {}; reset them with: opsh reset-stuck-jobs",
-                        count(stuck.len() as i64, "job", None),
-                        jobs_state.older_than
-                    ));
-                }
+    match stuck {
+        Some(Ok(stuck)) => {
+            jobs_state.checked = true;
+            jobs_state.stuck = stuck.len() as u64;
+            jobs_state.sample_stuck_ids = stuck.iter().take(SAMPLE).map(|j| j.id).collect();
+            if !stuck.is_empty() {
+                warning = true;
+                issues.push(format!(
+                    "{} processing for more than {}; reset them with: opsh reset-stuck-jobs",
+                    count(stuck.len() as i64, "job", None),
+                    jobs_state.older_than
+                ));
             }
-            Err(e) => issues.push(format!("cannot check stuck jobs: {e}")),
         }
+        Some(Err(e)) => issues.push(format!("cannot check stuck jobs: {e}")),
+        None => {}
     }
 
     let status = if critical {
@@ -434,10 +513,28 @@ pub(super) fn text_forms(key: PointKey) -> Vec<String> {
     }
 }
 
-/// The deployment's extra check: content marked vector_stored with no chunk mapping, with a
-/// mapping whose point is missing, or (for the summaries pair) without its summary point.
+/// Content marked vector_stored without any chunk mapping in the chunks collection.
+async fn content_without_mappings(target: &Target, chunks: &str) -> Result<Vec<i64>, OpError> {
+    let pool = target.pg().await?;
+    let found: Vec<i32> = sqlx::query_scalar(
+        "SELECT c.id FROM content c
+         WHERE c.vector_stored
+           AND NOT EXISTS (SELECT 1 FROM vector_mappings m
+                           WHERE m.content_id = c.id AND m.vector_collection = $1)",
+    )
+    .bind(chunks)
+    .fetch_all(pool)
+    .await
+    .map_err(target.pg_err())?;
+    Ok(found.into_iter().map(i64::from).collect())
+}
+
+/// The deployment's extra check: content marked vector_stored with no chunk mapping (`unmapped`,
+/// asked while the pairs were compared), with a mapping whose point is missing, or (for the
+/// summaries pair) without its summary point.
 async fn content_missing_vectors(
     target: &Target,
+    unmapped: Option<Result<Vec<i64>, OpError>>,
     pairs: &[PairResult],
     full: &Full,
 ) -> Result<Vec<i64>, OpError> {
@@ -446,6 +543,9 @@ async fn content_missing_vectors(
     let mut ids: Vec<i64> = Vec::new();
     let compared = |name: &str| pairs.iter().any(|p| p.name == name && p.compared);
     if compared(&chunks.name) {
+        if let Some(unmapped) = unmapped {
+            ids.extend(unmapped?);
+        }
         let missing_forms: Vec<String> = full
             .pairs
             .iter()
@@ -454,23 +554,21 @@ async fn content_missing_vectors(
             .filter_map(|t| PointKey::parse(t))
             .flat_map(text_forms)
             .collect();
-        let pool = target.pg().await?;
-        let found: Vec<i32> = sqlx::query_scalar(
-            "SELECT c.id FROM content c
-             WHERE c.vector_stored
-               AND (NOT EXISTS (SELECT 1 FROM vector_mappings m
-                                WHERE m.content_id = c.id AND m.vector_collection = $1)
-                    OR (cardinality($2::text[]) > 0 AND EXISTS (
-                         SELECT 1 FROM vector_mappings m
-                         WHERE m.content_id = c.id AND m.vector_collection = $1
-                           AND lower(m.chunk_id) = ANY($2))))",
-        )
-        .bind(&chunks.collection)
-        .bind(&missing_forms)
-        .fetch_all(pool)
-        .await
-        .map_err(target.pg_err())?;
-        ids.extend(found.into_iter().map(i64::from));
+        if !missing_forms.is_empty() {
+            let pool = target.pg().await?;
+            let found: Vec<i32> = sqlx::query_scalar(
+                "SELECT DISTINCT m.content_id FROM vector_mappings m
+                 JOIN content c ON c.id = m.content_id
+                 WHERE c.vector_stored AND m.vector_collection = $1
+                   AND lower(m.chunk_id) = ANY($2)",
+            )
+            .bind(&chunks.collection)
+            .bind(&missing_forms)
+            .fetch_all(pool)
+            .await
+            .map_err(target.pg_err())?;
+            ids.extend(found.into_iter().map(i64::from));
+        }
     }
     if compared(&summaries.name) {
         for (p, l) in &full.pairs {

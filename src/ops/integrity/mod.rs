@@ -17,8 +17,13 @@
 //! chunk id parsed into a point key and pushed into a [`Spill`] (an external sort: runs of about
 //! a million keys sorted in memory, and written to an unnamed temp file when there are more),
 //! numbers and UUIDs apart; the points by a scroll that reads only their ids
-//! ([`ids`](crate::ops::clients::qdrant::ids)), whose next page is asked for before the last one
-//! is processed. Once the rows are read and sorted (on their own task too), the points are
+//! ([`ids`](crate::ops::clients::qdrant::ids)), split into ranges of the id space read at once
+//! (`qdrant.scroll_partitions`, see `qdrant::scroll_ids`), each range's next page asked for
+//! before the last one is handed on, and the ranges handed on in Qdrant's order (a later range
+//! waits in memory, then in a temp file). The rest of the report (the collections no pair
+//! scrolls, content marked vector_stored without mappings, stuck jobs) is asked meanwhile; a
+//! scrolled collection's point count is the scroll's. Once the rows are read and sorted (on
+//! their own task too), the points are
 //! merged against them as they arrive, in Qdrant's id order; the points that came before that
 //! wait in a spill of their own, written in order and read back in one pass. What stays in
 //! memory is a run or two of keys (16 MB each at most), a read-ahead buffer per run and the

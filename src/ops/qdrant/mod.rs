@@ -6,12 +6,14 @@
 //! braced, urn) and always shown hyphenated lowercase.
 //!
 //! Where things are: [`collections`] (ping, info, names, counts), [`scroll`] (ids and scrolls),
+//! [`partition`] (a scroll split into ranges read at once),
 //! [`points`] (get by id), [`delete`] (deletes within the deletion budget), [`recreate`],
 //! [`snapshots`], [`specs`]; this file registers them. The client itself (connection, errors,
 //! REST transfers, the id-only codec) is [`crate::ops::clients::qdrant`].
 
 mod collections;
 mod delete;
+mod partition;
 mod points;
 mod recreate;
 mod scroll;
@@ -26,7 +28,7 @@ pub use delete::{
 };
 pub use points::{Point, get, json_of};
 pub use recreate::{Recreated, creation_of, recreate, recreate_from};
-pub use scroll::{IdsPage, ids, ids_page, keys_of, scroll, scroll_ids};
+pub use scroll::{IdsPage, ids, ids_page, keys_of, partitions, scroll, scroll_ids};
 pub use snapshots::{
     Downloaded, Snapshot, delete_snapshot, download_snapshot, snapshot, snapshots,
 };

@@ -1,5 +1,6 @@
 //! Point ids and scrolls: ids given by a script as keys, the whole-collection scroll (with
-//! payload keys, or ids only through opsh's id codec) pipelined a page ahead, and one page.
+//! payload keys, or ids only through opsh's id codec) split into ranges scrolled at once, each
+//! a page ahead ([`partition`]), and one page.
 
 use qdrant_client::qdrant::{
     self as q, PointId, ScrollPoints, WithPayloadSelector, WithVectorsSelector,
@@ -8,6 +9,8 @@ use qdrant_client::qdrant::{
 use serde::Serialize;
 
 use super::collections::collection_err;
+use super::partition;
+use crate::config::key;
 use crate::ops::Target;
 use crate::ops::clients::qdrant::PointKey;
 use crate::ops::error::{ErrorKind, OpError};
@@ -67,8 +70,9 @@ pub(super) fn scroll_request(
 }
 
 /// Scrolls the whole collection in pages of `page_size`, without vectors and with only the
-/// payload `keys`, handing each page to `each`. Qdrant's scroll is ordered by id (numbers, then
-/// UUIDs), also across shards; ids that are not valid keys are skipped (a server never sends one).
+/// payload `keys`, handing each page to `each`: the id space split into ranges scrolled at
+/// once ([`partition`]), so the pages come in Qdrant's id order within a range but the ranges'
+/// pages interleave. Ids that are not valid keys are skipped (a server never sends one).
 pub async fn scroll(
     target: &Target,
     collection: &str,
@@ -77,11 +81,13 @@ pub async fn scroll(
     each: impl FnMut(Vec<q::RetrievedPoint>),
 ) -> Result<(), OpError> {
     let qdrant = target.qdrant().await?;
+    let starts = ranges(target, collection).await?;
     let with_payload = payload_keys(keys);
-    let fetch = |offset: Option<PointKey>| {
-        let client = qdrant.client.clone();
+    let (client, name) = (qdrant.client.clone(), collection.to_string());
+    let fetch = move |offset: Option<PointKey>| {
+        let client = client.clone();
         let request = scroll_request(
-            collection,
+            &name,
             offset.map(PointKey::to_grpc),
             page_size,
             with_payload.clone(),
@@ -89,14 +95,17 @@ pub async fn scroll(
         async move {
             let mut reply = client.scroll(request).await?;
             let next = reply.next_page_offset.as_ref().map(PointKey::from_grpc);
-            Ok((std::mem::take(&mut reply.result), next))
+            Ok::<_, qdrant_client::QdrantError>((std::mem::take(&mut reply.result), next))
         }
     };
-    pipelined(target, collection, fetch, each).await
+    let fail = failure(target, collection, |e| e);
+    partition::run(&starts, fetch, fail, &mut partition::AsTheyCome(each)).await
 }
 
 /// Every point id of a collection, in Qdrant's order, a page at a time; read with opsh's own
 /// id-only codec ([`ids`](crate::ops::clients::qdrant::ids)), so a million ids cost little CPU.
+/// The id space is split into ranges scrolled at once ([`partition`]); a range's ids wait
+/// (in memory, then in a temp file) until the ranges before it have been handed on.
 pub async fn scroll_ids(
     target: &Target,
     collection: &str,
@@ -104,64 +113,72 @@ pub async fn scroll_ids(
     each: impl FnMut(Vec<PointKey>),
 ) -> Result<(), OpError> {
     let qdrant = target.qdrant().await?;
-    let fetch = |offset: Option<PointKey>| {
-        let ids = qdrant.ids.clone();
+    let starts = ranges(target, collection).await?;
+    let (ids, name) = (qdrant.ids.clone(), collection.to_string());
+    let fetch = move |offset: Option<PointKey>| {
+        let ids = ids.clone();
         let request = scroll_request(
-            collection,
+            &name,
             offset.map(PointKey::to_grpc),
             page_size,
             payload_keys(&[]),
         );
         async move {
             let page = ids.page(request).await?;
-            Ok((page.keys, page.next.map(Some)))
+            Ok::<_, tonic::Status>((page.keys, page.next.map(Some)))
         }
     };
-    pipelined(target, collection, fetch, each).await
+    let fail = failure(target, collection, |e: tonic::Status| e.into());
+    let mut sink = partition::Ordered::new(starts.len() + 1, each);
+    partition::run(&starts, fetch, fail, &mut sink).await
 }
 
-/// Pages one after another: each page and where the next starts (Some(None): an offset that
-/// cannot be read). The next page is asked for before this one is handed on, so Qdrant reads
-/// it while this one is processed: the scroll's round trips no longer wait on the caller.
-async fn pipelined<P, F>(
-    target: &Target,
-    collection: &str,
-    fetch: impl Fn(Option<PointKey>) -> F,
-    mut each: impl FnMut(P),
-) -> Result<(), OpError>
-where
-    P: Send + 'static,
-    F: Future<Output = Result<(P, Option<Option<PointKey>>), qdrant_client::QdrantError>>
-        + Send
-        + 'static,
-{
-    let spawn = |offset| crate::ops::AbortOnDrop(tokio::spawn(fetch(offset)));
-    let mut next = Some(spawn(None));
-    while let Some(mut pending) = next.take() {
-        let (page, offset) = match (&mut pending.0).await {
-            Ok(reply) => reply.map_err(collection_err(target, collection))?,
-            Err(e) => {
-                return Err(OpError::backend(
-                    target.qdrant_backend(),
-                    ErrorKind::Failed,
-                    e,
-                ));
-            }
-        };
-        match offset {
-            Some(Some(offset)) => next = Some(spawn(Some(offset))),
-            Some(None) => {
-                return Err(OpError::backend(
-                    target.qdrant_backend(),
-                    ErrorKind::Failed,
-                    format!("scroll of `{collection}`: the next page's offset is not a point id"),
-                ));
-            }
-            None => {}
-        }
-        each(page);
+/// How many ranges a whole-collection scroll is split into: the setting
+/// `qdrant.scroll_partitions`, or with 0 (the default) as many as this machine's cores (opsh
+/// runs beside the stack it checks), at least 2 and at most 8.
+pub fn partitions(target: &Target) -> usize {
+    match usize::try_from(target.settings.int(key::QDRANT_SCROLL_PARTITIONS)) {
+        Ok(n) if n > 0 => n,
+        _ => std::thread::available_parallelism()
+            .map_or(2, usize::from)
+            .clamp(2, 8),
     }
-    Ok(())
+}
+
+/// Where the ranges of a whole-collection scroll start (after the first), asked of Qdrant
+/// with a few one-id pages ([`partition::plan`]).
+async fn ranges(target: &Target, collection: &str) -> Result<Vec<PointKey>, OpError> {
+    let k = partitions(target);
+    if k <= 1 {
+        return Ok(Vec::new());
+    }
+    let qdrant = target.qdrant().await?;
+    let probe = |from: PointKey, n: u32| {
+        let request = scroll_request(collection, Some(from.to_grpc()), n, payload_keys(&[]));
+        async move { qdrant.ids.page(request).await.map(|p| p.keys) }
+    };
+    partition::plan(k, probe)
+        .await
+        .map_err(|e| collection_err(target, collection)(e.into()))
+}
+
+/// Why a partitioned scroll stopped short, as an operation error naming the collection.
+fn failure<'a, E>(
+    target: &'a Target,
+    collection: &'a str,
+    read: impl Fn(E) -> qdrant_client::QdrantError + 'a,
+) -> impl Fn(partition::Failure<E>) -> OpError + 'a {
+    move |f| match f {
+        partition::Failure::Read(e) => collection_err(target, collection)(read(e)),
+        partition::Failure::BadOffset => OpError::backend(
+            target.qdrant_backend(),
+            ErrorKind::Failed,
+            format!("scroll of `{collection}`: the next page's offset is not a point id"),
+        ),
+        partition::Failure::Lost(e) => {
+            OpError::backend(target.qdrant_backend(), ErrorKind::Failed, e)
+        }
+    }
 }
 
 /// Every point id of a collection, in Qdrant's order.

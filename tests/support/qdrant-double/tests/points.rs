@@ -570,3 +570,176 @@ async fn large_batches_and_pages_of_ten_thousand() {
     }
     assert_eq!(seen.len() as u64, total);
 }
+
+/// The ids of one scroll page and its next offset, as text.
+async fn page_from(
+    client: &qdrant_client::Qdrant,
+    offset: PointId,
+    limit: u32,
+) -> (Vec<String>, Option<String>) {
+    let page = client
+        .scroll(
+            ScrollPointsBuilder::new("c")
+                .limit(limit)
+                .offset(offset)
+                .with_payload(false),
+        )
+        .await
+        .unwrap();
+    let ids = page
+        .result
+        .iter()
+        .map(|p| id_text(p.id.as_ref().unwrap()))
+        .collect();
+    (ids, page.next_page_offset.as_ref().map(id_text))
+}
+
+/// Pinned to a real Qdrant 1.18.3 (REST `points/scroll` with these ids and offsets, limit 2):
+/// an offset is a lower bound in Qdrant's order whether or not a point has that id; a number
+/// past every number starts at the first UUID, a UUID offset skips every number, and UUIDs
+/// order by their 128-bit value (the bytes as written).
+#[tokio::test]
+async fn a_scroll_offset_is_a_lower_bound_present_or_not_numbers_then_uuids() {
+    let (_double, client) = start(Options::default());
+    create_small(&client, "c").await;
+    let max = u64::MAX.to_string();
+    upsert_ids(
+        &client,
+        "c",
+        &[
+            num(5),
+            num(10),
+            num(u64::MAX),
+            text("00000000-0000-0000-0000-000000000005"),
+            text("80000000-0000-0000-0000-000000000000"),
+            text("00ff0000-0000-0000-0000-000000000000"),
+            text("ff000000-0000-0000-0000-000000000000"),
+            text("00000000-0000-0000-0000-0000000000ff"),
+        ],
+    )
+    .await;
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let cases: Vec<(PointId, Vec<String>, Option<String>)> = vec![
+        (num(0), s(&["5", "10"]), Some(max.clone())),
+        (
+            num(6),
+            s(&["10", &max]),
+            Some("00000000-0000-0000-0000-000000000005".into()),
+        ),
+        (
+            num(10),
+            s(&["10", &max]),
+            Some("00000000-0000-0000-0000-000000000005".into()),
+        ),
+        (
+            num(11),
+            s(&[&max, "00000000-0000-0000-0000-000000000005"]),
+            Some("00000000-0000-0000-0000-0000000000ff".into()),
+        ),
+        (
+            text("00000000-0000-0000-0000-000000000000"),
+            s(&[
+                "00000000-0000-0000-0000-000000000005",
+                "00000000-0000-0000-0000-0000000000ff",
+            ]),
+            Some("00ff0000-0000-0000-0000-000000000000".into()),
+        ),
+        (
+            text("00000000-0000-0000-0000-000000000006"),
+            s(&[
+                "00000000-0000-0000-0000-0000000000ff",
+                "00ff0000-0000-0000-0000-000000000000",
+            ]),
+            Some("80000000-0000-0000-0000-000000000000".into()),
+        ),
+        (
+            text("80000000-0000-0000-0000-000000000001"),
+            s(&["ff000000-0000-0000-0000-000000000000"]),
+            None,
+        ),
+        (text("ffffffff-ffff-ffff-ffff-ffffffffffff"), vec![], None),
+    ];
+    for (offset, ids, next) in cases {
+        let shown = id_text(&offset);
+        assert_eq!(
+            page_from(&client, offset, 2).await,
+            (ids, next),
+            "offset {shown}"
+        );
+    }
+}
+
+/// Scrolls run at once, each from an offset of its own (as opsh's partitioned scroll does),
+/// read together exactly what one scroll reads: each from its start until the next page
+/// would begin at the next one's.
+#[tokio::test]
+async fn scrolls_at_once_from_many_offsets_read_what_one_scroll_reads() {
+    let (_double, client) = start(Options::default());
+    create_small(&client, "c").await;
+    let mut ids: Vec<PointId> = (0..600u64).map(|i| num(i * 3)).collect();
+    ids.extend((0..600u32).map(|i| text(&uuid_of(i))));
+    upsert_ids(&client, "c", &ids).await;
+    let mut all = Vec::new();
+    let mut offset = None;
+    loop {
+        let mut request = ScrollPointsBuilder::new("c").limit(97).with_payload(false);
+        if let Some(o) = offset.take() {
+            request = request.offset(o);
+        }
+        let page = client.scroll(request).await.unwrap();
+        all.extend(page.result.iter().map(|p| p.id.clone().unwrap()));
+        match page.next_page_offset {
+            Some(next) => offset = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(all.len(), 1200);
+    // Range starts on ids and between them, numbers and UUIDs; the last range runs to the end.
+    let starts: Vec<PointId> = vec![
+        num(0),
+        num(300),
+        num(301),
+        num(1000),
+        text("00000000-0000-0000-0000-000000000000"),
+        all[900].clone(),
+        text("80000000-0000-0000-0000-000000000000"),
+    ];
+    let tasks: Vec<_> = starts
+        .iter()
+        .enumerate()
+        .map(|(i, start)| {
+            let (client, start, end) = (client.clone(), start.clone(), starts.get(i + 1).cloned());
+            tokio::spawn(async move {
+                let end = end.map(|e| common::order_key(&e));
+                let mut got = Vec::new();
+                let mut offset = Some(start);
+                while let Some(o) = offset.take() {
+                    let page = client
+                        .scroll(
+                            ScrollPointsBuilder::new("c")
+                                .limit(13)
+                                .offset(o)
+                                .with_payload(false),
+                        )
+                        .await
+                        .unwrap();
+                    for p in page.result {
+                        let id = p.id.unwrap();
+                        if end.is_none_or(|e| common::order_key(&id) < e) {
+                            got.push(id);
+                        }
+                    }
+                    offset = page
+                        .next_page_offset
+                        .filter(|n| end.is_none_or(|e| common::order_key(n) < e));
+                }
+                got
+            })
+        })
+        .collect();
+    let mut together = Vec::new();
+    for t in tasks {
+        together.extend(t.await.unwrap());
+    }
+    assert_eq!(together, all);
+}

@@ -70,6 +70,15 @@ pub fn id_text(id: &PointId) -> String {
     }
 }
 
+/// A point id as Qdrant orders them: every number, then every UUID by its 128-bit value.
+pub fn order_key(id: &PointId) -> (u8, u128) {
+    match &id.point_id_options {
+        Some(PointIdOptions::Num(n)) => (0, u128::from(*n)),
+        Some(PointIdOptions::Uuid(u)) => (1, uuid::Uuid::parse_str(u).expect("a UUID").as_u128()),
+        None => panic!("point without id"),
+    }
+}
+
 /// The status of a failed call.
 pub fn status_of(err: qdrant_client::QdrantError) -> tonic::Status {
     match err {
