@@ -135,7 +135,7 @@ fn state_dir() -> Option<PathBuf> {
 /// address too, so two targets never share one.
 fn kept_path(target: &Target, collection: &str) -> Option<PathBuf> {
     let mut hash: u64 = 0xcbf29ce484222325;
-    for b in target.settings.text(key::QDRANT_URL).bytes() {
+    for b in target.settings.qdrant_grpc_url().url.bytes() {
         hash = (hash ^ u64::from(b)).wrapping_mul(0x100000001b3);
     }
     let safe: String = collection
