@@ -150,6 +150,12 @@ settings! {
     COMPOSE_POSTGRES_SERVICE: Text = "compose.postgres_service", env [], default "postgres", kind Kind::Text;
     COMPOSE_REDIS_SERVICE: Text = "compose.redis_service", env [], default "redis", kind Kind::Text;
     FILES_TEMP_DIRS: List = "files.temp_dirs", env [], default "/tmp/shared_audio:/tmp/youtube_downloads:/tmp/whisper_cache:/app/data/temp", kind Kind::List;
+    /// Where the temp dirs are emptied: "host", on the file system opsh runs on; "containers",
+    /// inside the Compose project's containers that have them, through the Docker Engine (an
+    /// exec in a running one; for a stopped one, a throwaway container of its image with its
+    /// volumes); "auto": host, unless opsh runs in a container (/.dockerenv) and the dir is not
+    /// there.
+    FILES_TEMP_IN: Text = "files.temp_in", env [], default "auto", kind Kind::Choice(&["auto", "host", "containers"]);
     HEALTH_URLS: Text = "health.urls", env [], default "agent-service=http://localhost:8000/health,whisper-server=http://localhost:8082/health,embedding-server=http://localhost:8083/health", kind Kind::Text;
     /// A PEM file of CA certificates https health URLs may be signed by (besides the
     /// system's), e.g. a site's own CA.
