@@ -5,8 +5,9 @@
 //! this host's own libraries (tools/test-image runtime), with the test's opsh binary (stripped)
 //! in place of what the build stage compiles: the build stage is swapped for one that copies
 //! the same two files to the same places, and the runtime stage is used as the Dockerfile has
-//! it, line for line. The images are tagged by what went into them and reused while that stays
-//! the same (one build per binary); old ones are pruned after an hour.
+//! it, line for line. The images are tagged by what went into them (build ids, the scripts) and
+//! reused while that stays the same: one build per opsh binary, the PostgreSQL and Redis images
+//! once per host; opsh images nothing uses are pruned after an hour.
 //!
 //! The stack uses the deployment's service names: PostgreSQL (tools/test-image postgres, the
 //! deployment's init.sql), Redis (tools/test-image redis), the Qdrant double's binary as
@@ -57,8 +58,22 @@ fn key(parts: &[&[u8]]) -> String {
     h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-/// A binary's identity for the image key: its size and modification time.
+/// A binary's identity for the image key: its GNU build id (the linker's hash of its content,
+/// in a note near the start of the file; cargo relinks a binary without changing it, so its
+/// time says nothing), else its size and modification time.
 fn stamp(path: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut head = vec![0u8; 1 << 16];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // The note: namesz 4, descsz 20, type 3 (NT_GNU_BUILD_ID), "GNU\0", then the 20 bytes.
+    let header: &[u8] = &[4, 0, 0, 0, 20, 0, 0, 0, 3, 0, 0, 0, b'G', b'N', b'U', 0];
+    if let Some(at) = head[..n].windows(header.len()).position(|w| w == header)
+        && let Some(id) = head.get(at + header.len()..at + header.len() + 20)
+    {
+        return id.to_vec();
+    }
     let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     format!("{}:{:?}", meta.len(), meta.modified().ok()).into_bytes()
 }
@@ -173,26 +188,37 @@ fn opsh_image(base: &str) -> String {
     name
 }
 
-/// An image of tools/test-image, removed on drop.
-struct Image(String);
-
-impl Image {
-    fn build(kind: &str, project: &str) -> Image {
-        let name = format!("{project}-{kind}:latest");
-        let image = Image(name.clone());
+/// A server image of tools/test-image (postgres, redis), kept and reused while the script and
+/// the host's server binary stay the same.
+fn server_image(kind: &str, program: &str) -> String {
+    let script = std::fs::read(format!("{ROOT}/tools/test-image")).unwrap();
+    let name = format!(
+        "opsh-test-{kind}:{}",
+        key(&[&script, &stamp(Path::new(program))])
+    );
+    if !image_exists(&name) {
         let out = Command::new(format!("{ROOT}/tools/test-image"))
             .args([kind, &name])
             .output()
             .expect("run tools/test-image");
         ok(&format!("tools/test-image {kind}"), out);
-        image
     }
+    name
 }
 
-impl Drop for Image {
-    fn drop(&mut self) {
-        let _ = docker(&["rmi", "-f", &self.0]);
-    }
+/// The newest PostgreSQL server of the host, as tools/test-image takes it.
+fn postgres_binary() -> String {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("/usr/lib/postgresql (tools/with-services installs PostgreSQL)")
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin/postgres")))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort_by_key(|p| {
+        p.components()
+            .nth(4)
+            .and_then(|c| c.as_os_str().to_str()?.parse::<u32>().ok())
+    });
+    found.last().expect("a PostgreSQL server").display().to_string()
 }
 
 /// PostgreSQL as the official image starts it: POSTGRES_USER a superuser owning POSTGRES_DB,
@@ -287,8 +313,8 @@ fn opsh_runs_as_a_service_of_the_stack_with_the_deployments_env() {
     let double = double_binary();
     let base = runtime_base(&double);
     let opsh = opsh_image(&base);
-    let postgres = Image::build("postgres", &project);
-    let redis = Image::build("redis", &project);
+    let postgres = server_image("postgres", &postgres_binary());
+    let redis = server_image("redis", "/usr/bin/redis-server");
     eprintln!("images ready after {:?}", started.elapsed());
 
     let stack = Stack {
@@ -299,14 +325,14 @@ fn opsh_runs_as_a_service_of_the_stack_with_the_deployments_env() {
         "version": "2.4",
         "services": {
             "postgres": {
-                "image": postgres.0,
+                "image": postgres,
                 "user": "999:999",
                 // `$$`: Compose reads `$D` as one of its own variables.
                 "command": ["sh", "-c", PG_START.replace('$', "$$")],
                 "volumes": [format!("{ROOT}/migrations/deployment/init.sql:/init.sql:ro")],
             },
             "redis": {
-                "image": redis.0,
+                "image": redis,
                 "command": ["redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", ""],
             },
             "qdrant": {
