@@ -18,8 +18,15 @@ use support::{Opsh, TestDb};
 fn qdrant_on_standard_ports() -> (qdrant_double::Running, String) {
     let mut last = None;
     for attempt in 0..50u32 {
-        let seed = std::process::id().wrapping_mul(2654435761).wrapping_add(attempt * 7919);
-        let ip = Ipv4Addr::new(127, 1 + (seed % 250) as u8, (seed >> 8) as u8, 2 + (seed >> 16) as u8 % 250);
+        let seed = std::process::id()
+            .wrapping_mul(2654435761)
+            .wrapping_add(attempt * 7919);
+        let ip = Ipv4Addr::new(
+            127,
+            1 + (seed % 250) as u8,
+            (seed >> 8) as u8,
+            2 + (seed >> 16) as u8 % 250,
+        );
         let options = qdrant_double::Options {
             host: IpAddr::V4(ip),
             grpc_port: 6334,
@@ -97,7 +104,8 @@ fn the_deployments_env_as_written_reaches_every_store() {
         setting(&config, "qdrant.grpc_url"),
         (
             format!("http://{ip}:6334").as_str(),
-            format!("qdrant.url ({url_source}) is the REST port 6333: gRPC on the same host, 6334").as_str()
+            format!("qdrant.url ({url_source}) is the REST port 6333: gRPC on the same host, 6334")
+                .as_str()
         )
     );
     assert_eq!(
@@ -171,7 +179,10 @@ fn a_grpc_qdrant_url_finds_rest_on_its_own_host() {
         .run();
     run.code(0);
     assert_eq!(run.json(), json!(true));
-    let config = with_env_file(&env_file).args(["--json", "config"]).run().json();
+    let config = with_env_file(&env_file)
+        .args(["--json", "config"])
+        .run()
+        .json();
     assert_eq!(
         setting(&config, "qdrant.rest_url"),
         (

@@ -55,7 +55,11 @@ fn key(parts: &[&[u8]]) -> String {
         h.update((p.len() as u64).to_le_bytes());
         h.update(p);
     }
-    h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A binary's identity for the image key: its GNU build id (the linker's hash of its content,
@@ -123,7 +127,10 @@ fn test_dockerfile() -> String {
         "cp target/release/opsh /out/opsh",
         "cp /etc/ssl/certs/ca-certificates.crt /out/ca-certificates.crt",
     ] {
-        assert!(build.contains(made), "the build stage no longer runs `{made}`");
+        assert!(
+            build.contains(made),
+            "the build stage no longer runs `{made}`"
+        );
     }
     format!(
         "{}FROM scratch AS build\nCOPY opsh /out/opsh\nCOPY ca-certificates.crt /out/ca-certificates.crt\n\n{}",
@@ -218,7 +225,11 @@ fn postgres_binary() -> String {
             .nth(4)
             .and_then(|c| c.as_os_str().to_str()?.parse::<u32>().ok())
     });
-    found.last().expect("a PostgreSQL server").display().to_string()
+    found
+        .last()
+        .expect("a PostgreSQL server")
+        .display()
+        .to_string()
 }
 
 /// PostgreSQL as the official image starts it: POSTGRES_USER a superuser owning POSTGRES_DB,
@@ -300,8 +311,9 @@ fn json_of(what: &str, (code, stdout, stderr): &(i32, String, String), want: i32
         *code, want,
         "{what}: exit code\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    serde_json::from_str(stdout)
-        .unwrap_or_else(|e| panic!("{what}: stdout is not JSON ({e}):\n{stdout}\nstderr:\n{stderr}"))
+    serde_json::from_str(stdout).unwrap_or_else(|e| {
+        panic!("{what}: stdout is not JSON ({e}):\n{stdout}\nstderr:\n{stderr}")
+    })
 }
 
 #[test]
@@ -381,7 +393,10 @@ fn opsh_runs_as_a_service_of_the_stack_with_the_deployments_env() {
         stack.compose(&["up", "-d", "postgres", "redis", "qdrant", "stt-worker-1"]),
     );
     stack.wait_for_log("qdrant", "running until SIGINT or SIGTERM");
-    let port = ok("docker-compose port", stack.compose(&["port", "qdrant", "6334"]));
+    let port = ok(
+        "docker-compose port",
+        stack.compose(&["port", "qdrant", "6334"]),
+    );
     seed::seed(
         &format!("http://{port}"),
         &json!({"collections": {
@@ -404,13 +419,25 @@ fn opsh_runs_as_a_service_of_the_stack_with_the_deployments_env() {
     assert_eq!(
         checks,
         vec![
-            json!(["postgres", "ok", "postgresql://youtube_user:***@postgres:5432/youtube_agent: connected"]),
+            json!([
+                "postgres",
+                "ok",
+                "postgresql://youtube_user:***@postgres:5432/youtube_agent: connected"
+            ]),
             json!(["qdrant", "ok", "http://qdrant:6334: version 1.20.0"]),
             json!(["tables", "ok", "5 required tables present"]),
             json!(["collection youtube_content", "ok", "0 points"]),
             json!(["collection youtube_summaries", "ok", "0 points"]),
-            json!(["vector_mappings ↔ youtube_content", "ok", "0 rows, 0 points, 0 matched, 0 missing, 0 orphans, 0 invalid"]),
-            json!(["content ↔ youtube_summaries", "ok", "0 rows, 0 points, 0 matched, 0 missing, 0 orphans, 0 invalid"]),
+            json!([
+                "vector_mappings ↔ youtube_content",
+                "ok",
+                "0 rows, 0 points, 0 matched, 0 missing, 0 orphans, 0 invalid"
+            ]),
+            json!([
+                "content ↔ youtube_summaries",
+                "ok",
+                "0 rows, 0 points, 0 matched, 0 missing, 0 orphans, 0 invalid"
+            ]),
             json!(["vector_stored content", "ok", "every one has its vectors"]),
             json!(["stuck jobs", "ok", "none processing for more than 1day"]),
         ]
@@ -433,7 +460,10 @@ fn opsh_runs_as_a_service_of_the_stack_with_the_deployments_env() {
     // Without the socket the engine is out of reach, and says so.
     let (code, _, stderr) = stack.run("opsh", &["-e", "docker::version()"]);
     assert_eq!(code, 3, "{stderr}");
-    assert!(stderr.contains("docker"), "{stderr}");
+    assert!(
+        stderr.contains("error: docker::version: docker at unix:///var/run/docker.sock: no Docker socket at /var/run/docker.sock in this container; mount the engine's socket there (the `opsh-docker` service of contrib/compose.opsh.yml does) or set DOCKER_HOST\n"),
+        "{stderr}"
+    );
 
     // With it, the worker's temp dir is emptied inside the worker (opsh does not see it).
     let clean = stack.run("opsh-docker", &["--json", "-e", "host::clean_temp()"]);

@@ -118,7 +118,13 @@ fn summary(clean: &Value) -> Vec<Value> {
         .unwrap()
         .iter()
         .map(|d| {
-            json!([d["dir"], d["exists"], d["removed"], d["containers"], d["errors"]])
+            json!([
+                d["dir"],
+                d["exists"],
+                d["removed"],
+                d["containers"],
+                d["errors"]
+            ])
         })
         .collect()
 }
@@ -160,7 +166,10 @@ fn a_running_workers_dirs_are_emptied_by_an_exec_and_the_dirs_stay() {
     );
 
     let done = clean_temp(&project, dirs, &[]);
-    assert_eq!((done["dry_run"].clone(), done["removed"].clone()), (json!(false), json!(4)));
+    assert_eq!(
+        (done["dry_run"].clone(), done["removed"].clone()),
+        (json!(false), json!(4))
+    );
     assert_eq!(summary(&done), summary(&dry));
     assert_eq!(
         worker.sh("ls -A /tmp/shared_audio /tmp/whisper_cache"),
@@ -196,20 +205,31 @@ fn a_stopped_workers_volume_is_emptied_and_its_own_files_are_reported() {
         summary(&done),
         vec![
             json!(["/tmp/shared_audio", true, 2, [on_volume.name], []]),
-            json!(["/tmp/youtube_downloads", true, 0, [own.name], [format!(
-                "{}: /tmp/youtube_downloads is in the stopped container's own file system, not on a volume: opsh empties it only while the container runs (or put it on a volume)",
-                own.name
-            )]]),
+            json!([
+                "/tmp/youtube_downloads",
+                true,
+                0,
+                [own.name],
+                [format!(
+                    "{}: /tmp/youtube_downloads is in the stopped container's own file system, not on a volume: opsh empties it only while the container runs (or put it on a volume)",
+                    own.name
+                )]
+            ]),
         ]
     );
     // The volume is empty; the helper container is gone.
     let left = docker_ok(&[
-        "run", "--rm", "-v", &format!("{}:/v", volume.0), &busybox(), "ls", "-A", "/v",
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/v", volume.0),
+        &busybox(),
+        "ls",
+        "-A",
+        "/v",
     ]);
     assert_eq!(left, "");
-    let helpers = docker_ok(&[
-        "ps", "-a", "-q", "--filter", "label=org.opsh.temp-helper",
-    ]);
+    let helpers = docker_ok(&["ps", "-a", "-q", "--filter", "label=org.opsh.temp-helper"]);
     assert_eq!(helpers, "");
 }
 

@@ -139,7 +139,9 @@ mod tests {
             s.qdrant_grpc_url(),
             Resolved {
                 url: "http://qdrant:6334".into(),
-                source: "qdrant.url (env QDRANT_URL) is the REST port 6333: gRPC on the same host, 6334".into()
+                source:
+                    "qdrant.url (env QDRANT_URL) is the REST port 6333: gRPC on the same host, 6334"
+                        .into()
             }
         );
         assert_eq!(

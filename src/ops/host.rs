@@ -210,7 +210,10 @@ fn from_places(dirs: &[PathBuf], places: &[crate::ops::docker::Place]) -> Vec<Cl
 
 /// The temp dirs as they are, where they are emptied (files.temp_in), nothing removed: dir,
 /// whether it exists, and the entries directly inside it.
-pub async fn survey(target: &Target, dirs: &[PathBuf]) -> Result<Vec<(String, bool, i64)>, OpError> {
+pub async fn survey(
+    target: &Target,
+    dirs: &[PathBuf],
+) -> Result<Vec<(String, bool, i64)>, OpError> {
     let remote: Vec<PathBuf> = dirs
         .iter()
         .filter(|d| in_containers(target, d))
@@ -592,7 +595,7 @@ pub fn register(reg: &mut Registrar) {
             None => c.target.settings.paths(key::FILES_TEMP_DIRS),
         };
         let older_than = c.opt_duration("older_than")?;
-        c.block(async { Ok(clean_dirs(c.target, &dirs, older_than).await?) })
+        c.block(async { clean_dirs(c.target, &dirs, older_than).await })
     });
     reg.add(&HTTP_CHECK, |c| {
         let url = c.str("url")?;

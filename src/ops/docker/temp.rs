@@ -63,9 +63,14 @@ pub struct Place {
 
 /// How a container is reached.
 enum Way {
-    Exec { id: String },
+    Exec {
+        id: String,
+    },
     /// A throwaway container of `image` with the volumes of `id`, for the dirs on them.
-    Volumes { id: String, image: String },
+    Volumes {
+        id: String,
+        image: String,
+    },
 }
 
 fn script(mode: &str, older_than: Option<Duration>, dirs: &[String]) -> Vec<String> {
@@ -106,7 +111,8 @@ fn parse(container: &str, output: &str) -> Vec<Place> {
             }
             ("X", Some(why), Some(path)) => {
                 p.exists = true;
-                p.errors.push(format!("{container}: {path}: {}", why.trim()));
+                p.errors
+                    .push(format!("{container}: {path}: {}", why.trim()));
             }
             _ => {}
         }
@@ -126,7 +132,9 @@ fn on_mount(mounts: &[String], dir: &str) -> bool {
 async fn run(target: &Target, way: &Way, cmd: Vec<String>) -> Result<String, String> {
     match way {
         Way::Exec { id } => {
-            let out = exec_in(target, id, id.clone(), cmd).await.map_err(|e| e.to_string())?;
+            let out = exec_in(target, id, id.clone(), cmd)
+                .await
+                .map_err(|e| e.to_string())?;
             if out.exit_code != 0 {
                 return Err(format!(
                     "the listing script exited with {}: {}",
@@ -141,7 +149,12 @@ async fn run(target: &Target, way: &Way, cmd: Vec<String>) -> Result<String, Str
 }
 
 /// A throwaway container of `image` with the volumes of `of`, running `cmd`; its stdout.
-async fn helper(target: &Target, of: &str, image: &str, cmd: Vec<String>) -> Result<String, String> {
+async fn helper(
+    target: &Target,
+    of: &str,
+    image: &str,
+    cmd: Vec<String>,
+) -> Result<String, String> {
     let docker = target.docker().await.map_err(|e| e.to_string())?;
     let api = &docker.api;
     let text = |e: bollard::errors::Error| e.to_string();
@@ -191,7 +204,9 @@ async fn helper(target: &Target, of: &str, image: &str, cmd: Vec<String>) -> Res
         let (mut stdout, mut stderr) = (String::new(), String::new());
         while let Some(frame) = logs.try_next().await.map_err(text)? {
             match frame {
-                LogOutput::StdErr { message } => stderr.push_str(&String::from_utf8_lossy(&message)),
+                LogOutput::StdErr { message } => {
+                    stderr.push_str(&String::from_utf8_lossy(&message))
+                }
                 other => stdout.push_str(&String::from_utf8_lossy(&other.into_bytes())),
             }
         }
