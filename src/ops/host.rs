@@ -181,6 +181,32 @@ fn in_containers(target: &Target, dir: &Path) -> bool {
     }
 }
 
+/// Looks in (or empties) the containers for `dirs`. With files.temp_in = "auto" an Engine that
+/// cannot be reached is an error in each dir's result, not a failure: the dir is simply not
+/// here (a safe-stop goes on); with "containers" it fails.
+async fn through_engine(
+    target: &Target,
+    dirs: &[String],
+    older_than: Option<Duration>,
+    remove: bool,
+) -> Result<Vec<crate::ops::docker::Place>, OpError> {
+    match crate::ops::docker::in_containers(target, dirs, older_than, remove).await {
+        Err(e) if target.settings.text(key::FILES_TEMP_IN).trim() == "auto" => Ok(dirs
+            .iter()
+            .map(|d| crate::ops::docker::Place {
+                container: String::new(),
+                dir: d.clone(),
+                exists: false,
+                entries: Vec::new(),
+                errors: vec![format!(
+                    "not here, and the containers could not be asked (files.temp_in): {e}"
+                )],
+            })
+            .collect()),
+        other => other,
+    }
+}
+
 /// The dirs as found in the containers, one [`Cleaned`] each (the containers' entries summed).
 fn from_places(dirs: &[PathBuf], places: &[crate::ops::docker::Place]) -> Vec<Cleaned> {
     dirs.iter()
@@ -223,7 +249,7 @@ pub async fn survey(
         Vec::new()
     } else {
         let names: Vec<String> = remote.iter().map(|d| d.display().to_string()).collect();
-        crate::ops::docker::in_containers(target, &names, None, false).await?
+        through_engine(target, &names, None, false).await?
     };
     let found = from_places(&remote, &places);
     Ok(dirs
@@ -255,7 +281,7 @@ pub async fn clean_dirs(
     let listed = if remote.is_empty() {
         Vec::new()
     } else {
-        crate::ops::docker::in_containers(target, &remote_names, older_than, false).await?
+        through_engine(target, &remote_names, older_than, false).await?
     };
     let mut planned = Vec::new();
     for dir in &local {
@@ -315,7 +341,7 @@ pub async fn clean_dirs(
     }
     if !remote.is_empty() {
         let places = if go && count > 0 {
-            crate::ops::docker::in_containers(target, &remote_names, older_than, true).await?
+            through_engine(target, &remote_names, older_than, true).await?
         } else {
             listed
         };

@@ -21,7 +21,7 @@ use bollard::query_parameters::{
 };
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::containers::find;
+use super::containers::listed;
 use super::exec::exec_in;
 use crate::ops::Target;
 use crate::ops::error::OpError;
@@ -259,7 +259,7 @@ pub async fn in_containers(
     let mode = if remove { "remove" } else { "list" };
     let docker = target.docker().await?;
     let mut places = Vec::new();
-    for f in find(target, None).await? {
+    for f in listed(target).await? {
         if f.state == "running" {
             let way = Way::Exec { id: f.id.clone() };
             match run(target, &way, script(mode, older_than, dirs)).await {
