@@ -372,7 +372,12 @@ fn qdrant_down_wrong_port_and_refused_key_say_so() {
         .args(["-e", "qdrant::ping()"])
         .run();
     assert_eq!(rest.code, 3);
-    assert!(rest.stderr.contains("REST port (6333)"), "{}", rest.stderr);
+    assert!(
+        rest.stderr
+            .contains("is the gRPC address Qdrant's REST port? opsh needs the gRPC port"),
+        "{}",
+        rest.stderr
+    );
     // A wrong key.
     let refused = env
         .opsh()

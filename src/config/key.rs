@@ -105,8 +105,14 @@ settings! {
     POSTGRES_URL: Text = "postgres.url", env ["DATABASE_URL"], default "postgres://youtube_user:youtube_pass@localhost:5432/youtube_agent", kind Kind::Url;
     POSTGRES_QUERY_TIMEOUT: Dur = "postgres.query_timeout", env [], default "30s", kind Kind::Duration;
     POSTGRES_QUERY_ROLE: Text = "postgres.query_role", env [], default "", kind Kind::Text;
+    /// Qdrant as the deployment's .env names it: the gRPC address, or (on port 6333, as its
+    /// Python services use it) the REST one, gRPC then being the same host on 6334.
     QDRANT_URL: Text = "qdrant.url", env ["QDRANT_URL"], default "http://localhost:6334", kind Kind::Url;
-    QDRANT_REST_URL: Text = "qdrant.rest_url", env [], default "http://localhost:6333", kind Kind::Url;
+    /// The gRPC address, when it is not what qdrant.url implies (see qdrant.url).
+    QDRANT_GRPC_URL: Text = "qdrant.grpc_url", env [], default "", kind Kind::Url;
+    /// The REST address (snapshot transfers); empty: qdrant.url if it is on 6333, else the
+    /// gRPC address's host on 6333.
+    QDRANT_REST_URL: Text = "qdrant.rest_url", env [], default "", kind Kind::Url;
     QDRANT_API_KEY: Text = "qdrant.api_key", env ["QDRANT_API_KEY"], default "", kind Kind::Secret;
     QDRANT_CONTENT_COLLECTION: Text = "qdrant.content_collection", env [], default "youtube_content", kind Kind::Text;
     QDRANT_SUMMARIES_COLLECTION: Text = "qdrant.summaries_collection", env [], default "youtube_summaries", kind Kind::Text;
@@ -160,6 +166,12 @@ settings! {
     COMPOSE_POSTGRES_SERVICE: Text = "compose.postgres_service", env [], default "postgres", kind Kind::Text;
     COMPOSE_REDIS_SERVICE: Text = "compose.redis_service", env [], default "redis", kind Kind::Text;
     FILES_TEMP_DIRS: List = "files.temp_dirs", env [], default "/tmp/shared_audio:/tmp/youtube_downloads:/tmp/whisper_cache:/app/data/temp", kind Kind::List;
+    /// Where the temp dirs are emptied: "host", on the file system opsh runs on; "containers",
+    /// inside the Compose project's containers that have them, through the Docker Engine (an
+    /// exec in a running one; for a stopped one, a throwaway container of its image with its
+    /// volumes); "auto": host, unless opsh runs in a container (/.dockerenv) and the dir is not
+    /// there.
+    FILES_TEMP_IN: Text = "files.temp_in", env [], default "auto", kind Kind::Choice(&["auto", "host", "containers"]);
     HEALTH_URLS: Text = "health.urls", env [], default "agent-service=http://localhost:8000/health,whisper-server=http://localhost:8082/health,embedding-server=http://localhost:8083/health", kind Kind::Text;
     /// A PEM file of CA certificates https health URLs may be signed by (besides the
     /// system's), e.g. a site's own CA.

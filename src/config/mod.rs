@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod key;
+mod qdrant_urls;
 mod toml_file;
+
+pub use qdrant_urls::Resolved;
 
 pub use key::expand_home;
 use key::{KEYS, Key, Kind};
@@ -336,15 +339,20 @@ impl Settings {
         KEYS.iter()
             .map(|k| {
                 let v = &self.values[k.name];
+                // A derived address shows what opsh uses, and why.
+                let (text, source) = match self.derived(k.name) {
+                    Some(r) => (r.url, r.source),
+                    None => (v.text.clone(), v.source.to_string()),
+                };
                 let value = match k.kind {
-                    Kind::Url => redact_url(&v.text),
-                    Kind::Secret if !v.text.is_empty() => "***".to_string(),
-                    _ => crate::redact::text(&v.text),
+                    Kind::Url => redact_url(&text),
+                    Kind::Secret if !text.is_empty() => "***".to_string(),
+                    _ => crate::redact::text(&text),
                 };
                 Shown {
                     key: k.name,
                     value,
-                    source: v.source.to_string(),
+                    source,
                 }
             })
             .collect()

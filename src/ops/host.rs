@@ -1,5 +1,5 @@
 //! `host::` — the machine opsh runs on: disk and memory (the guide's `df -h` and `free -h`, via
-//! sysinfo), cleaning the workers' temp dirs, and an HTTP GET for health endpoints.
+//! sysinfo), cleaning the workers' temp dirs (here or in their containers), and an HTTP GET for health endpoints.
 
 use crate::config::key;
 use std::path::{Path, PathBuf};
@@ -113,6 +113,8 @@ pub struct Cleaned {
     pub removed: i64,
     pub bytes: i64,
     pub errors: Vec<String>,
+    /// The containers it was emptied in (files.temp_in), or [] when emptied here.
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -164,21 +166,132 @@ fn entries(dir: &Path, older_than: Option<Duration>) -> std::io::Result<Vec<Path
     Ok(out)
 }
 
-/// Empties the temp dirs (keeping the dirs themselves), safe-stop's and safe-start's step.
-/// A missing dir is reported, not an error; links are removed, never followed.
-pub fn clean_dirs(
+/// Whether opsh itself runs in a container (Docker's /.dockerenv, Podman's /run/.containerenv).
+fn running_in_container() -> bool {
+    Path::new("/.dockerenv").exists() || Path::new("/run/.containerenv").exists()
+}
+
+/// Whether `dir` is emptied inside the project's containers rather than here (files.temp_in):
+/// the workers' dirs are theirs, and an opsh in its own container does not see them.
+fn in_containers(target: &Target, dir: &Path) -> bool {
+    match target.settings.text(key::FILES_TEMP_IN).trim() {
+        "host" => false,
+        "containers" => true,
+        _ => running_in_container() && !dir.is_dir(),
+    }
+}
+
+/// Looks in (or empties) the containers for `dirs`. With files.temp_in = "auto" an Engine that
+/// cannot be reached is an error in each dir's result, not a failure: the dir is simply not
+/// here (a safe-stop goes on); with "containers" it fails.
+async fn through_engine(
+    target: &Target,
+    dirs: &[String],
+    older_than: Option<Duration>,
+    remove: bool,
+) -> Result<Vec<crate::ops::docker::Place>, OpError> {
+    match crate::ops::docker::in_containers(target, dirs, older_than, remove).await {
+        Err(e) if target.settings.text(key::FILES_TEMP_IN).trim() == "auto" => Ok(dirs
+            .iter()
+            .map(|d| crate::ops::docker::Place {
+                container: String::new(),
+                dir: d.clone(),
+                exists: false,
+                entries: Vec::new(),
+                errors: vec![format!(
+                    "not here, and the containers could not be asked (files.temp_in): {e}"
+                )],
+            })
+            .collect()),
+        other => other,
+    }
+}
+
+/// The dirs as found in the containers, one [`Cleaned`] each (the containers' entries summed).
+fn from_places(dirs: &[PathBuf], places: &[crate::ops::docker::Place]) -> Vec<Cleaned> {
+    dirs.iter()
+        .map(|dir| {
+            let dir = dir.display().to_string();
+            let mut c = Cleaned {
+                dir: dir.clone(),
+                exists: false,
+                removed: 0,
+                bytes: 0,
+                errors: Vec::new(),
+                containers: Vec::new(),
+            };
+            for p in places.iter().filter(|p| p.dir == dir) {
+                c.exists |= p.exists;
+                c.removed += p.entries.len() as i64;
+                c.bytes += p.entries.iter().map(|(_, b)| b).sum::<i64>();
+                c.errors.extend(p.errors.iter().cloned());
+                if p.exists && !c.containers.contains(&p.container) {
+                    c.containers.push(p.container.clone());
+                }
+            }
+            c
+        })
+        .collect()
+}
+
+/// The temp dirs as they are, where they are emptied (files.temp_in), nothing removed: dir,
+/// whether it exists, and the entries directly inside it.
+pub async fn survey(
+    target: &Target,
+    dirs: &[PathBuf],
+) -> Result<Vec<(String, bool, i64)>, OpError> {
+    let remote: Vec<PathBuf> = dirs
+        .iter()
+        .filter(|d| in_containers(target, d))
+        .cloned()
+        .collect();
+    let places = if remote.is_empty() {
+        Vec::new()
+    } else {
+        let names: Vec<String> = remote.iter().map(|d| d.display().to_string()).collect();
+        through_engine(target, &names, None, false).await?
+    };
+    let found = from_places(&remote, &places);
+    Ok(dirs
+        .iter()
+        .map(|d| {
+            let name = d.display().to_string();
+            match found.iter().find(|c| c.dir == name) {
+                Some(c) => (name, c.exists, c.removed),
+                None => match std::fs::read_dir(d) {
+                    Ok(rd) => (name, true, rd.count() as i64),
+                    Err(_) => (name, false, 0),
+                },
+            }
+        })
+        .collect())
+}
+
+/// Empties the temp dirs (keeping the dirs themselves), safe-stop's and safe-start's step:
+/// here, or inside the project's containers (files.temp_in). A missing dir is reported, not an
+/// error; links are removed, never followed.
+pub async fn clean_dirs(
     target: &Target,
     dirs: &[PathBuf],
     older_than: Option<Duration>,
 ) -> Result<Clean, OpError> {
+    let (remote, local): (Vec<PathBuf>, Vec<PathBuf>) =
+        dirs.iter().cloned().partition(|d| in_containers(target, d));
+    let remote_names: Vec<String> = remote.iter().map(|d| d.display().to_string()).collect();
+    let listed = if remote.is_empty() {
+        Vec::new()
+    } else {
+        through_engine(target, &remote_names, older_than, false).await?
+    };
     let mut planned = Vec::new();
-    for dir in dirs {
+    for dir in &local {
         let mut c = Cleaned {
             dir: dir.display().to_string(),
             exists: dir.is_dir(),
             removed: 0,
             bytes: 0,
             errors: Vec::new(),
+            containers: Vec::new(),
         };
         let found = if c.exists {
             entries(dir, older_than).unwrap_or_else(|e| {
@@ -190,7 +303,8 @@ pub fn clean_dirs(
         };
         planned.push((c, found));
     }
-    let count: usize = planned.iter().map(|(_, f)| f.len()).sum();
+    let count = planned.iter().map(|(_, f)| f.len()).sum::<usize>()
+        + listed.iter().map(|p| p.entries.len()).sum::<usize>();
     let change = Change {
         op: "host::clean_temp",
         summary: format!("remove {count} entries from the temp dirs"),
@@ -204,6 +318,7 @@ pub fn clean_dirs(
         bytes: 0,
         dirs: Vec::new(),
     };
+    let mut cleaned: Vec<Cleaned> = Vec::new();
     for (mut c, found) in planned {
         for path in found {
             let bytes = size_of(&path) as i64;
@@ -222,9 +337,25 @@ pub fn clean_dirs(
                 Err(e) => c.errors.push(format!("{}: {e}", path.display())),
             }
         }
-        out.removed += c.removed;
-        out.bytes += c.bytes;
-        out.dirs.push(c);
+        cleaned.push(c);
+    }
+    if !remote.is_empty() {
+        let places = if go && count > 0 {
+            through_engine(target, &remote_names, older_than, true).await?
+        } else {
+            listed
+        };
+        cleaned.extend(from_places(&remote, &places));
+    }
+    // In the order of the dirs asked for.
+    for dir in dirs {
+        let name = dir.display().to_string();
+        if let Some(i) = cleaned.iter().position(|c| c.dir == name) {
+            let c = cleaned.remove(i);
+            out.removed += c.removed;
+            out.bytes += c.bytes;
+            out.dirs.push(c);
+        }
     }
     if go {
         done(
@@ -399,8 +530,11 @@ static CLEAN_TEMP: Spec = Spec {
     ],
     returns: "Map",
     doc: "Empties the workers' temp dirs (the dirs stay): dry_run, removed, bytes and dirs (each \
-          dir, exists, removed, bytes, errors). A missing dir is reported, not an error. With \
-          --dry-run nothing is removed.",
+          dir, exists, removed, bytes, errors, containers). A missing dir is reported, not an \
+          error. Where (files.temp_in): here, or inside the project's containers through the \
+          Docker Engine, as for an opsh in a container of its own, which does not see the \
+          workers' files; then bytes are du's (KiB steps) and containers names where each dir \
+          was found. With --dry-run nothing is removed.",
     examples: &[Example::new(
         r#"host::clean_temp(#{dirs: ["/nonexistent/opsh-temp"]}).dirs[0].exists"#,
         "false",
@@ -449,7 +583,8 @@ pub fn register(reg: &mut Registrar) {
             Some(d) => d.into_iter().map(PathBuf::from).collect(),
             None => c.target.settings.paths(key::FILES_TEMP_DIRS),
         };
-        Ok(clean_dirs(c.target, &dirs, c.opt_duration("older_than")?)?)
+        let older_than = c.opt_duration("older_than")?;
+        c.block(async { clean_dirs(c.target, &dirs, older_than).await })
     });
     reg.add(&HTTP_CHECK, |c| {
         let url = c.str("url")?;

@@ -135,7 +135,7 @@ fn state_dir() -> Option<PathBuf> {
 /// address too, so two targets never share one.
 fn kept_path(target: &Target, collection: &str) -> Option<PathBuf> {
     let mut hash: u64 = 0xcbf29ce484222325;
-    for b in target.settings.text(key::QDRANT_URL).bytes() {
+    for b in target.settings.qdrant_grpc_url().url.bytes() {
         hash = (hash ^ u64::from(b)).wrapping_mul(0x100000001b3);
     }
     let safe: String = collection
@@ -246,13 +246,6 @@ async fn truncate(target: &Target, tables: &[String]) -> Result<(), OpError> {
     Ok(())
 }
 
-fn entries_in(dir: &Path) -> (bool, i64) {
-    match std::fs::read_dir(dir) {
-        Ok(rd) => (true, rd.count() as i64),
-        Err(_) => (false, 0),
-    }
-}
-
 fn words(items: &[cache::StateItem]) -> Vec<String> {
     items
         .iter()
@@ -311,15 +304,13 @@ pub async fn run(target: &Target, mode: Mode, keep_costs: bool) -> Result<Reset,
             .partition(|s| keep.iter().any(|k| k == s.pattern));
 
     let temp_dirs = target.settings.paths(key::FILES_TEMP_DIRS);
-    let temp: Vec<TempReset> = temp_dirs
-        .iter()
-        .map(|d| {
-            let (exists, entries) = entries_in(d);
-            TempReset {
-                dir: d.display().to_string(),
-                exists,
-                entries,
-            }
+    let temp: Vec<TempReset> = host::survey(target, &temp_dirs)
+        .await?
+        .into_iter()
+        .map(|(dir, exists, entries)| TempReset {
+            dir,
+            exists,
+            entries,
         })
         .collect();
 
@@ -461,7 +452,7 @@ pub async fn run(target: &Target, mode: Mode, keep_costs: bool) -> Result<Reset,
     out.redis.kept = flushed.kept;
     crate::failpoint::hit("after_redis");
 
-    let cleaned = host::clean_dirs(target, &temp_dirs, None)?;
+    let cleaned = host::clean_dirs(target, &temp_dirs, None).await?;
     out.temp_bytes = cleaned.bytes;
     for (t, c) in out.temp.iter_mut().zip(cleaned.dirs.iter()) {
         t.entries = c.removed;

@@ -176,6 +176,19 @@ fn describe(backend: &Backend, e: &bollard::errors::Error) -> (ErrorKind, String
             };
             (kind, format!("{message} (HTTP {status_code})"))
         }
+        // opsh in a container of its own (the compose snippet's `opsh` service) sees the
+        // engine only through a mounted socket, at the default place.
+        B::SocketNotFoundError(path)
+            if path == "/var/run/docker.sock" && std::path::Path::new("/.dockerenv").exists() =>
+        {
+            (
+            ErrorKind::Unreachable,
+            format!(
+                "no Docker socket at {path} in this container; mount the engine's socket there \
+                 (the `opsh-docker` service of contrib/compose.opsh.yml does) or set DOCKER_HOST"
+                ),
+            )
+        }
         B::SocketNotFoundError(path) => (
             ErrorKind::Unreachable,
             format!(

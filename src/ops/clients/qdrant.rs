@@ -1,5 +1,6 @@
-//! The Qdrant client: qdrant-client over gRPC (qdrant.url, 6334) for everything but snapshot
-//! download, which is REST (qdrant.rest_url, 6333). The one place that turns its errors into
+//! The Qdrant client: qdrant-client over gRPC (6334) for everything but snapshot download,
+//! which is REST (6333); both addresses as the settings resolve them from qdrant.url,
+//! qdrant.grpc_url and qdrant.rest_url (src/config/qdrant_urls.rs). The one place that turns its errors into
 //! operation errors, naming the likely mistake (the REST port where gRPC is needed, an API key
 //! refused, a collection that does not exist).
 //!
@@ -48,13 +49,19 @@ impl Connect for Qdrant {
     const SETTING: key::Text = key::QDRANT_URL;
 
     fn address(settings: &Settings) -> String {
-        redact_url(settings.text(key::QDRANT_URL))
+        redact_url(&settings.qdrant_grpc_url().url)
     }
 
     async fn connect(settings: &Settings, backend: &Backend) -> Result<Qdrant, OpError> {
-        let url = settings.text(key::QDRANT_URL);
+        let grpc_url = settings.qdrant_grpc_url().url;
+        let url = grpc_url.as_str();
         url::Url::parse(url).map_err(|e| {
-            OpError::backend(backend, ErrorKind::Invalid, format!("qdrant.url: {e}"))
+            let name = if settings.text(key::QDRANT_GRPC_URL).trim().is_empty() {
+                key::QDRANT_URL.name()
+            } else {
+                key::QDRANT_GRPC_URL.name()
+            };
+            OpError::backend(backend, ErrorKind::Invalid, format!("{name}: {e}"))
         })?;
         let api_key =
             Some(settings.text(key::QDRANT_API_KEY).to_string()).filter(|k| !k.is_empty());
@@ -78,7 +85,8 @@ impl Connect for Qdrant {
             ids,
             ca: grpc.ca,
             rest_url: settings
-                .text(key::QDRANT_REST_URL)
+                .qdrant_rest_url()
+                .url
                 .trim_end_matches('/')
                 .to_string(),
             rest_setting: settings.origin(key::QDRANT_REST_URL),
@@ -193,8 +201,10 @@ fn describe(backend: &Backend, e: &QdrantError) -> (ErrorKind, String) {
         return (
             ErrorKind::Unreachable,
             format!(
-                "the server does not speak gRPC ({detail}); is qdrant.url Qdrant's REST port \
-                 (6333)? opsh needs the gRPC port, 6334 by default, and qdrant.rest_url for REST"
+                "the server does not speak gRPC ({detail}); is the gRPC address Qdrant's REST \
+                 port? opsh needs the gRPC port, 6334 by default: a qdrant.url on 6333 is read \
+                 as REST with gRPC on 6334, any other is used as the gRPC address; set \
+                 qdrant.grpc_url when gRPC is elsewhere"
             ),
         );
     }

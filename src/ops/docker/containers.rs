@@ -56,6 +56,27 @@ pub(super) async fn find(
     target: &Target,
     services: Option<&[String]>,
 ) -> Result<Vec<Found>, OpError> {
+    let found = listed(target).await?;
+    let project = project(target);
+    let Some(wanted) = services else {
+        if found.is_empty() {
+            tracing::warn!("{}", no_containers_hint(&project));
+        }
+        return Ok(found);
+    };
+    if found.is_empty() {
+        return Err(OpError::backend(
+            target.docker_backend(),
+            ErrorKind::NotFound,
+            no_containers_hint(&project),
+        ));
+    }
+    filter(target, found, wanted, &project)
+}
+
+/// The project's containers (all states), ordered by service and number, without a word when
+/// there are none.
+pub(super) async fn listed(target: &Target) -> Result<Vec<Found>, OpError> {
     let docker = target.docker().await?;
     let project = project(target);
     let filters = HashMap::from([(
@@ -118,19 +139,17 @@ pub(super) async fn find(
         })
         .collect();
     found.sort_by(|a, b| (&a.service, a.number).cmp(&(&b.service, b.number)));
-    let Some(wanted) = services else {
-        if found.is_empty() {
-            tracing::warn!("{}", no_containers_hint(&project));
-        }
-        return Ok(found);
-    };
-    if found.is_empty() {
-        return Err(OpError::backend(
-            target.docker_backend(),
-            ErrorKind::NotFound,
-            no_containers_hint(&project),
-        ));
-    }
+    Ok(found)
+}
+
+/// The containers of `wanted` (service or container names); an unknown one is an error listing
+/// the project's services.
+fn filter(
+    target: &Target,
+    found: Vec<Found>,
+    wanted: &[String],
+    project: &str,
+) -> Result<Vec<Found>, OpError> {
     let known: BTreeSet<&str> = found.iter().map(|f| f.service.as_str()).collect();
     for w in wanted {
         if !known.contains(w.as_str()) && !found.iter().any(|f| &f.name == w) {

@@ -31,12 +31,23 @@ pub async fn exec(target: &Target, service: &str, cmd: Vec<String>) -> Result<Ex
             format!("no running container of `{service}` to run a command in"),
         ));
     };
+    exec_in(target, &f.id, f.name.clone(), cmd).await
+}
+
+/// Runs a command in the container `id` (running) and waits for it; `name` is what the result
+/// calls it.
+pub(super) async fn exec_in(
+    target: &Target,
+    id: &str,
+    name: String,
+    cmd: Vec<String>,
+) -> Result<Exec, OpError> {
     let docker = target.docker().await?;
     let err = target.docker_err();
     let created = docker
         .api
         .create_exec(
-            &f.id,
+            id,
             CreateExecOptions {
                 cmd: Some(cmd),
                 attach_stdout: Some(true),
@@ -47,7 +58,7 @@ pub async fn exec(target: &Target, service: &str, cmd: Vec<String>) -> Result<Ex
         .await
         .map_err(&err)?;
     let mut out = Exec {
-        container: f.name.clone(),
+        container: name,
         exit_code: -1,
         output: String::new(),
         stdout: String::new(),

@@ -8,7 +8,7 @@
 //! One concept per file: [`containers`] (finding the project's containers, ps, inspect,
 //! services, version), [`lifecycle`] (the actions), [`health`] (wait_ready), [`stats`], [`logs`],
 //! [`exec`] (the script-facing exec and its allow-list), [`stream`] (opsh's own streamed exec
-//! and copy-out), [`specs`]; this file registers them.
+//! and copy-out), [`temp`] (the workers' temp dirs in their containers), [`specs`]; this file registers them.
 
 mod containers;
 mod exec;
@@ -18,6 +18,7 @@ mod logs;
 mod specs;
 mod stats;
 mod stream;
+mod temp;
 
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ pub use lifecycle::{Acted, Action, Acts, act};
 pub use logs::{LogLine, LogRequest, Logs, logs};
 pub use stats::{Stats, stats};
 pub use stream::{Input, Streamed, copy_out, exec_stream, guarded};
+pub use temp::{Place, in_containers};
 
 use crate::ops::error::OpError;
 use crate::ops::spec::{Kind, Registrar, Spec};

@@ -12,7 +12,8 @@ pub(super) static PING: Spec = Spec {
     params: &[],
     options: &[],
     returns: "Map",
-    doc: "Connects to Qdrant (gRPC, qdrant.url) and returns address, version, client_version and \
+    doc: "Connects to Qdrant (gRPC, at qdrant.grpc_url as resolved from qdrant.url) and returns \
+          address, version, client_version and \
           compatibility (empty, or why the server is outside the Qdrant versions opsh is tested \
           against, 1.18 to 1.20; also warned once on stderr).",
     examples: &[Example::new(

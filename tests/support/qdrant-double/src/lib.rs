@@ -28,7 +28,7 @@
 //! ```
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -63,13 +63,16 @@ pub struct Options {
     pub server_version: String,
     /// Where snapshots are written; `None`: a temporary directory removed on stop.
     pub snapshots_dir: Option<PathBuf>,
-    /// The gRPC port on 127.0.0.1; 0 picks a free one.
+    /// The gRPC port; 0 picks a free one.
     pub grpc_port: u16,
-    /// The REST port on 127.0.0.1; 0 picks a free one.
+    /// The REST port; 0 picks a free one.
     pub rest_port: u16,
     /// Serve both ports over TLS with this certificate, as Qdrant does with
     /// `service.enable_tls`; `None`: plain.
     pub tls: Option<Tls>,
+    /// The address both listen on (Qdrant's `service.host`): 127.0.0.1 unless told otherwise,
+    /// e.g. 0.0.0.0 in a container that others reach by its name.
+    pub host: IpAddr,
 }
 
 impl Default for Options {
@@ -81,6 +84,7 @@ impl Default for Options {
             grpc_port: 0,
             rest_port: 0,
             tls: None,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
         }
     }
 }
@@ -126,12 +130,12 @@ pub(crate) struct Shared {
 pub struct QdrantDouble;
 
 impl QdrantDouble {
-    /// Binds the gRPC and REST ports on 127.0.0.1 and serves them from a background thread
+    /// Binds the gRPC and REST ports on `options.host` and serves them from a background thread
     /// with a runtime of its own, so it works from a plain `#[test]` as well as from async code.
     /// The ports are bound when this returns, so clients may connect at once.
     pub fn start(options: Options) -> io::Result<Running> {
-        let grpc = bind(options.grpc_port, "gRPC")?;
-        let rest = bind(options.rest_port, "REST")?;
+        let grpc = bind(options.host, options.grpc_port, "gRPC")?;
+        let rest = bind(options.host, options.rest_port, "REST")?;
         let grpc_addr = grpc.local_addr()?;
         let rest_addr = rest.local_addr()?;
 
@@ -230,11 +234,12 @@ impl QdrantDouble {
     }
 }
 
-fn bind(port: u16, what: &str) -> io::Result<TcpListener> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).map_err(|e| {
+fn bind(host: IpAddr, port: u16, what: &str) -> io::Result<TcpListener> {
+    let addr = SocketAddr::new(host, port);
+    let listener = TcpListener::bind(addr).map_err(|e| {
         io::Error::new(
             e.kind(),
-            format!("qdrant-double: cannot bind the {what} port 127.0.0.1:{port}: {e}"),
+            format!("qdrant-double: cannot bind the {what} port {addr}: {e}"),
         )
     })?;
     listener.set_nonblocking(true)?;

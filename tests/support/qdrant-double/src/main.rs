@@ -17,10 +17,13 @@ use qdrant_double::{DEFAULT_SERVER_VERSION, DISCLAIMER, Options, QdrantDouble};
 #[derive(Parser, Debug)]
 #[command(name = "qdrant-double", version, about = DISCLAIMER, long_about)]
 struct Args {
-    /// gRPC port on 127.0.0.1 (Qdrant's is 6334; 0 picks a free one).
+    /// The address to listen on (Qdrant's service.host; 0.0.0.0 in a container).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// gRPC port (Qdrant's is 6334; 0 picks a free one).
     #[arg(long, default_value_t = 6334)]
     grpc_port: u16,
-    /// REST port on 127.0.0.1 (Qdrant's is 6333; 0 picks a free one).
+    /// REST port (Qdrant's is 6333; 0 picks a free one).
     #[arg(long, default_value_t = 6333)]
     rest_port: u16,
     /// Require this API key (the `api-key` header), as Qdrant's service.api_key does.
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
             .tls_cert
             .zip(args.tls_key)
             .map(|(cert, key)| qdrant_double::Tls { cert, key }),
+        host: args.host,
     };
     let api_key = options.api_key.is_some();
     let version = options.server_version.clone();
