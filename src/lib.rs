@@ -4,6 +4,7 @@
 pub mod api;
 pub mod bridge;
 pub mod cli;
+pub mod columns;
 pub mod complete;
 pub mod config;
 pub mod duration;
@@ -20,4 +21,5 @@ pub mod runner;
 pub mod suggest;
 pub mod tar;
 pub mod text;
+pub mod top;
 pub mod trust;

@@ -4,6 +4,7 @@
 //! writing itself is [`stream`], below the host, which writes a script's `print` through it.
 
 pub mod stream;
+pub mod table;
 
 pub use stream::{CLOSED_STDOUT, err, failed, out, out_styled};
 
