@@ -147,6 +147,12 @@ pub enum Command {
         #[arg(long, hide = true)]
         markdown: bool,
     },
+    /// The whole stack on one screen, refreshed (top.refresh); keys act on it (? lists them)
+    Top {
+        /// Print one frame as text and exit (for scripts and tests)
+        #[arg(long)]
+        once: bool,
+    },
     /// Show a procedure's description and declared arguments
     #[command(hide = true)]
     Describe { script: String },
@@ -414,6 +420,16 @@ fn run(mut cli: Cli) -> Result<u8, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))?;
+    if let Some(Command::Top { once }) = &cli.command {
+        // Before the Ctrl-C handler: in the view Ctrl-C is a key, and --once ends on it.
+        let options = crate::top::Options {
+            once: *once,
+            config: cli.config.clone(),
+        };
+        let status = crate::top::run(&settings, runtime.handle(), &options);
+        runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+        return status;
+    }
     let bridge = Bridge::new(runtime.handle().clone());
     bridge.install_ctrl_c();
     let flags = Flags {

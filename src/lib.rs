@@ -4,6 +4,7 @@
 pub mod api;
 pub mod bridge;
 pub mod cli;
+pub mod columns;
 pub mod complete;
 pub mod config;
 pub mod duration;
@@ -22,4 +23,5 @@ pub mod suggest;
 pub mod tar;
 pub mod text;
 pub mod tls;
+pub mod top;
 pub mod trust;

@@ -199,3 +199,67 @@ mod tests {
         );
     }
 }
+
+/// An array or a map as words in a sentence: `a, b, c`, `key: value, key: value`, maps in a
+/// list separated by `; `, nothing as "none". Scripts' `${list}` in a report line, `print` and
+/// `to_string` read this, not Rhai's `["a", "b"]`.
+pub fn listed(value: &rhai::Dynamic) -> String {
+    if let Some(array) = value.read_lock::<rhai::Array>() {
+        if array.is_empty() {
+            return "none".into();
+        }
+        let separator = if array.iter().any(|v| v.is_map()) {
+            "; "
+        } else {
+            ", "
+        };
+        return array.iter().map(item).collect::<Vec<_>>().join(separator);
+    }
+    if let Some(map) = value.read_lock::<rhai::Map>() {
+        if map.is_empty() {
+            return "none".into();
+        }
+        return map
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", item(v)))
+            .collect::<Vec<_>>()
+            .join(", ");
+    }
+    value.to_string()
+}
+
+fn item(v: &rhai::Dynamic) -> String {
+    if v.is_array() {
+        // A list inside a list keeps its bounds, or the two would read as one.
+        format!("({})", listed(v))
+    } else if v.is_map() {
+        listed(v)
+    } else {
+        v.to_string()
+    }
+}
+
+#[cfg(test)]
+mod listed_tests {
+    use super::listed;
+    use rhai::Dynamic;
+
+    fn value(json: &str) -> Dynamic {
+        serde_json::from_str::<Dynamic>(json).unwrap()
+    }
+
+    #[test]
+    fn lists_and_maps_read_as_words() {
+        assert_eq!(
+            listed(&value(r#"["channels", "content"]"#)),
+            "channels, content"
+        );
+        assert_eq!(listed(&value("[]")), "none");
+        assert_eq!(
+            listed(&value(r#"{"pending": 3, "failed": 1}"#)),
+            "failed: 1, pending: 3"
+        );
+        assert_eq!(listed(&value(r#"[{"id": 1}, {"id": 2}]"#)), "id: 1; id: 2");
+        assert_eq!(listed(&value("[1, [2, 3]]")), "1, (2, 3)");
+    }
+}

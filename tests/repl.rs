@@ -211,6 +211,49 @@ fn jobs_list_renders_as_a_table_and_live_job_types_complete() {
 }
 
 #[test]
+fn tables_keep_the_functions_column_order_and_read_as_a_person_writes() {
+    let db = TestDb::new();
+    seed_jobs(
+        &db,
+        &[
+            ("summarize", "processing", 90, 1),
+            ("transcribe", "failed", 200, 3),
+        ],
+    );
+    let mut p = repl(&Opsh::new().db(&db).env("OPSH_OUTPUT_TIMEZONE", "utc"));
+    let shown = line(&mut p, "jobs::list(#{status: \"processing\"})");
+    // The order jobs::list gives, not the keys' alphabetical one; in 160 columns the headers
+    // of empty columns give way, the data is whole.
+    let header = shown
+        .lines()
+        .find(|l| l.starts_with("│ id"))
+        .unwrap_or_default();
+    assert_eq!(
+        header,
+        "│ id ┆ job_type  ┆ content_id ┆ status     ┆ priority ┆ retry_co… ┆ error… ┆ created_at          ┆ started_at          ┆ compl… ┆ updated_at          ┆ age_s… │",
+        "{shown}"
+    );
+    let started = db.scalar(
+        "SELECT to_char(started_at, 'YYYY-MM-DD HH24:MI:SS') FROM processing_jobs WHERE status = 'processing'",
+    );
+    assert!(
+        shown.contains(&format!("┆ processing ┆")) && shown.contains(&format!("┆ {started} ┆")),
+        "{shown}"
+    );
+    assert!(shown.contains("┆ 1h 30m      │"), "{shown}");
+    // A query's columns in its SELECT order.
+    let shown = line(&mut p, "db::query(\"SELECT 2 AS b, 1 AS a, 'x' AS c\")");
+    assert!(shown.contains("│ b ┆ a ┆ c │"), "{shown}");
+    // :x shows one record per block, as psql's expanded mode.
+    line(&mut p, ":x");
+    let shown = line(&mut p, "jobs::list(#{status: \"failed\"})");
+    assert!(shown.contains("-[ RECORD 1 ]"), "{shown}");
+    assert!(shown.contains("job_type      | transcribe"), "{shown}");
+    assert!(shown.contains("age_seconds   | 3h 20m"), "{shown}");
+    quit(p);
+}
+
+#[test]
 fn ctrl_c_during_sleep_returns_to_the_prompt() {
     let mut p = repl(&Opsh::new());
     p.send_line("sleep(30); \"not reached\"").unwrap();

@@ -194,6 +194,15 @@ settings! {
     JOBS_STUCK_AFTER_CHECK_DATA: Dur = "jobs.stuck_after.check_data", env [], default "1d", kind Kind::Duration;
     JOBS_STUCK_AFTER_SAFE_START: Dur = "jobs.stuck_after.safe_start", env [], default "1h", kind Kind::Duration;
     JOBS_STUCK_AFTER_RESET_STUCK_JOBS: Dur = "jobs.stuck_after.reset_stuck_jobs", env [], default "1h", kind Kind::Duration;
+    /// How the REPL shows rows: a table, or expanded (one record per block, as psql's `\x`;
+    /// `:x` toggles it).
+    OUTPUT_RECORDS: Text = "output.records", env [], default "table", kind Kind::Choice(&["table", "expanded"]);
+    /// The time zone tables show timestamps in: the machine's local one, or utc.
+    OUTPUT_TIMEZONE: Text = "output.timezone", env [], default "local", kind Kind::Choice(&["local", "utc"]);
+    /// How often `opsh top` reads the stack again.
+    TOP_REFRESH: Dur = "top.refresh", env [], default "2s", kind Kind::Duration;
+    /// How long `opsh top` waits for one backend's answer before its pane says it timed out.
+    TOP_TIMEOUT: Dur = "top.timeout", env [], default "5s", kind Kind::Duration;
     JOBS_STUCK_AFTER_CHECK_JOBS: Dur = "jobs.stuck_after.check_jobs", env [], default "1h", kind Kind::Duration;
     /// jobs::purge and the purge-jobs procedure delete finished jobs older than this (the
     /// deployment's nightly retention: failed jobs after 7 days).

@@ -293,4 +293,13 @@ pub fn register(
         Ok(true)
     });
     engine.register_global_module(reg.finish().into());
+    // `${list}` in a report line, print(list) and list.to_string(): words, not Rhai's
+    // `["a", "b"]` (to_debug keeps Rhai's form for a script author's own debugging).
+    engine
+        .register_fn("to_string", |a: &mut rhai::Array| {
+            crate::text::listed(&Dynamic::from_array(a.clone()))
+        })
+        .register_fn("to_string", |m: &mut rhai::Map| {
+            crate::text::listed(&Dynamic::from_map(m.clone()))
+        });
 }

@@ -251,6 +251,15 @@ pub async fn migrate(target: &Target) -> Result<schema::Migrated, OpError> {
 /// prepared statement) outlives the call. A connection that cannot be reset — an error, a
 /// cancelled call — is closed instead of going back to the pool.
 pub async fn query(target: &Target, sql: &str, params: Array) -> Result<Vec<Map>, OpError> {
+    Ok(query_with_columns(target, sql, params).await?.0)
+}
+
+/// [`query`]'s rows and the names of its columns in the order the query gives them.
+pub async fn query_with_columns(
+    target: &Target,
+    sql: &str,
+    params: Array,
+) -> Result<(Vec<Map>, Vec<String>), OpError> {
     let mut q = sqlx::query(AssertSqlSafe(sql.to_string()));
     for (i, p) in params.into_iter().enumerate() {
         q = bind(q, p).map_err(|why| OpError::invalid(format!("parameter ${}: {why}", i + 1)))?;
@@ -331,10 +340,16 @@ pub async fn query(target: &Target, sql: &str, params: Array) -> Result<Vec<Map>
         rows.len(),
         started.elapsed().as_secs_f64() * 1000.0
     );
-    rows.iter()
+    let columns = rows
+        .first()
+        .map(|row| row.columns().iter().map(|c| c.name().to_string()).collect())
+        .unwrap_or_default();
+    let maps = rows
+        .iter()
         .map(row_to_map)
         .collect::<Result<_, _>>()
-        .map_err(OpError::invalid)
+        .map_err(OpError::invalid)?;
+    Ok((maps, columns))
 }
 
 /// The built-in role that may read every table and nothing else (PostgreSQL 14 and later).
@@ -801,8 +816,10 @@ pub fn register(reg: &mut Registrar) {
             .value("params")
             .and_then(|p| p.try_cast::<Array>())
             .unwrap_or_default();
-        let rows = c.block(query(c.target, &sql, params))?;
-        Ok(rows.into_iter().map(Dynamic::from_map).collect::<Array>())
+        let (rows, columns) = c.block(query_with_columns(c.target, &sql, params))?;
+        let mut rows = Dynamic::from_array(rows.into_iter().map(Dynamic::from_map).collect());
+        crate::columns::attach(&mut rows, &columns);
+        Ok(rows)
     });
     reg.add(&SHELL, |c| Ok(shell(c.target)?));
     let locks = Rc::new(Locks::default());

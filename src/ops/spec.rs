@@ -650,8 +650,14 @@ fn call<R: Serialize + 'static>(
         Ok(value) => match (Box::new(value) as Box<dyn std::any::Any>).downcast::<Dynamic>() {
             Ok(dynamic) => Ok(*dynamic),
             Err(value) => {
-                rhai::serde::to_dynamic(value.downcast_ref::<R>().expect("the body's own type"))
-                    .map_err(|e| fail(OpError::invalid(format!("result: {e}"))))
+                let value = value.downcast_ref::<R>().expect("the body's own type");
+                let mut dynamic = rhai::serde::to_dynamic(value)
+                    .map_err(|e| fail(OpError::invalid(format!("result: {e}"))))?;
+                // Rows and records keep the order of their fields for the tables that show them.
+                if dynamic.is_map() || dynamic.is_array() {
+                    crate::columns::attach(&mut dynamic, &crate::columns::of_serialize(value));
+                }
+                Ok(dynamic)
             }
         },
         Err(failure) => Err(failure.into_eval(ctx, spec)),

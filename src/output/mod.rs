@@ -9,6 +9,7 @@ pub mod procedures;
 pub mod prometheus;
 pub mod ran;
 pub mod stream;
+pub mod table;
 
 pub use ran::Ran;
 pub use stream::{CLOSED_STDOUT, err, failed, out, out_styled};

@@ -58,6 +58,18 @@ pub fn run(session: &mut Session, line: &str) -> Result<Action, Error> {
         }
         ":json" => session.display.json = on_off(":json", rest, session.display.json)?,
         ":pager" => session.display.pager = on_off(":pager", rest, session.display.pager)?,
+        ":x" => {
+            // Without a word it toggles, as psql's \x does.
+            let expanded = match rest {
+                "" => !session.display.expanded,
+                word => on_off(":x", word, session.display.expanded)?,
+            };
+            session.display.expanded = expanded;
+            eprintln!(
+                "expanded display is {}",
+                if expanded { "on" } else { "off" }
+            );
+        }
         ":quit" | ":q" | ":exit" => return Ok(Action::Quit(code::OK)),
         other => {
             let names = COMMANDS.iter().map(|(c, _)| *c);
@@ -243,6 +255,8 @@ fn vars(session: &Session) -> String {
                     pager: false,
                     terminal: false,
                     colour: false,
+                    expanded: false,
+                    utc: false,
                 },
             )
             .unwrap_or_else(|| "()\n".into());

@@ -31,6 +31,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     (":json", "`:json on|off`: results as JSON"),
     (":pager", "`:pager on|off`: long results through $PAGER"),
+    (
+        ":x",
+        "`:x [on|off]`: rows one record per block (expanded), or back to tables",
+    ),
     (":quit", "leave (Ctrl-D too)"),
 ];
 
@@ -222,7 +226,7 @@ impl OpshHelper {
                 names.extend(self.specs.iter().map(|s| (s.path(), s.path())));
                 names
             }
-            (":json" | ":pager", 1) => ["on", "off"]
+            (":json" | ":pager" | ":x", 1) => ["on", "off"]
                 .iter()
                 .map(|w| (w.to_string(), w.to_string()))
                 .collect(),

@@ -87,10 +87,11 @@ impl Session<'_> {
     }
 
     fn new(host: &mut Host, json: bool) -> Session<'_> {
+        let display = Display::new(json).with_settings(host.settings());
         Session {
             host,
             scope: Host::scope(rhai::Map::new()),
-            display: Display::new(json),
+            display,
             last_status: code::OK,
         }
     }
@@ -241,7 +242,7 @@ fn banner(host: &Host) -> String {
 }
 
 fn interactive(host: &mut Host, json: bool) -> u8 {
-    let display = Display::new(json);
+    let display = Display::new(json).with_settings(host.settings());
     let config = Config::builder()
         .completion_type(CompletionType::List)
         .auto_add_history(false)

@@ -5,9 +5,9 @@
 use std::io::{IsTerminal, Write};
 use std::process::{Command, Stdio};
 
-use comfy_table::{ContentArrangement, Table, presets};
 use rhai::{Dynamic, Map};
 
+use crate::output::table::{self, Layout};
 use crate::report::Report;
 
 /// How results are shown; `:json` and `:pager` change it.
@@ -19,6 +19,10 @@ pub struct Display {
     pub terminal: bool,
     /// ANSI colours (a terminal, NO_COLOR unset).
     pub colour: bool,
+    /// One record per block (psql's expanded mode); `:x` toggles it.
+    pub expanded: bool,
+    /// Timestamps in UTC instead of local time (output.timezone).
+    pub utc: bool,
 }
 
 impl Display {
@@ -29,7 +33,17 @@ impl Display {
             pager: true,
             terminal,
             colour: terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            expanded: false,
+            utc: false,
         }
+    }
+
+    /// The display the settings ask for: output.records, output.timezone.
+    pub fn with_settings(mut self, settings: &crate::config::Settings) -> Display {
+        use crate::config::key;
+        self.expanded = settings.text(key::OUTPUT_RECORDS) == "expanded";
+        self.utc = settings.text(key::OUTPUT_TIMEZONE) == "utc";
+        self
     }
 }
 
@@ -54,14 +68,20 @@ pub fn text(value: &Dynamic, display: &Display) -> Option<String> {
         return Some(json(&doc, display));
     }
     let width = display.terminal.then(terminal_width).flatten();
+    let order = crate::columns::of(value);
     let mut out = if value.is_string() {
         value.to_string()
     } else if let Some(rows) = maps(value) {
-        table(&rows, width)
+        let layout = Layout {
+            width,
+            utc: display.utc,
+            expanded: display.expanded,
+        };
+        table::rows(&rows, order.as_deref(), layout)
     } else if let Some(map) = value.read_lock::<Map>() {
-        keys_and_values(&map)
+        table::record(&map, order.as_deref(), display.utc)
     } else if value.is_array() {
-        let compact = cell(value);
+        let compact = table::cell("", value, display.utc);
         if compact.chars().count() <= usize::from(width.unwrap_or(100)) {
             compact
         } else {
@@ -95,68 +115,6 @@ fn maps(value: &Dynamic) -> Option<Vec<Map>> {
             .filter_map(|v| v.read_lock::<Map>().map(|m| m.clone()))
             .collect(),
     )
-}
-
-/// Rows as a table, `(N rows)` below as psql does. Maps keep their keys sorted, so the columns
-/// are in that order, except that `id` and `name` come first, as they identify the row.
-pub fn table(rows: &[Map], width: Option<u16>) -> String {
-    let mut columns: Vec<&str> = ["id", "name"]
-        .into_iter()
-        .filter(|c| rows.iter().any(|r| r.contains_key(*c)))
-        .collect();
-    for row in rows {
-        for key in row.keys() {
-            if !columns.contains(&key.as_str()) {
-                columns.push(key.as_str());
-            }
-        }
-    }
-    let mut t = Table::new();
-    t.load_style(presets::UTF8_FULL_CONDENSED)
-        .set_header(columns.iter().copied());
-    match width {
-        Some(w) => {
-            t.set_width(w)
-                .set_content_arrangement(ContentArrangement::Dynamic);
-        }
-        None => {
-            t.set_content_arrangement(ContentArrangement::Disabled);
-        }
-    }
-    for row in rows {
-        t.add_row(
-            columns
-                .iter()
-                .map(|c| row.get(*c).map(cell).unwrap_or_default()),
-        );
-    }
-    let n = rows.len();
-    format!("{t}\n({n} row{})", if n == 1 { "" } else { "s" })
-}
-
-/// A map as `key  value` lines, keys aligned.
-pub fn keys_and_values(map: &Map) -> String {
-    if map.is_empty() {
-        return "#{}".into();
-    }
-    let width = map.keys().map(|k| k.chars().count()).max().unwrap_or(0);
-    map.iter()
-        .map(|(k, v)| format!("{k:width$}  {}", cell(v)))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// One value on one line: strings as they are, () empty, the rest as compact JSON.
-fn cell(v: &Dynamic) -> String {
-    if v.is_unit() {
-        String::new()
-    } else if v.is_string() {
-        v.to_string()
-    } else if v.is_map() || v.is_array() {
-        serde_json::to_string(v).unwrap_or_else(|_| v.to_string())
-    } else {
-        v.to_string()
-    }
 }
 
 fn terminal_width() -> Option<u16> {
@@ -224,6 +182,8 @@ mod tests {
             pager: false,
             terminal: false,
             colour: false,
+            expanded: false,
+            utc: true,
         }
     }
 

@@ -186,6 +186,8 @@ pub struct Ps {
     pub ports: Vec<String>,
     /// Seconds since the container started; () when it is not running.
     pub uptime_seconds: Option<i64>,
+    /// How often the engine restarted it (its restart policy); () when unknown.
+    pub restarts: Option<i64>,
 }
 
 async fn inspect_one(target: &Target, name: &str) -> Result<ContainerInspectResponse, OpError> {
@@ -227,6 +229,7 @@ pub async fn ps(target: &Target, services: Option<&[String]>) -> Result<Vec<Ps>,
             Ps {
                 health: i.as_ref().and_then(health_of),
                 uptime_seconds: i.as_ref().and_then(uptime_of),
+                restarts: i.as_ref().and_then(|i| i.restart_count),
                 service: f.service,
                 container: f.name,
                 id: f.id,

@@ -21,8 +21,8 @@ pub(super) static PS: Spec = Spec {
     options: &[],
     returns: "Array",
     doc: "The Compose project's containers (all states), by service: service, container, id, \
-          state, status, health (() without a healthcheck), image, ports, uptime_seconds. An \
-          empty project gives [] and a warning naming compose.project.",
+          state, status, health (() without a healthcheck), image, ports, uptime_seconds, \
+          restarts. An empty project gives [] and a warning naming compose.project.",
     examples: &[Example::new(
         r#"docker::ps().map(|c| [c.service, c.state, c.health])"#,
         r#"[["data-processor", "running", "healthy"], ["stt-worker", "running", null], ["stt-worker", "running", null]]"#,

@@ -1,0 +1,394 @@
+//! `opsh top`: `--once` frames compared whole against real PostgreSQL, Redis and Docker and the
+//! Qdrant double; the interactive view driven in tmux (send-keys, capture-pane) as an operator
+//! would use it.
+
+#[path = "support/seed.rs"]
+mod seed;
+mod support;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use pretty_assertions::assert_eq;
+use regex::Regex;
+use support::{Opsh, TestDb};
+
+const BASE_SQL: &str = include_str!("fixtures/examples.sql");
+const QDRANT_SQL: &str = include_str!("fixtures/examples-qdrant.sql");
+const QDRANT_POINTS: &str = include_str!("fixtures/examples-qdrant.json");
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A database with the examples' jobs and vectors, the Qdrant double seeded to match, a
+/// container of a Compose project of its own, and a Redis db of the test's own.
+struct Env {
+    db: TestDb,
+    qdrant: qdrant_double::Running,
+    project: String,
+    redis_db: u32,
+}
+
+impl Env {
+    fn new(redis_db: u32) -> Env {
+        let db = TestDb::new();
+        db.exec(BASE_SQL);
+        db.exec(QDRANT_SQL);
+        let qdrant =
+            qdrant_double::QdrantDouble::start(qdrant_double::Options::default()).expect("double");
+        let points = serde_json::from_str(QDRANT_POINTS).unwrap();
+        seed::seed(&qdrant.grpc_url(), &points);
+        let project = format!(
+            "opshtop{}x{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let image = std::env::var("OPSH_TEST_BUSYBOX_IMAGE")
+            .unwrap_or_else(|_| "opsh-test-busybox:latest".into());
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            &format!("{project}_web_1"),
+            "--label",
+            &format!("com.docker.compose.project={project}"),
+            "--label",
+            "com.docker.compose.service=web",
+            "--label",
+            "com.docker.compose.oneoff=False",
+            &image,
+            "sleep",
+            "3600",
+        ]);
+        Env {
+            db,
+            qdrant,
+            project,
+            redis_db,
+        }
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        let redis = std::env::var("REDIS_URL").expect("REDIS_URL (tools/with-services)");
+        let redis = Regex::new(r"/\d+$")
+            .unwrap()
+            .replace(&redis, format!("/{}", self.redis_db).as_str())
+            .into_owned();
+        vec![
+            ("DATABASE_URL".into(), self.db.url.clone()),
+            ("REDIS_URL".into(), redis),
+            ("QDRANT_URL".into(), self.qdrant.grpc_url()),
+            ("OPSH_QDRANT_REST_URL".into(), self.qdrant.rest_url()),
+            ("COMPOSE_PROJECT_NAME".into(), self.project.clone()),
+            ("OPSH_OUTPUT_TIMEZONE".into(), "utc".into()),
+        ]
+    }
+
+    fn opsh(&self) -> Opsh {
+        self.env()
+            .iter()
+            .fold(Opsh::new(), |o, (k, v)| o.env(k, v))
+            .env("COLUMNS", "110")
+            .env("LINES", "34")
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &format!("{}_web_1", self.project)])
+            .output();
+    }
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The frame with what moves between runs (the clock, CPU, memory, uptime, the host's
+/// figures) masked.
+fn masked(frame: &str) -> String {
+    let rules = [
+        (r"\d\d:\d\d:\d\d", "HH:MM:SS"),
+        (
+            r"running +(\S+ +)?\d+\.\d%\s+[\d.]+ \w*B +\d+\w( \d+\w)? +",
+            "running  CPU MEMORY UPTIME ",
+        ),
+        (
+            r"memory [\d.]+ \w*B of [\d.]+ \w*B \(\d+%\), swap [\d.]+ \w*B of [\d.]+ \w*B *",
+            "HOST MEMORY ",
+        ),
+        (
+            r"disk /\S*: [\d.]+ \w*B of [\d.]+ \w*B \(\d+%\) *",
+            "HOST DISK ",
+        ),
+        (
+            r"memory [\d.]+ \w*B( of [\d.]+ \w*B| \(no limit\)) *",
+            "REDIS MEMORY ",
+        ),
+        (r"server \d[\w.]* *", "server VERSION "),
+        (r"\(\ds ago\)", "(Ns ago)"),
+    ];
+    let mut text = frame.to_string();
+    for (pattern, with) in rules {
+        text = Regex::new(pattern)
+            .unwrap()
+            .replace_all(&text, with)
+            .into_owned();
+    }
+    // Masks change widths; trailing blanks would differ by them.
+    text.lines()
+        .map(|l| l.trim_end().to_string() + "\n")
+        .collect()
+}
+
+#[test]
+fn once_prints_the_whole_stack_as_one_frame() {
+    let env = Env::new(11);
+    let run = env.opsh().args(["top", "--once"]).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The examples' jobs (two stuck for 2 h and 3 h, one processing for 5 minutes) and
+    // vectors (counts equal to their rows), a busybox container, an empty Redis db.
+    assert_eq!(
+        masked(&run.stdout),
+        r#"opsh top  every 2s  HH:MM:SS
+┌ containers ────────────────────────────────────────────────────────────────────────────────────────────────┐
+│service                                            state      health     cpu     memory    uptime   restarts│
+│▶web                                               running  CPU MEMORY UPTIME 0       │
+└────────────────────────────────────────────────────────────────────────────────────────────────────────────┘
+┌ job queue ────────────────────────────────────────────────┐┌ vectors ──────────────────────────────────────┐
+│job type              pending  processing completed failed ││youtube_content              4 points  green   │
+│extract_transcript    1        1          1         0      ││youtube_summaries            2 points  green   │
+│process_audio         0        1          0         0      ││counts vs PostgreSQL (Ns ago):                 │
+│vectorize             1        1          1         1      ││  youtube_content: 4 = 4 rows, match           │
+│oldest processing: job 2 (vectorize), 3h 0m                ││  youtube_summaries: 2 = 2 rows, match         │
+│stuck (processing > 1h): 2                                 ││                                               │
+│finished/min, 15m: 0                                       ││                                               │
+│                                                           ││                                               │
+└───────────────────────────────────────────────────────────┘└───────────────────────────────────────────────┘
+┌ redis ───────────────────────────────────┐┌ host ──────────────────────────────────────────────────────────┐
+│REDIS MEMORY ││HOST MEMORY │
+│keys   0                                  ││HOST DISK │
+│server VERSION ││                                                                │
+│                                          ││                                                                │
+│                                          ││                                                                │
+│                                          ││                                                                │
+│                                          ││                                                                │
+│                                          ││                                                                │
+│                                          ││                                                                │
+│                                          ││                                                                │
+│                                          ││                                                                │
+│                                          ││                                                                │
+│                                          ││                                                                │
+│                                          ││                                                                │
+│                                          ││                                                                │
+│                                          ││                                                                │
+└──────────────────────────────────────────┘└────────────────────────────────────────────────────────────────┘
+↑↓ select  p pause/unpause  s safe-stop  r reset stuck  l logs  c check-data  ? help  q quit
+"#
+    );
+}
+
+#[test]
+fn a_pane_whose_backend_is_down_says_why_and_the_others_still_show() {
+    let env = Env::new(12);
+    let run = env
+        .opsh()
+        .env("REDIS_URL", "redis://127.0.0.1:1/0")
+        .env("QDRANT_URL", "http://127.0.0.1:1")
+        .args(["top", "--once"])
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let got = masked(&run.stdout);
+    assert!(
+        got.contains("│unavailable: qdrant at http://127.0.0.1:1:"),
+        "{got}"
+    );
+    assert!(got.contains("│unavailable: redis at"), "{got}");
+    assert!(
+        got.contains("│vectorize             1        1          1         1"),
+        "{got}"
+    );
+    assert!(got.contains("│▶web"), "{got}");
+}
+
+/// `opsh top` in a detached tmux session of its own (own server socket), 110×34.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(env: &[(String, String)]) -> Tmux {
+        let socket = format!(
+            "opsh-top-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut command = vec!["env".to_string(), "-i".into()];
+        command.push(format!(
+            "PATH={}",
+            std::env::var("PATH").unwrap_or_default()
+        ));
+        command.push("TERM=xterm-256color".into());
+        command.push("NO_COLOR=1".into());
+        for (k, v) in env {
+            command.push(format!("{k}={v}"));
+        }
+        command.extend([support::BIN.to_string(), "top".into()]);
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "110",
+                "-y",
+                "34",
+            ])
+            .args(&command)
+            .status()
+            .expect("tmux (tools/with-services installs it)");
+        assert!(status.success(), "tmux new-session");
+        let tmux = Tmux { socket };
+        tmux.run(&["set-option", "-g", "remain-on-exit", "on"]);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys"];
+        args.extend(keys);
+        self.run(&args);
+    }
+
+    /// Waits (generously: a loaded machine) until the screen shows `text`.
+    fn wait_for(&self, text: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "never showed {text:?}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Whether the view has ended, and its exit status.
+    fn exited(&self) -> Option<String> {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            let dead = self.run(&["display-message", "-p", "#{pane_dead} #{pane_dead_status}"]);
+            if let Some(status) = dead.trim().strip_prefix("1 ") {
+                return Some(status.to_string());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+#[test]
+fn keys_show_help_confirm_actions_and_q_restores_the_terminal() {
+    let env = Env::new(13);
+    let tmux = Tmux::start(&env.env());
+    tmux.wait_for("│▶web");
+    tmux.wait_for("stuck (processing > 1h): 2");
+    // ? shows the help over the panes; any key closes it.
+    tmux.keys(&["?"]);
+    tmux.wait_for("safe-stop the stack (opsh safe-stop)");
+    tmux.keys(&["x"]);
+    tmux.wait_for("? help  q quit");
+    // r asks first; n does nothing.
+    tmux.keys(&["r"]);
+    tmux.wait_for("Reset the jobs processing for more than 1h to pending?");
+    tmux.keys(&["n"]);
+    tmux.wait_for("cancelled: nothing done");
+    let processing = "SELECT count(*) FROM processing_jobs WHERE status = 'processing'";
+    assert_eq!(env.db.scalar(processing), "3");
+    // y runs reset-stuck-jobs; the stuck job goes back to pending, the pane follows.
+    tmux.keys(&["r"]);
+    tmux.wait_for("Reset the jobs processing");
+    tmux.keys(&["y"]);
+    tmux.wait_for("opsh reset-stuck-jobs older_than=1h: exit 1: Reset stuck jobs; Status:");
+    tmux.wait_for("stuck (processing > 1h): 0");
+    // Job 1 back to pending, job 2 (retried 3 times) failed; job 3 (5 minutes) untouched.
+    assert_eq!(env.db.scalar(processing), "1");
+    // A narrower terminal keeps the layout.
+    tmux.run(&["resize-window", "-x", "90", "-y", "30"]);
+    let screen = tmux.wait_for("┌ containers ─");
+    assert!(screen.contains("┌ job queue"), "{screen}");
+    assert!(screen.lines().all(|l| l.chars().count() <= 90), "{screen}");
+    // l follows the selected service's logs in a pane.
+    tmux.keys(&["l"]);
+    tmux.wait_for("logs of web (l closes)");
+    tmux.keys(&["l"]);
+    tmux.keys(&["q"]);
+    let status = tmux.exited();
+    assert_eq!(status.as_deref(), Some("0"), "{}", tmux.screen());
+    // The alternate screen is left: the view is gone from the pane.
+    let screen = tmux.screen();
+    assert!(!screen.contains("job queue"), "{screen}");
+}
+
+#[test]
+fn ctrl_c_quits_and_keys_answer_while_a_backend_hangs() {
+    let env = Env::new(14);
+    // A listener that accepts and never answers: Qdrant's reads hang until top.timeout.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = hang.local_addr().unwrap();
+    let mut vars = env.env();
+    vars.retain(|(k, _)| k != "QDRANT_URL");
+    vars.push(("QDRANT_URL".into(), format!("http://{addr}")));
+    vars.push(("OPSH_TOP_TIMEOUT".into(), "20s".into()));
+    let tmux = Tmux::start(&vars);
+    tmux.wait_for("stuck (processing > 1h): 2");
+    let screen = tmux.screen();
+    assert!(
+        screen.contains("reading…"),
+        "the vectors pane waits:\n{screen}"
+    );
+    // Keys answer while Qdrant's reading waits for its timeout.
+    tmux.keys(&["?"]);
+    let started = Instant::now();
+    tmux.wait_for("safe-stop the stack");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    tmux.keys(&["Escape"]);
+    tmux.keys(&["C-c"]);
+    assert_eq!(tmux.exited().as_deref(), Some("0"));
+    drop(hang);
+}
