@@ -188,7 +188,7 @@ fn every_bundled_procedure_runs_on_the_deployments_own_schema() {
     // A dump for db-restore's dry run.
     let dump = run(&["--json", "db-backup"]);
     dump.code(0);
-    let dump_file = dump.json()["data"]["file"]
+    let dump_file = dump.report()["data"]["file"]
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| {
@@ -219,6 +219,7 @@ fn every_bundled_procedure_runs_on_the_deployments_own_schema() {
         ("monthly-check", &["--dry-run"], 0),
         ("pause", &["--dry-run"], 0),
         ("ps", &[], 0),
+        ("purge-jobs", &["--dry-run"], 0),
         ("qdrant-stats", &[], 0),
         ("reset-hard", &["--dry-run"], 0),
         ("reset-soft", &["--dry-run"], 0),
@@ -227,6 +228,8 @@ fn every_bundled_procedure_runs_on_the_deployments_own_schema() {
         ("start", &["--dry-run"], 0),
         ("stats", &["warn_percent=101", "critical_percent=102"], 0),
         ("stop", &["--dry-run"], 0),
+        ("stt-approvals", &[], 0),
+        ("stt-cost", &[], 0),
         ("test-health", &[&health], 0),
         ("unpause", &["--dry-run"], 0),
         ("up", &["--dry-run"], 0),
@@ -364,7 +367,7 @@ Status: ⚠️ warning\n",
         ),
         NOT_MIGRATED,
     );
-    let json = opsh(&db, &q).args(["--json", "check-data"]).run().json();
+    let json = opsh(&db, &q).args(["--json", "check-data"]).run().report();
     let summaries = &json["data"]["collections"][1];
     assert_eq!(
         (&summaries["exists"], &summaries["not_created"]),
@@ -462,7 +465,7 @@ fn check_data_fix_fixes_what_it_can_and_says_what_it_skipped() {
     assert_eq!(
         run.stdout,
         format!(
-            "Data integrity fix\n❌ connection: the Qdrant connection failed, nothing was fixed: qdrant at http://127.0.0.1:{port}: connection refused\nStatus: ❌ critical\n"
+            "Data integrity fix\n❌ connection: the Qdrant connection failed, nothing was fixed: qdrant at http://127.0.0.1:{port} (qdrant.url, from QDRANT_URL): connection refused\nStatus: ❌ critical\n"
         )
     );
     assert_eq!(
@@ -480,7 +483,7 @@ fn first_runs_say_which_orphans_wait_until_when_and_how_to_delete_them_now() {
     for procedure in ["clean-orphans", "check-data-fix"] {
         let before: chrono::DateTime<chrono::Utc> = chrono::Utc::now();
         let run = opsh(&db, &q).args(["--json", "--yes", procedure]).run();
-        let report = run.json();
+        let report = run.report();
         let check = report["checks"]
             .as_array()
             .unwrap()
@@ -538,7 +541,7 @@ fn report_lines_count_measure_and_size_in_plain_words() {
         ])
         .run();
     run.code(0);
-    let report = run.json();
+    let report = run.report();
     let dump = &report["checks"][0]["detail"];
     let bytes = std::fs::metadata(report["data"]["file"].as_str().unwrap_or_default())
         .map(|m| m.len())

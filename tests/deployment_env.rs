@@ -142,7 +142,7 @@ fn the_deployments_env_as_written_reaches_every_store() {
     // The guide's check runs on it as it is.
     let check = opsh(&["--json", "check-data"]);
     check.code(0);
-    let report = check.json();
+    let report = check.report();
     assert_eq!(report["status"], "ok", "{}", check.stdout);
     let detail = |name: &str| {
         report["checks"]

@@ -34,7 +34,7 @@ fn nagios_output_is_state_summary_and_performance_data_then_the_report() {
         (run.code, status, run.stderr.as_str()),
         (
             1,
-            "OPSH CHECK-JOBS WARNING - stuck jobs: 1 processing for more than 1h",
+            "OPSH CHECK-JOBS WARNING - stuck jobs: 1 job processing for more than 1 hour",
             ""
         )
     );
@@ -58,7 +58,7 @@ fn nagios_output_is_state_summary_and_performance_data_then_the_report() {
         "{long}"
     );
     assert!(
-        long.contains("\nWARNING stuck jobs: 1 processing for more than 1h\n")
+        long.contains("\nWARNING stuck jobs: 1 job processing for more than 1 hour\n")
             && long.ends_with("\nStatus: WARNING\n"),
         "{long}"
     );

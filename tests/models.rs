@@ -281,7 +281,7 @@ fn stats_shows_the_gpus_or_that_there_is_no_driver() {
         .args(["--json", "stats"])
         .run();
     assert_eq!(
-        run.json()["data"]["gpus"],
+        run.report()["data"]["gpus"],
         json!([{"index": 0, "name": "Tesla T4", "memory_used_mib": 512, "memory_total_mib": 15360, "utilization_percent": 3, "temperature_c": 35}])
     );
 }

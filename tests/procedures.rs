@@ -130,7 +130,7 @@ fn reset_stuck_jobs_resets_and_fails_poison_jobs() {
         1,
         "Reset stuck jobs\n✅ reset: 1 job processing for more than 1 hour is pending again\n\
 ⚠️ max retries: 1 job reached max_retries (3) and is marked failed\n\
-Issues:\n  - jobs keep getting stuck (e.g. [2]); look at them with jobs::list(#{status: \"failed\"})\nStatus: ⚠️ warning\n",
+Issues:\n  - jobs keep getting stuck (e.g. 2); look at them with jobs::list(#{status: \"failed\"})\nStatus: ⚠️ warning\n",
         " INFO reset 1 stuck job to pending, 1 to failed\n",
     );
     assert_eq!(

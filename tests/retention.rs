@@ -48,7 +48,7 @@ fn seed(db: &TestDb, jobs: &[(&str, i64)]) {
 }
 
 /// What opsh says on the deployment's unmigrated schema.
-const NO_MIGRATION: &str = " WARN processing_jobs has no retry_count and no updated_at (the deployment's init.sql does not create them): read as 0 and NULL; `opsh migrate` adds them\n";
+const NO_MIGRATION: &str = " WARN processing_jobs has no retry_count and no updated_at (the deployment's init.sql does not create them): retries are not counted, so max_retries cannot apply to stuck jobs, and updated_at reads as NULL; `opsh migrate` adds them\n";
 
 fn ids(db: &TestDb) -> Vec<String> {
     db.lines("SELECT id || ' ' || status FROM processing_jobs ORDER BY id")
@@ -81,7 +81,7 @@ fn purge_jobs_deletes_failed_jobs_older_than_7_days_and_keeps_the_rest() {
         .args(["--json", "--yes", "purge-jobs"])
         .run();
     run.code(0);
-    let json = run.json();
+    let json = run.report();
     assert_eq!(json["data"]["deleted"], 2, "{json}");
     assert_eq!(json["data"]["sample_ids"], serde_json::json!([1, 6]));
     assert_eq!(

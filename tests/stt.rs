@@ -19,7 +19,7 @@ const TABLE: &str = "CREATE TABLE stt_cost_tracking (
     approval_timestamp TIMESTAMP WITHOUT TIME ZONE);";
 
 /// What opsh says on the deployment's unmigrated schema when it reads processing_jobs.
-const NO_MIGRATION: &str = " WARN processing_jobs has no retry_count and no updated_at (the deployment's init.sql does not create them): read as 0 and NULL; `opsh migrate` adds them\n";
+const NO_MIGRATION: &str = " WARN processing_jobs has no retry_count and no updated_at (the deployment's init.sql does not create them): retries are not counted, so max_retries cannot apply to stuck jobs, and updated_at reads as NULL; `opsh migrate` adds them\n";
 
 /// An empty Redis db of the test server, by number (unique per test in this file).
 fn redis_db(n: u8) -> (String, redis::Connection) {
@@ -143,7 +143,7 @@ fn stt_cost_warns_at_80_percent_and_is_critical_at_95_of_the_workers_limits() {
         .args(["--json", "stt-cost"])
         .run();
     strict.code(2);
-    let doc = strict.json();
+    let doc = strict.report();
     assert_eq!(doc["data"]["today"]["percent"], 98.8);
     assert_eq!(doc["data"]["today"]["limit_usd"], 8.6);
     assert_eq!(doc["data"]["month"]["runs"], 1);
@@ -203,7 +203,7 @@ fn stt_approvals_lists_waiting_runs_with_their_time_left_and_malformed_values() 
         .args(["--json", "stt-approvals"])
         .run();
     run.code(1);
-    let doc = run.json();
+    let doc = run.report();
     let checks: Vec<(String, String)> = doc["checks"]
         .as_array()
         .unwrap()
@@ -218,15 +218,14 @@ fn stt_approvals_lists_waiting_runs_with_their_time_left_and_malformed_values() 
     assert_eq!(checks.len(), 3, "{checks:?}");
     assert_eq!(checks[0].0, late.0, "oldest first");
     assert!(
-        checks[0]
-            .1
-            .starts_with("content 4 \"Video 4\" (Finance Daily), 40.0 min, ~$0.24: waited 1h 30m")
-            && checks[0].1.ends_with("the worker has given up on it"),
+        checks[0].1.starts_with(
+            "content 4 \"Video 4\" (Finance Daily), 40.0 min, ~$0.24: waited 1 hour 30 minutes"
+        ) && checks[0].1.ends_with("the worker has given up on it"),
         "{checks:?}"
     );
     assert_eq!(checks[1].0, waiting.0);
     assert!(
-        checks[1].1.contains(": waiting 20m") && checks[1].1.contains("left"),
+        checks[1].1.contains(": waiting 20 minutes") && checks[1].1.contains("left"),
         "{checks:?}"
     );
     assert_eq!(
@@ -387,7 +386,7 @@ fn daily_check_reports_spend_and_approvals_about_to_time_out() {
         .args(["--json", "daily-check"])
         .run();
     run.code(2);
-    let doc = run.json();
+    let doc = run.report();
     let checks: Vec<(String, String)> = doc["checks"]
         .as_array()
         .unwrap()

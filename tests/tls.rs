@@ -365,7 +365,7 @@ fn postgres_refuses_a_server_the_configured_ca_did_not_sign_and_names_sslrootcer
     assert_eq!(
         error_line(&run),
         format!(
-            "error: db::ping: postgres at {shown}: TLS: certificate not trusted; the server's \
+            "opsh: error: db::ping: postgres at {shown} (postgres.url, from DATABASE_URL): TLS: certificate not trusted; the server's \
              certificate is not signed by a CA of sslrootcert {other} (sslrootcert in postgres.url)"
         )
     );
@@ -421,7 +421,7 @@ fn postgres_certificate_files_that_cannot_be_used_are_config_errors_naming_the_s
         assert_eq!(
             error_line(&run),
             format!(
-                "error: db::ping: postgres at {}: {cause}",
+                "opsh: error: db::ping: postgres at {} (postgres.url, from DATABASE_URL): {cause}",
                 u.replace(PASSWORD, "***")
             )
         );
@@ -485,7 +485,7 @@ fn pg_dump_started_by_db_backup_gets_the_same_tls_settings() {
         .args(["--json", "db-backup", "dir=dumps"])
         .run();
     run.code(0);
-    let report = run.json();
+    let report = run.report();
     let file = report["data"]["file"].as_str().unwrap().to_string();
     assert!(file.contains("dumps/"), "{report}");
 }
@@ -564,7 +564,7 @@ fn redis_over_rediss_trusts_the_configured_ca_and_shows_a_client_certificate() {
     assert_eq!(
         error_line(&run),
         format!(
-            "error: cache::ping: redis at {shown}: TLS: certificate not trusted; trust its CA \
+            "opsh: error: cache::ping: redis at {shown} (redis.url, from REDIS_URL): TLS: certificate not trusted; trust its CA \
              with redis.ca_file (a PEM file)"
         )
     );
@@ -583,7 +583,7 @@ fn redis_over_rediss_trusts_the_configured_ca_and_shows_a_client_certificate() {
     assert_eq!(
         error_line(&run),
         format!(
-            "error: cache::ping: redis at {}: TLS: the server wants a client certificate; show \
+            "opsh: error: cache::ping: redis at {} (redis.url, from REDIS_URL): TLS: the server wants a client certificate; show \
              one with redis.cert_file and redis.key_file",
             mtls.url().replace(PASSWORD, "***")
         )
@@ -615,7 +615,9 @@ fn redis_certificate_files_that_cannot_be_used_are_config_errors_naming_the_sett
         run.code(3);
         assert_eq!(
             error_line(&run),
-            format!("error: cache::ping: redis at {shown}: {cause}")
+            format!(
+                "opsh: error: cache::ping: redis at {shown} (redis.url, from REDIS_URL): {cause}"
+            )
         );
     }
 }
@@ -661,7 +663,7 @@ fn qdrant_over_https_uses_the_configured_ca_for_grpc_the_id_scroll_and_rest() {
     assert_eq!(
         error_line(&run),
         format!(
-            "error: qdrant::ping: qdrant at {grpc}: TLS: certificate not trusted; trust its CA \
+            "opsh: error: qdrant::ping: qdrant at {grpc} (qdrant.url, from QDRANT_URL): TLS: certificate not trusted; trust its CA \
              with qdrant.ca_file (a PEM file)"
         )
     );
@@ -673,7 +675,7 @@ fn qdrant_over_https_uses_the_configured_ca_for_grpc_the_id_scroll_and_rest() {
     assert_eq!(
         error_line(&run),
         format!(
-            "error: qdrant::ping: qdrant at {grpc}: the CA file {} (qdrant.ca_file) holds no PEM certificate",
+            "opsh: error: qdrant::ping: qdrant at {grpc} (qdrant.url, from QDRANT_URL): the CA file {} (qdrant.ca_file) holds no PEM certificate",
             pki.path("junk.pem")
         )
     );
@@ -701,7 +703,7 @@ fn tls_required_of_a_postgres_without_it_is_one_line_saying_so() {
     assert_eq!(
         error_line(&run),
         format!(
-            "error: db::ping: postgres at {}: TLS: the server does not offer TLS",
+            "opsh: error: db::ping: postgres at {} (postgres.url, from DATABASE_URL): TLS: the server does not offer TLS",
             shown(&url)
         )
     );
@@ -719,7 +721,7 @@ fn https_to_qdrants_plain_port_is_one_line_saying_so() {
     assert_eq!(
         error_line(&run),
         format!(
-            "error: qdrant::ping: qdrant at {grpc}: TLS: the server did not answer in TLS (is \
+            "opsh: error: qdrant::ping: qdrant at {grpc} (qdrant.url, from QDRANT_URL): TLS: the server did not answer in TLS (is \
              this its TLS port?)"
         )
     );

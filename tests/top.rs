@@ -207,7 +207,7 @@ fn a_pane_whose_backend_is_down_says_why_and_the_others_still_show() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let got = masked(&run.stdout);
     assert!(
-        got.contains("│unavailable: qdrant at http://127.0.0.1:1:"),
+        got.contains("│unavailable: qdrant at http://127.0.0.1:1 "),
         "{got}"
     );
     assert!(got.contains("│unavailable: redis at"), "{got}");

@@ -147,10 +147,13 @@ pub fn spawn(
         .collect()
 }
 
+/// Each collection's rows in PostgreSQL, or why they could not be counted.
+type RowCounts = Vec<(String, Result<i64, String>)>;
+
 /// What a source keeps between readings.
 #[derive(Default)]
 struct State {
-    vectors_compared: Option<(Vec<(String, Result<i64, String>)>, Instant)>,
+    vectors_compared: Option<(RowCounts, Instant)>,
 }
 
 /// How often the vectors pane compares counts with PostgreSQL (a count of each collection's
