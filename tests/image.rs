@@ -409,7 +409,7 @@ fn opsh_runs_as_a_service_of_the_stack_with_the_deployments_env() {
 
     // The guide's check, by service names, from the deployment's .env as it is.
     let check = stack.run("opsh", &["--json", "check-data"]);
-    let report = json_of("check-data", &check, 0);
+    let report = json_of("check-data", &check, 0)["report"].clone();
     let checks: Vec<Value> = report["checks"]
         .as_array()
         .unwrap()
@@ -439,7 +439,7 @@ fn opsh_runs_as_a_service_of_the_stack_with_the_deployments_env() {
                 "0 rows, 0 points, 0 matched, 0 missing, 0 orphans, 0 invalid"
             ]),
             json!(["vector_stored content", "ok", "every one has its vectors"]),
-            json!(["stuck jobs", "ok", "none processing for more than 1day"]),
+            json!(["stuck jobs", "ok", "none processing for more than 1 day"]),
         ]
     );
 
@@ -461,7 +461,7 @@ fn opsh_runs_as_a_service_of_the_stack_with_the_deployments_env() {
     let (code, _, stderr) = stack.run("opsh", &["-e", "docker::version()"]);
     assert_eq!(code, 3, "{stderr}");
     assert!(
-        stderr.contains("error: docker::version: docker at unix:///var/run/docker.sock: no Docker socket at /var/run/docker.sock in this container; mount the engine's socket there (the `opsh-docker` service of contrib/compose.opsh.yml does) or set DOCKER_HOST\n"),
+        stderr.contains("opsh: error: docker::version: docker at unix:///var/run/docker.sock (docker.host, the default; set it or DOCKER_HOST): no Docker socket at /var/run/docker.sock in this container; mount the engine's socket there (the `opsh-docker` service of contrib/compose.opsh.yml does) or set DOCKER_HOST\n"),
         "{stderr}"
     );
 

@@ -453,10 +453,13 @@ pub async fn retry_failed(target: &Target, filter: &Filter) -> Result<Retried, O
            AND ($2::float8 IS NULL OR {last_activity} < LOCALTIMESTAMP - make_interval(secs => $2))
          ORDER BY {last_activity}, id LIMIT $3"
     );
+    // The pick is a MATERIALIZED CTE: inside `IN (… LIMIT … SKIP LOCKED)` PostgreSQL may run the
+    // subquery again and retry more than `limit` (seen with jobs::purge's DELETE).
     let update = format!(
-        "UPDATE processing_jobs
+        "WITH picked AS MATERIALIZED ({select} FOR UPDATE SKIP LOCKED)
+         UPDATE processing_jobs
          SET status = 'pending', started_at = NULL, completed_at = NULL{touch}
-         WHERE status = 'failed' AND id IN ({select} FOR UPDATE SKIP LOCKED)
+         WHERE status = 'failed' AND id IN (SELECT id FROM picked)
          RETURNING id"
     );
     let run = |sql: String| async move {
