@@ -123,6 +123,10 @@ settings! {
     QDRANT_CA_FILE: Text = "qdrant.ca_file", env [], default "", kind Kind::Path;
     /// Ranges of the id space a whole-collection scroll (check-data, qdrant::ids) reads at
     /// once, each on a Qdrant core of its own; 0: as many as this machine's cores (2 to 8).
+    /// In a Qdrant cluster, the REST URL of a peer, by peer id or by the host of its p2p URI
+    /// (`{"qdrant-2": "https://10.0.0.2:6333"}`); a peer not named is reached at its p2p host
+    /// with qdrant.rest_url's scheme and port.
+    QDRANT_PEERS: Text = "qdrant.peers", env [], default "", kind Kind::Json;
     QDRANT_SCROLL_PARTITIONS: Int = "qdrant.scroll_partitions", env [], default "0", kind Kind::Int { min: 0 };
     INTEGRITY_ORPHAN_GRACE: Dur = "integrity.orphan_grace", env [], default "10m", kind Kind::Duration;
     INTEGRITY_PAIRS: Text = "integrity.pairs", env [], default "", kind Kind::Json;

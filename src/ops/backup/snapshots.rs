@@ -202,16 +202,17 @@ pub async fn restore_qdrant(
     let client = target.qdrant().await?;
     let encoded: String = url::form_urlencoded::byte_serialize(collection.as_bytes()).collect();
     let progress = Progress::new(format!("uploading {} to {collection}", file.display()));
-    crate::ops::clients::qdrant::rest_upload(
-        client,
-        target.qdrant_backend(),
-        &format!(
-            "/collections/{}/snapshots/upload?wait=true&priority=snapshot&checksum={sha256}",
-            encoded.replace('+', "%20")
-        ),
-        &file,
-    )
-    .await?;
+    client
+        .rest
+        .upload(
+            target.qdrant_backend(),
+            &format!(
+                "/collections/{}/snapshots/upload?wait=true&priority=snapshot&checksum={sha256}",
+                encoded.replace('+', "%20")
+            ),
+            &file,
+        )
+        .await?;
     drop(progress);
     let after = qdrant::count(target, collection, true).await?;
     out.points_after = Some(after);

@@ -10,6 +10,7 @@
 pub mod grpc;
 pub mod ids;
 mod point_key;
+pub mod rest;
 
 pub use point_key::PointKey;
 
@@ -31,13 +32,8 @@ pub struct Qdrant {
     pub client: Grpc,
     /// A second connection, for scrolls that want only the ids (see [`ids`]).
     pub ids: ids::IdScroll,
-    /// qdrant.ca_file's certificates: an `https://` REST URL trusts the same roots as gRPC.
-    pub ca: Option<crate::tls::CaFile>,
-    /// The REST base URL, without a trailing slash.
-    pub rest_url: String,
-    /// Its setting and where that came from, for an unreachable REST port's error.
-    pub rest_setting: String,
-    pub api_key: Option<String>,
+    /// The REST API (qdrant.rest_url), with the same API key and roots.
+    pub rest: rest::Rest,
     /// The server's version, from the health check made on connect.
     pub server_version: String,
     /// Why the server and client may not work together, if they may not.
@@ -83,14 +79,12 @@ impl Connect for Qdrant {
         Ok(Qdrant {
             client,
             ids,
-            ca: grpc.ca,
-            rest_url: settings
-                .qdrant_rest_url()
-                .url
-                .trim_end_matches('/')
-                .to_string(),
-            rest_setting: settings.origin(key::QDRANT_REST_URL),
-            api_key,
+            rest: rest::Rest::new(
+                &settings.qdrant_rest_url().url,
+                settings.origin(key::QDRANT_REST_URL),
+                api_key,
+                grpc.ca,
+            ),
             server_version: health.version,
             compatibility,
         })
@@ -243,241 +237,6 @@ pub fn not_found(backend: &Backend, collection: &str) -> OpError {
         ErrorKind::NotFound,
         format!("collection `{collection}` does not exist"),
     )
-}
-
-/// A REST request that got no answer: what happened in words where the chain tells, else the
-/// chain itself.
-fn rest_error(
-    backend: &Backend,
-    shown: &str,
-    setting: &str,
-    e: &(dyn std::error::Error + 'static),
-) -> OpError {
-    let label = format!("{backend} (REST {shown})");
-    let (kind, cause) =
-        super::transport(&label, e, None).unwrap_or_else(|| (ErrorKind::Unreachable, chain(e)));
-    let cause = super::tls_hint(cause, TLS_HINT, None);
-    // The REST port has a setting of its own (qdrant.rest_url): that one is named.
-    let rest = Backend {
-        setting: setting.to_string(),
-        ..backend.clone()
-    };
-    OpError::backend(&rest, kind, format!("REST {shown}: {cause}"))
-}
-
-/// The REST address of `path` (http, or https with the roots gRPC trusts).
-fn rest_uri(qdrant: &Qdrant, backend: &Backend, path: &str) -> Result<hyper::Uri, OpError> {
-    let url = format!("{}{path}", qdrant.rest_url);
-    url.parse()
-        .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, format!("qdrant.rest_url: {e}")))
-}
-
-/// Sends one REST request: the one place a request is built (plain http, the api-key header when
-/// one is configured) and sent; a request that got no answer is an error in words.
-async fn rest_send<B>(
-    qdrant: &Qdrant,
-    backend: &Backend,
-    request: hyper::http::request::Builder,
-    body: B,
-) -> Result<hyper::Response<hyper::body::Incoming>, OpError>
-where
-    B: hyper::body::Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let builder = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
-    let mut request = request;
-    if let Some(key) = &qdrant.api_key {
-        request = request.header("api-key", key);
-    }
-    let request = request
-        .body(body)
-        .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
-    let shown = redact_url(&qdrant.rest_url);
-    let sent = if qdrant.rest_url.starts_with("https:") {
-        let tls = crate::tls::client_config(qdrant.ca.as_ref(), None, &[])
-            .map_err(|e| OpError::backend(backend, ErrorKind::Invalid, e))?;
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
-        builder.build::<_, B>(https).request(request).await
-    } else {
-        builder.build_http::<B>().request(request).await
-    };
-    sent.map_err(|e| rest_error(backend, &shown, &qdrant.rest_setting, &e))
-}
-
-/// An answer that is not a success: Qdrant's own message (`status.error`) when the body has
-/// one, else the body's start; refused for 401/403, not found for 404.
-fn rest_status_error(
-    backend: &Backend,
-    shown: &str,
-    status: hyper::StatusCode,
-    text: &str,
-) -> OpError {
-    let message = serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|v| v["status"]["error"].as_str().map(str::to_string))
-        .unwrap_or_else(|| text.trim().chars().take(200).collect());
-    let kind = match status.as_u16() {
-        401 | 403 => ErrorKind::Refused,
-        404 => ErrorKind::NotFound,
-        _ => ErrorKind::Failed,
-    };
-    OpError::backend(
-        backend,
-        kind,
-        format!("REST {shown}: HTTP {status}: {message}"),
-    )
-}
-
-/// One REST GET into a file: the status checked, the body streamed to `out`, hashed on the way.
-/// Returns the byte count and the sha256 as lowercase hex.
-pub async fn rest_download(
-    qdrant: &Qdrant,
-    backend: &Backend,
-    path: &str,
-    out: &mut tokio::fs::File,
-) -> Result<(u64, String), OpError> {
-    use http_body_util::BodyExt;
-    use sha2::Digest;
-    use tokio::io::AsyncWriteExt;
-
-    let uri = rest_uri(qdrant, backend, path)?;
-    let response = rest_send(
-        qdrant,
-        backend,
-        hyper::Request::get(uri),
-        http_body_util::Empty::<hyper::body::Bytes>::new(),
-    )
-    .await?;
-    let shown = redact_url(&qdrant.rest_url);
-    let status = response.status();
-    let mut body = response.into_body();
-    if !status.is_success() {
-        let bytes = body
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        return Err(rest_status_error(
-            backend,
-            &shown,
-            status,
-            &String::from_utf8_lossy(&bytes),
-        ));
-    }
-    let mut hasher = sha2::Sha256::new();
-    let mut size = 0u64;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            OpError::backend(backend, ErrorKind::Failed, format!("REST {shown}: {e}"))
-        })?;
-        if let Ok(data) = frame.into_data() {
-            hasher.update(&data);
-            size += data.len() as u64;
-            out.write_all(&data).await.map_err(|e| {
-                OpError::backend(backend, ErrorKind::Failed, format!("writing: {e}"))
-            })?;
-        }
-    }
-    out.flush()
-        .await
-        .map_err(|e| OpError::backend(backend, ErrorKind::Failed, format!("writing: {e}")))?;
-    let digest = hasher.finalize();
-    let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
-    Ok((size, hex))
-}
-
-/// One multipart REST POST of a file as the form field `snapshot` (Qdrant's snapshot upload):
-/// `path` carries the query (`?wait=true&checksum=…`, so Qdrant checks what arrived). The file
-/// is streamed from disk in 256 KiB chunks behind the multipart head (with a Content-Length),
-/// never read into memory whole.
-pub async fn rest_upload(
-    qdrant: &Qdrant,
-    backend: &Backend,
-    path: &str,
-    file: &std::path::Path,
-) -> Result<serde_json::Value, OpError> {
-    use futures_util::StreamExt;
-    use http_body_util::BodyExt;
-    use hyper::body::{Bytes, Frame};
-    use tokio::io::AsyncReadExt;
-
-    let uri = rest_uri(qdrant, backend, path)?;
-    let unreadable = |e: std::io::Error| {
-        OpError::new(
-            ErrorKind::Failed,
-            None,
-            format!("cannot read {}: {e}", file.display()),
-        )
-    };
-    let opened = tokio::fs::File::open(file).await.map_err(unreadable)?;
-    let size = opened.metadata().await.map_err(unreadable)?.len();
-    let boundary = format!("opsh-{:016x}", rand_u64());
-    let safe_name: String = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "snapshot".into())
-        .chars()
-        .filter(|c| !matches!(c, '"' | '\\' | '\r' | '\n'))
-        .collect();
-    let head = Bytes::from(format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"snapshot\"; filename=\"{safe_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-    ));
-    let tail = Bytes::from(format!("\r\n--{boundary}--\r\n"));
-    let length = head.len() as u64 + size + tail.len() as u64;
-    let chunks = futures_util::stream::unfold(Some(opened), |state| async move {
-        let mut f = state?;
-        let mut buf = vec![0u8; 256 * 1024];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Frame::data(Bytes::from(buf))), Some(f)))
-            }
-            Err(e) => Some((Err(e), None)),
-        }
-    });
-    let frames = futures_util::stream::iter([Ok::<_, std::io::Error>(Frame::data(head))])
-        .chain(chunks)
-        .chain(futures_util::stream::iter([Ok(Frame::data(tail))]));
-    let body = http_body_util::StreamBody::new(frames).boxed_unsync();
-    let request = hyper::Request::post(uri)
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .header("content-length", length);
-    let response = rest_send(qdrant, backend, request, body).await?;
-    let shown = redact_url(&qdrant.rest_url);
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let text = String::from_utf8_lossy(&bytes);
-    if !status.is_success() {
-        return Err(rest_status_error(backend, &shown, status, &text));
-    }
-    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    Ok(value)
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    h.finish()
 }
 
 #[cfg(test)]

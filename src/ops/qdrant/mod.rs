@@ -8,9 +8,10 @@
 //! Where things are: [`collections`] (ping, info, names, counts), [`scroll`] (ids and scrolls),
 //! [`partition`] (a scroll split into ranges read at once),
 //! [`points`] (get by id), [`delete`] (deletes within the deletion budget), [`recreate`],
-//! [`snapshots`], [`specs`]; this file registers them. The client itself (connection, errors,
+//! [`snapshots`], [`cluster`] (peers and shards of a distributed Qdrant), [`specs`]; this file registers them. The client itself (connection, errors,
 //! REST transfers, the id-only codec) is [`crate::ops::clients::qdrant`].
 
+mod cluster;
 mod collections;
 mod delete;
 mod partition;
@@ -21,6 +22,10 @@ mod snapshots;
 mod specs;
 
 pub use crate::ops::clients::qdrant::PointKey;
+pub use cluster::{
+    Cluster, Peer, Replica, SendFailure, Shard, Shards, Transfer, Unanswered, cluster, peer_rest,
+    shards, shards_in,
+};
 pub use collections::{Info, Ping, VectorConfig, collections, count, info, names, ping};
 pub use delete::{
     DELETE_BATCH, Deleted, delete, delete_by_filter, delete_filter_raw, delete_keys,

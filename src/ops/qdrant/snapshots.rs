@@ -8,7 +8,6 @@ use serde::Serialize;
 
 use super::collections::collection_err;
 use crate::ops::Target;
-use crate::ops::clients::qdrant::rest_download;
 use crate::ops::error::{ErrorKind, OpError};
 
 #[derive(Debug, Serialize)]
@@ -113,7 +112,7 @@ pub async fn download_snapshot(
         encode(collection),
         encode(name)
     );
-    let result = rest_download(qdrant, backend, &url_path, &mut file).await;
+    let result = qdrant.rest.download(backend, &url_path, &mut file).await;
     drop(file);
     let (size, sha256) = match result {
         Ok(r) => r,
@@ -142,7 +141,7 @@ pub async fn download_snapshot(
     })
 }
 
-fn encode(segment: &str) -> String {
+pub(super) fn encode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
