@@ -499,6 +499,8 @@ mod tests {
         assert_eq!(c.consensus_error.as_deref(), Some("raft log corrupted"));
     }
 
+    type ShardView<'a> = (u64, Vec<(u64, &'a str, Option<u64>)>, Option<u64>);
+
     #[test]
     fn shards_merge_the_states_of_the_asked_peer_and_the_points_of_each_holder() {
         // The asked peer (1) holds shards 0 and 1; peer 2 holds 0 and 2; peer 3 (dead) held 1
@@ -518,7 +520,7 @@ mod tests {
             "remote_shards": [], "shard_transfers": []});
         let s = parse_shards("c", &[asked, second], vec![]).unwrap();
         assert_eq!(s.shard_count, 3);
-        let view: Vec<(u64, Vec<(u64, &str, Option<u64>)>, Option<u64>)> = s
+        let view: Vec<ShardView> = s
             .shards
             .iter()
             .map(|sh| {
