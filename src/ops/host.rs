@@ -541,24 +541,27 @@ static CLEAN_TEMP: Spec = Spec {
     )],
 };
 
+/// The options of every GET of a health URL (host::http_check, models::health).
+pub const HTTP_OPTIONS: &[Opt] = &[
+    Opt::new(
+        "timeout",
+        Kind::Duration,
+        Default::Setting(key::HEALTH_TIMEOUT.name()),
+        "how long to wait for the answer",
+    ),
+    Opt::new(
+        "ca_file",
+        Kind::Str,
+        Default::Setting(key::HEALTH_CA_FILE.name()),
+        "a PEM file of CA certificates an https server may be signed by, beside the system's",
+    ),
+];
+
 static HTTP_CHECK: Spec = Spec {
     module: "host",
     name: "http_check",
     params: &[Param::new("url", Kind::Str, "an http:// or https:// URL")],
-    options: &[
-        Opt::new(
-            "timeout",
-            Kind::Duration,
-            Default::Setting(key::HEALTH_TIMEOUT.name()),
-            "how long to wait for the answer",
-        ),
-        Opt::new(
-            "ca_file",
-            Kind::Str,
-            Default::Setting(key::HEALTH_CA_FILE.name()),
-            "a PEM file of CA certificates an https server may be signed by, beside the system's",
-        ),
-    ],
+    options: HTTP_OPTIONS,
     returns: "Map",
     doc: "One GET of a health URL: url, ok (a 2xx answer in time), status, ms, error, body (its \
           first 200 characters). Never fails: a refused connection or an untrusted certificate \

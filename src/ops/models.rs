@@ -16,8 +16,8 @@ use serde_json::Value;
 use crate::config::key;
 use crate::ops::Target;
 use crate::ops::error::OpError;
-use crate::ops::host::{HttpCheck, http_check};
-use crate::ops::spec::{Default, Example, Kind, Opt, Param, Registrar, Spec};
+use crate::ops::host::{HTTP_OPTIONS, HttpCheck, http_check};
+use crate::ops::spec::{Example, Kind, Param, Registrar, Spec};
 
 #[derive(Debug, Default, Serialize)]
 pub struct ModelHealth {
@@ -200,20 +200,7 @@ static HEALTH: Spec = Spec {
         ),
         Param::new("url", Kind::Str, "its health URL"),
     ],
-    options: &[
-        Opt::new(
-            "timeout",
-            Kind::Duration,
-            Default::Setting(key::HEALTH_TIMEOUT.name()),
-            "how long to wait for the answer",
-        ),
-        Opt::new(
-            "ca_file",
-            Kind::Str,
-            Default::Setting(key::HEALTH_CA_FILE.name()),
-            "a PEM file of CA certificates an https server may be signed by, beside the system's",
-        ),
-    ],
+    options: HTTP_OPTIONS,
     returns: "Map",
     doc: "GETs a model server's health URL and reads its body. whisper-server: ok on cuda or \
           gpu, a warning on anything else (the STT workers then send every job to the paid \
