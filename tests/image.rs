@@ -18,6 +18,8 @@
 mod seed;
 mod support;
 
+use support::docker::docker;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -25,13 +27,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("run docker")
-}
 
 fn ok(what: &str, out: Output) -> String {
     assert!(

@@ -8,7 +8,8 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use support::docker::{docker, docker_ok};
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
@@ -27,23 +28,6 @@ fn unique(prefix: &str) -> String {
 fn busybox() -> String {
     std::env::var("OPSH_TEST_BUSYBOX_IMAGE")
         .expect("OPSH_TEST_BUSYBOX_IMAGE is not set: run the tests with tools/with-services")
-}
-
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("run docker")
-}
-
-fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// A worker of the project: a container labelled as its service, removed on drop.

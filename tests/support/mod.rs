@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pretty_assertions::assert_eq;
 
+pub mod docker;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_opsh");
 
 /// An opsh invocation: clean environment (PATH only), a temp dir as working dir and HOME.
