@@ -343,13 +343,18 @@ impl ClusterState {
     /// shards that refuse it, with Qdrant's error. As Qdrant: an updatable replica on a stopped
     /// peer is marked Dead when another Active replica of the shard took the write; when none
     /// did, the shard fails and the whole request answers "{k} out of {n} shards failed to apply
-    /// operation. First error captured: {error}" (seen on 1.18.3, replication_factor 1 with the
-    /// holder killed; the replica stays Active there, Qdrant never deactivates the last one).
+    /// operation. First error captured: {error}" (`CollectionError::InconsistentShardFailure`,
+    /// lib/collection/src/operations/types.rs), or that error alone when the write touched one
+    /// shard (both seen on 1.18.3, replication_factor 1 with the holder killed; the replica
+    /// stays Active there, Qdrant never deactivates the last one). A shard with no updatable
+    /// replica at all fails with "The replica set for shard {s} on peer {this} has no active
+    /// replica" (`ShardReplicaSet::update_impl`, lib/collection/src/shards/replica_set/update.rs).
     pub fn check_write(
         &self,
         name: &str,
         c: &Collection,
         shards: &BTreeSet<u32>,
+        this: u64,
     ) -> (BTreeSet<u32>, Option<Status>) {
         let replicas = self.replicas_of(name, c);
         let mut failed = BTreeSet::new();
@@ -376,13 +381,10 @@ impl ClusterState {
                     first_error = self.peer(r.peer_id).map(unreachable);
                 }
             } else if of_shard.is_empty() {
-                // No replica takes updates (all Dead, or Recovery): Qdrant's
-                // "No active replica" check of ShardReplicaSet::update.
                 failed.insert(shard_id);
                 if first_error.is_none() {
                     first_error = Some(format!(
-                        "Service internal error: The replica set for shard {shard_id} on peer {} has no active replica",
-                        self.peers[0].peer_id
+                        "Service internal error: The replica set for shard {shard_id} on peer {this} has no active replica"
                     ));
                 }
             }
@@ -391,11 +393,15 @@ impl ClusterState {
             self.set_state(name, shard_id, peer_id, q::ReplicaState::Dead);
         }
         let error = first_error.map(|first| {
-            internal(format!(
-                "{} out of {} shards failed to apply operation. First error captured: {first}",
-                failed.len(),
-                shards.len()
-            ))
+            if shards.len() == 1 {
+                Status::internal(first)
+            } else {
+                internal(format!(
+                    "{} out of {} shards failed to apply operation. First error captured: {first}",
+                    failed.len(),
+                    shards.len()
+                ))
+            }
         });
         (failed, error)
     }

@@ -297,7 +297,7 @@ service_impl! {
             let operation_id = {
                 let mut c = write(&collection);
                 let shards = points.iter().map(|(id, _)| shard_of(id, c.shard_number)).collect();
-                let (failed, error) = self.shared.cluster.check_write(&request.collection_name, &c, &shards);
+                let (failed, error) = self.shared.cluster.check_write(&request.collection_name, &c, &shards, self.shared.peer_id());
                 let shard_number = c.shard_number;
                 c.points.extend(
                     points
@@ -338,7 +338,7 @@ service_impl! {
                         .collect::<Result<Vec<_>, _>>()?;
                     let mut c = write(&collection);
                     let shards = ids.iter().map(|id| shard_of(id, c.shard_number)).collect();
-                    let (failed, error) = self.shared.cluster.check_write(&request.collection_name, &c, &shards);
+                    let (failed, error) = self.shared.cluster.check_write(&request.collection_name, &c, &shards, self.shared.peer_id());
                     for id in &ids {
                         if !failed.contains(&shard_of(id, c.shard_number)) {
                             c.points.remove(id);
@@ -355,7 +355,7 @@ service_impl! {
                     let mut c = write(&collection);
                     // A filter reaches every shard.
                     let shards = (0..c.shard_number).collect();
-                    let (failed, error) = self.shared.cluster.check_write(&request.collection_name, &c, &shards);
+                    let (failed, error) = self.shared.cluster.check_write(&request.collection_name, &c, &shards, self.shared.peer_id());
                     for id in c.matching_ids(&filter) {
                         if !failed.contains(&shard_of(&id, c.shard_number)) {
                             c.points.remove(&id);

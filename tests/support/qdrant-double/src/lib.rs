@@ -147,6 +147,16 @@ impl Shared {
     }
 }
 
+/// The shard the double puts a point in, of `shard_number`: its own deterministic hash (FNV-1a
+/// of the id), not Qdrant's hash ring. For the double's own tests; opsh must not depend on it.
+///
+/// # Panics
+/// On a point id without a value or with a UUID that does not parse.
+pub fn shard_of(id: &qdrant_client::qdrant::PointId, shard_number: u32) -> u32 {
+    let key = ids::PointKey::from_grpc(id).expect("a valid point id");
+    cluster::shard_of(&key, shard_number)
+}
+
 /// Starts doubles.
 pub struct QdrantDouble;
 

@@ -404,7 +404,9 @@ async fn upsert_points(
             .iter()
             .map(|(id, _)| shard_of(id, shard_number))
             .collect();
-        let (failed, error) = shared.cluster.check_write(&name, &c, &shards);
+        let (failed, error) = shared
+            .cluster
+            .check_write(&name, &c, &shards, shared.peer_id());
         c.points.extend(
             prepared
                 .into_iter()
