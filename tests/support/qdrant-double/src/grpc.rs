@@ -249,20 +249,19 @@ service_impl! {
 
         /// Qdrant's `CollectionClusterInfo` (lib/api/src/grpc/proto/collections.proto): the
         /// same as `GET /collections/{c}/cluster`; a single node answers its one peer with
-        /// every shard local and Active (seen on 1.18.3).
+        /// every shard local and Active (both seen on 1.18.3 with qdrant-client).
         async fn collection_cluster_info(
             &self,
             request: Request<q::CollectionClusterInfoRequest>,
         ) -> Result<Response<q::CollectionClusterInfoResponse>, Status> {
-            let start = Instant::now();
             let name = &request.get_ref().collection_name;
             let collection = self.shared.store.get(name)?;
-            let mut info = self.shared.cluster.collection_info(
+            // `time` stays 0: 1.18.3 answers this call with `time: 0.0`.
+            let info = self.shared.cluster.collection_info(
                 name,
                 &read(&collection),
                 self.shared.peer_id(),
             );
-            info.time = seconds(start);
             Ok(Response::new(info))
         }
     }

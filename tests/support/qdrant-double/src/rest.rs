@@ -126,12 +126,14 @@ fn ok(result: Value, start: Instant) -> Response {
     .into_response()
 }
 
-/// A snapshot description in Qdrant's REST form (`creation_time` a naive UTC date-time).
+/// A snapshot description in Qdrant's REST form: `creation_time` a naive UTC date-time in
+/// whole seconds (1.18.3 answered `"creation_time":"2026-12-02T15:23:19"` for collection and
+/// shard snapshots alike).
 pub fn snapshot_json(info: &SnapshotInfo) -> Value {
     let created: chrono::DateTime<chrono::Utc> = info.creation_time.into();
     let mut value = json!({
         "name": info.name,
-        "creation_time": created.naive_utc().format("%Y-%m-%dT%H:%M:%S%.f").to_string(),
+        "creation_time": created.naive_utc().format("%Y-%m-%dT%H:%M:%S").to_string(),
         "size": info.size,
     });
     if let Some(checksum) = &info.checksum {

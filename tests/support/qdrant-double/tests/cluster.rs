@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{http, id_text, order_key, status_of};
+use common::{http, id_text, multipart, order_key, status_of};
 use qdrant_client::Qdrant;
 use qdrant_client::qdrant::{
     CollectionClusterInfoRequest, CountPointsBuilder, CreateCollectionBuilder, DeletePointsBuilder,
@@ -599,6 +599,429 @@ async fn a_started_transfer_is_listed_as_qdrant_lists_one_in_progress() {
     assert_eq!(
         (t.shard_id, t.from, t.to, t.sync),
         (0, peers[0].peer_id, peers[1].peer_id, true)
+    );
+    cluster.stop();
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The ids of a collection's points through a peer, as text, in order.
+async fn ids_of(peer: &PeerHandle, name: &str) -> Vec<String> {
+    scroll_all(&client(peer), name)
+        .await
+        .iter()
+        .map(id_text)
+        .collect()
+}
+
+#[tokio::test]
+async fn shard_snapshots_are_made_listed_downloaded_and_deleted_on_the_peers_holding_the_shard() {
+    let cluster = QdrantDouble::start_cluster(Options::default(), 3).expect("a cluster");
+    let peers = cluster.peers();
+    create(&cluster, "sh", 3, 1);
+    let ids = mixed_ids(30, 10);
+    upsert(&client(&peers[0]), "sh", &ids).await;
+    // Shard 1 lives on peer 1 only.
+    let r = http(
+        peers[1].rest_addr(),
+        "POST",
+        "/collections/sh/shards/1/snapshots?wait=true",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let made = r.json()["result"].clone();
+    let name = made["name"].as_str().unwrap().to_string();
+    let stamp = name
+        .strip_prefix("sh-shard-1-")
+        .and_then(|n| n.strip_suffix(".snapshot"))
+        .expect("Qdrant's shard snapshot name");
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d-%H-%M-%S").expect("a UTC stamp");
+    let created = made["creation_time"].as_str().unwrap();
+    chrono::NaiveDateTime::parse_from_str(created, "%Y-%m-%dT%H:%M:%S").expect("naive time");
+    assert!(made["size"].as_u64().unwrap() > 0);
+    // Kept where Qdrant keeps it.
+    assert!(
+        peers[1]
+            .snapshots_dir()
+            .join("sh/shards/1")
+            .join(&name)
+            .is_file()
+    );
+
+    let r = get(&peers[1], "/collections/sh/shards/1/snapshots");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["result"], json!([made.clone()]));
+
+    let download = get(
+        &peers[1],
+        &format!("/collections/sh/shards/1/snapshots/{name}"),
+    );
+    assert_eq!(download.status, 200);
+    assert_eq!(
+        download.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert_eq!(made["checksum"], json!(sha256_hex(&download.body)));
+
+    // Peers without the shard refuse, with 1.18.3's texts and codes.
+    let r = http(
+        peers[0].rest_addr(),
+        "POST",
+        "/collections/sh/shards/1/snapshots?wait=true",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["status"]["error"],
+        "Wrong input: Shard 1 is not a local or queue proxy shard"
+    );
+    let r = get(&peers[0], "/collections/sh/shards/1/snapshots");
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["status"]["error"],
+        "Wrong input: Shard 1 is not a local shard"
+    );
+    let r = get(&peers[0], "/collections/sh/shards/7/snapshots");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["status"]["error"], "Not found: shard 7 not found");
+    let r = http(
+        peers[0].rest_addr(),
+        "POST",
+        "/collections/nope/shards/0/snapshots",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.json()["status"]["error"],
+        "Not found: Collection `nope` doesn't exist!"
+    );
+    let r = get(
+        &peers[1],
+        "/collections/sh/shards/1/snapshots/nope.snapshot",
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.text(),
+        "File not found: No such file or directory (os error 2)"
+    );
+    let r = http(
+        peers[1].rest_addr(),
+        "DELETE",
+        "/collections/sh/shards/1/snapshots/nope.snapshot",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 404);
+    let path = peers[1].snapshots_dir().join("sh/shards/1/nope.snapshot");
+    assert_eq!(
+        r.json()["status"]["error"],
+        json!(format!(
+            "Not found: Snapshot {:?} not found",
+            path.display().to_string()
+        ))
+    );
+
+    let r = http(
+        peers[1].rest_addr(),
+        "DELETE",
+        &format!("/collections/sh/shards/1/snapshots/{name}"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["result"], json!(true));
+    let r = get(&peers[1], "/collections/sh/shards/1/snapshots");
+    assert_eq!(r.json()["result"], json!([]));
+    cluster.stop();
+}
+
+#[tokio::test]
+async fn a_shard_snapshot_holds_that_shard_and_recovering_it_replaces_that_shard_only() {
+    let cluster = QdrantDouble::start_cluster(Options::default(), 3).expect("a cluster");
+    let peers = cluster.peers();
+    create(&cluster, "rs", 3, 1);
+    let ids = mixed_ids(30, 10);
+    upsert(&client(&peers[0]), "rs", &ids).await;
+    let in_shard = |s: u32| -> Vec<PointId> {
+        ids.iter()
+            .filter(|id| qdrant_double::shard_of(id, 3) == s)
+            .cloned()
+            .collect()
+    };
+    let shard0 = in_shard(0);
+    assert!(!shard0.is_empty() && shard0.len() < ids.len());
+
+    let r = http(
+        peers[0].rest_addr(),
+        "POST",
+        "/collections/rs/shards/0/snapshots?wait=true",
+        &[],
+        b"",
+    );
+    let made = r.json()["result"].clone();
+    let name = made["name"].as_str().unwrap().to_string();
+    let bytes = get(
+        &peers[0],
+        &format!("/collections/rs/shards/0/snapshots/{name}"),
+    )
+    .body;
+    let before = ids_of(&peers[2], "rs").await;
+
+    // Lose shard 0's points and one point of shard 1, then upload the shard-0 snapshot.
+    client(&peers[0])
+        .delete_points(
+            DeletePointsBuilder::new("rs")
+                .points(PointsIdsList {
+                    ids: [shard0.clone(), in_shard(1)[..1].to_vec()].concat(),
+                })
+                .wait(true),
+        )
+        .await
+        .expect("deleted");
+    // A checksum that differs: 1.18.3's text, sums swapped as Qdrant swaps them.
+    let (content_type, body) = multipart("snapshot", &name, &bytes);
+    let wrong = "0".repeat(64);
+    let r = http(
+        peers[0].rest_addr(),
+        "POST",
+        &format!(
+            "/collections/rs/shards/0/snapshots/upload?priority=snapshot&checksum={wrong}&wait=true"
+        ),
+        &[("Content-Type", &content_type)],
+        &body,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["status"]["error"],
+        json!(format!(
+            "Checksum mismatch: expected {}, actual {wrong}",
+            sha256_hex(&bytes)
+        ))
+    );
+    let r = http(
+        peers[0].rest_addr(),
+        "POST",
+        &format!(
+            "/collections/rs/shards/0/snapshots/upload?priority=snapshot&checksum={}&wait=true",
+            sha256_hex(&bytes)
+        ),
+        &[("Content-Type", &content_type)],
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["result"], Value::Null);
+    assert_eq!(r.json()["status"], "ok");
+    let after = ids_of(&peers[1], "rs").await;
+    // Shard 0 is back; shard 1's lost point stays lost.
+    let lost = id_text(&in_shard(1)[0]);
+    let expected: Vec<String> = before.iter().filter(|id| **id != lost).cloned().collect();
+    assert_eq!(after, expected);
+
+    // wait=false answers 202 "accepted" without a result.
+    let r = http(
+        peers[0].rest_addr(),
+        "POST",
+        "/collections/rs/shards/0/snapshots/upload?wait=false",
+        &[("Content-Type", &content_type)],
+        &body,
+    );
+    assert_eq!(r.status, 202);
+    let answer = r.json();
+    assert_eq!(answer["status"], "accepted");
+    assert!(answer.get("result").is_none());
+
+    // Uploaded to a peer without the shard, Qdrant gives that peer a replica of it.
+    let r = http(
+        peers[2].rest_addr(),
+        "POST",
+        "/collections/rs/shards/0/snapshots/upload?priority=snapshot&wait=true",
+        &[("Content-Type", &content_type)],
+        &body,
+    );
+    assert_eq!(r.status, 200);
+    let r = get(&peers[2], "/collections/rs/cluster");
+    let local = r.json()["result"]["local_shards"].clone();
+    assert!(
+        local
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["shard_id"] == json!(0) && s["state"] == "Active"),
+        "{local}"
+    );
+    cluster.stop();
+}
+
+#[tokio::test]
+async fn a_shard_is_recovered_from_a_location_as_qdrant_recovers_it() {
+    let cluster = QdrantDouble::start_cluster(Options::default(), 3).expect("a cluster");
+    let peers = cluster.peers();
+    create(&cluster, "loc", 3, 2);
+    let ids = mixed_ids(30, 10);
+    upsert(&client(&peers[0]), "loc", &ids).await;
+    let shard2: Vec<PointId> = ids
+        .iter()
+        .filter(|id| qdrant_double::shard_of(id, 3) == 2)
+        .cloned()
+        .collect();
+    // Shard 2 is on peers 2 and 0.
+    let r = http(
+        peers[2].rest_addr(),
+        "POST",
+        "/collections/loc/shards/2/snapshots?wait=true",
+        &[],
+        b"",
+    );
+    let made = r.json()["result"].clone();
+    let name = made["name"].as_str().unwrap();
+    let checksum = made["checksum"].as_str().unwrap().to_string();
+    let url = format!(
+        "{}/collections/loc/shards/2/snapshots/{name}",
+        peers[2].rest_url()
+    );
+    let before = ids_of(&peers[0], "loc").await;
+    client(&peers[1])
+        .delete_points(
+            DeletePointsBuilder::new("loc")
+                .points(PointsIdsList { ids: shard2 })
+                .wait(true),
+        )
+        .await
+        .expect("deleted");
+    assert_ne!(ids_of(&peers[0], "loc").await, before);
+
+    let path = "/collections/loc/shards/2/snapshots/recover";
+    let r = send_json(
+        &peers[0],
+        "PUT",
+        path,
+        &json!({"location": url, "priority": "snapshot", "checksum": "abc"}),
+    );
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json()["status"]["error"],
+        "Validation error in JSON body: [checksum: Validation error: invalid_sha256_hash [{\"length\": Number(3), \"expected_length\": Number(64), \"value\": String(\"abc\")}]]"
+    );
+    let wrong = "0".repeat(64);
+    let r = send_json(
+        &peers[0],
+        "PUT",
+        path,
+        &json!({"location": url, "priority": "snapshot", "checksum": wrong}),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["status"]["error"],
+        json!(format!(
+            "Wrong input: Snapshot checksum mismatch: expected {wrong}, got {checksum}"
+        ))
+    );
+    let file = format!(
+        "file://{}",
+        peers[2]
+            .snapshots_dir()
+            .join("loc/shards/2")
+            .join(name)
+            .display()
+    );
+    let r = send_json(&peers[0], "PUT", path, &json!({"location": file}));
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["status"]["error"],
+        json!(format!(
+            "Wrong input: Invalid snapshot URL {file}: URLs with file scheme are not supported"
+        ))
+    );
+    let missing = format!(
+        "{}/collections/loc/shards/2/snapshots/nope.snapshot",
+        peers[2].rest_url()
+    );
+    let r = send_json(&peers[0], "PUT", path, &json!({"location": missing}));
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["status"]["error"],
+        json!(format!(
+            "Wrong input: Failed to download tar from {missing}: status - 404 Not Found"
+        ))
+    );
+    // Nothing came back yet.
+    assert_ne!(ids_of(&peers[0], "loc").await, before);
+
+    let r = send_json(
+        &peers[0],
+        "PUT",
+        path,
+        &json!({"location": url, "priority": "snapshot", "checksum": checksum}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["result"], json!(true));
+    assert_eq!(ids_of(&peers[1], "loc").await, before);
+    cluster.stop();
+}
+
+#[tokio::test]
+async fn a_peers_collection_snapshot_holds_its_local_shards_only() {
+    let cluster = QdrantDouble::start_cluster(Options::default(), 3).expect("a cluster");
+    let peers = cluster.peers();
+    create(&cluster, "youtube_content", 3, 1);
+    let ids = mixed_ids(30, 10);
+    upsert(&client(&peers[0]), "youtube_content", &ids).await;
+    let r = http(
+        peers[1].rest_addr(),
+        "POST",
+        "/collections/youtube_content/snapshots?wait=true",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    let made = r.json()["result"].clone();
+    let name = made["name"].as_str().unwrap().to_string();
+    // Named with the peer's id, as 1.18.3 names it.
+    let prefix = format!("youtube_content-{}-", peers[1].peer_id);
+    assert!(name.starts_with(&prefix), "{name}");
+    let bytes = get(
+        &peers[1],
+        &format!("/collections/youtube_content/snapshots/{name}"),
+    )
+    .body;
+
+    // Empty the collection, then upload peer 1's snapshot to peer 1: only shard 1 comes back.
+    client(&peers[2])
+        .delete_points(
+            DeletePointsBuilder::new("youtube_content")
+                .points(PointsIdsList { ids: ids.clone() })
+                .wait(true),
+        )
+        .await
+        .expect("deleted");
+    let (content_type, body) = multipart("snapshot", &name, &bytes);
+    let r = http(
+        peers[1].rest_addr(),
+        "POST",
+        "/collections/youtube_content/snapshots/upload?priority=snapshot&wait=true",
+        &[("Content-Type", &content_type)],
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut expected: Vec<PointId> = ids
+        .iter()
+        .filter(|id| qdrant_double::shard_of(id, 3) == 1)
+        .cloned()
+        .collect();
+    expected.sort_by_key(order_key);
+    assert!(!expected.is_empty() && expected.len() < ids.len());
+    assert_eq!(
+        ids_of(&peers[0], "youtube_content").await,
+        expected.iter().map(id_text).collect::<Vec<_>>()
     );
     cluster.stop();
 }
