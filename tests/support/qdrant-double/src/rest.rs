@@ -243,11 +243,14 @@ async fn upload_snapshot(
     }
     let bytes =
         snapshot.ok_or_else(|| fail(wrong_input("Multipart field `snapshot` is missing")))?;
-    if let Some(expected) = &query.checksum {
+    // Qdrant 1.18.3 names the file's sum "expected" and the given one "actual" (its
+    // `StorageError::ChecksumMismatch`, lib/storage/src/content_manager/errors.rs, called with the
+    // arguments that way round): "Checksum mismatch: expected <file's>, actual <given>", 400.
+    if let Some(given) = &query.checksum {
         let actual = sha256_hex(&bytes);
-        if !expected.eq_ignore_ascii_case(&actual) {
+        if !given.eq_ignore_ascii_case(&actual) {
             return Err(fail(Status::data_loss(format!(
-                "Checksum mismatch: expected {expected}, actual {actual}"
+                "Checksum mismatch: expected {actual}, actual {given}"
             ))));
         }
     }
