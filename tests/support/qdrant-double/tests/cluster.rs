@@ -730,6 +730,60 @@ async fn shard_snapshots_are_made_listed_downloaded_and_deleted_on_the_peers_hol
         ))
     );
 
+    // Download refusals are plain text (1.18.3); delete's are JSON.
+    let r = get(
+        &peers[0],
+        &format!("/collections/sh/shards/1/snapshots/{name}"),
+    );
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (
+            400,
+            "Wrong input: Shard 1 is not a local or queue proxy shard"
+        )
+    );
+    let r = get(&peers[0], "/collections/sh/shards/9/snapshots/x.snapshot");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (404, "Not found: shard 9 not found")
+    );
+    let r = get(&peers[0], "/collections/nope/shards/0/snapshots/x.snapshot");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (404, "Not found: Collection `nope` doesn't exist!")
+    );
+    let r = http(
+        peers[0].rest_addr(),
+        "DELETE",
+        &format!("/collections/sh/shards/1/snapshots/{name}"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["status"]["error"],
+        "Wrong input: Shard 1 is not a local or queue proxy shard"
+    );
+    // Upload and recover to a shard that does not exist: 404 before anything else.
+    let (content_type, body) = multipart("snapshot", "x.snapshot", b"whatever");
+    let r = http(
+        peers[0].rest_addr(),
+        "POST",
+        "/collections/sh/shards/9/snapshots/upload",
+        &[("Content-Type", &content_type)],
+        &body,
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["status"]["error"], "Not found: shard 9 not found");
+    let r = send_json(
+        &peers[0],
+        "PUT",
+        "/collections/sh/shards/9/snapshots/recover",
+        &json!({"location": "http://127.0.0.1:1/x.snapshot"}),
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["status"]["error"], "Not found: shard 9 not found");
+
     let r = http(
         peers[1].rest_addr(),
         "DELETE",
