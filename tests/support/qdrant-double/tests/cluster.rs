@@ -1079,3 +1079,13 @@ async fn a_peers_collection_snapshot_holds_its_local_shards_only() {
     );
     cluster.stop();
 }
+
+#[test]
+#[should_panic(expected = "no replica of shard 0 of \"m\" on peer")]
+fn setting_the_state_of_a_replica_that_is_not_there_is_a_tests_mistake() {
+    let cluster = QdrantDouble::start_cluster(Options::default(), 3).expect("a cluster");
+    create(&cluster, "m", 3, 1);
+    // Shard 0 is on peer 0 only.
+    let peer = cluster.peers()[1].peer_id;
+    cluster.set_replica_state("m", 0, peer, "Dead");
+}
