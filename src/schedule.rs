@@ -233,11 +233,19 @@ pub fn cron_file(entries: &[Entry], paths: &Paths) -> String {
 /// ranges, steps, names).
 pub fn on_calendar(expr: &str) -> Result<String, String> {
     parse_cron(expr)?;
+    // An @nickname as the 5 fields cron reads it as (systemd's own `weekly` is Monday, cron's
+    // @weekly Sunday, so the words are not passed through).
+    let expr = match expr.trim() {
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        other => other,
+    };
     let f: Vec<&str> = expr.split_whitespace().collect();
     if f.len() != 5 {
-        return Err(format!(
-            "`{expr}`: --systemd takes the 5-field form, not an @nickname"
-        ));
+        return Err(format!("`{expr}` has no systemd form"));
     }
     let field = |s: &str| -> String {
         s.split(',')
@@ -351,6 +359,20 @@ pub fn install(
         std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
         written.push(path);
     }
+    // The runs append to the log and write the metrics there; a folder that is not there would
+    // fail each run until someone noticed. Not a failure of the install: the runs say it too.
+    let log_dir = paths
+        .log_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty());
+    for folder in log_dir.into_iter().chain([paths.metrics_dir.as_path()]) {
+        if let Err(e) = std::fs::create_dir_all(folder) {
+            tracing::warn!(
+                "cannot create {}: {e}; the scheduled runs cannot write there until it exists",
+                folder.display()
+            );
+        }
+    }
     Ok(written)
 }
 
@@ -401,7 +423,10 @@ mod tests {
             on_calendar("30 3 1,15 * 0").unwrap(),
             "Sun *-*-1,15 3:30:00"
         );
-        assert!(on_calendar("@daily").is_err());
+        assert_eq!(on_calendar("@daily").unwrap(), "*-*-* 0:0:00");
+        assert_eq!(on_calendar("@weekly").unwrap(), "Sun *-*-* 0:0:00");
+        assert_eq!(on_calendar("@annually").unwrap(), "*-1-1 0:0:00");
+        assert_eq!(on_calendar("@hourly").unwrap(), "*-*-* *:0:00");
     }
 
     #[test]

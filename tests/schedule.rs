@@ -140,12 +140,18 @@ fn a_bad_cron_expression_is_refused_when_read_naming_the_entry() {
 
 #[test]
 fn install_writes_the_cron_file_and_remove_takes_it_away() {
-    let opsh = Opsh::new().file("opsh.toml", TOML);
     let tmp = tempfile::tempdir().unwrap();
+    let (log_file, metrics) = (tmp.path().join("log/opsh.log"), tmp.path().join("metrics"));
+    let opsh = Opsh::new()
+        .file("opsh.toml", TOML)
+        .env("OPSH_UNATTENDED_LOG_FILE", log_file.to_str().unwrap())
+        .env("OPSH_UNATTENDED_METRICS_DIR", metrics.to_str().unwrap());
     let dir = tmp.path().join("cron.d");
     let dir_arg = dir.display().to_string();
     let run = opsh.args(["schedule", "install", "--dir", &dir_arg]).run();
     run.expect(0, &format!("installed: {dir_arg}/opsh\n"), "");
+    // The folders the runs write to are made, so the first run does not fail on them.
+    assert!(log_file.parent().unwrap().is_dir() && metrics.is_dir());
     let text = std::fs::read_to_string(dir.join("opsh")).unwrap();
     assert_eq!(
         text,
@@ -161,6 +167,11 @@ SHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
                 "--target prod purge-jobs completed=true older_than=14d"
             ),
             command("restart", "restart services=whisper-server"),
+        )
+        .replace("/var/log/opsh/opsh.log", log_file.to_str().unwrap())
+        .replace(
+            "/var/lib/prometheus/node-exporter",
+            metrics.to_str().unwrap()
         )
     );
     use std::os::unix::fs::PermissionsExt;
