@@ -315,7 +315,7 @@ def bench(n, server_url, skip_python, rounds, real, taskset, ks, home, ports, pa
 
     where = f"a real Qdrant ({real}{', taskset -c ' + taskset if taskset else ''})" if real else "the qdrant-double"
     print(f"\nN = {n:,} mappings, {n - n // 1000 + n // 1000:,} points in {where}; median of {rounds} rounds"
-          f" (python: {min(rounds, python_rounds)})")
+          f" (python: {'skipped' if skip_python else min(rounds, python_rounds)})")
     print(f"  {'':32} {'seconds':>8} {'min':>6} {'CPU s':>6} {'peak RSS MiB':>13} {'server CPU s':>12}"
           "  output")
     for name, (secs, mib, cpu, out, least, scpu) in results.items():
