@@ -5,11 +5,16 @@ a fresh database with N vector_mappings rows of the content collection (every th
 MD5 hex digest, the rest hyphenated UUIDs), and a Qdrant holding the same points minus 0.1%
 (missing vectors) plus 0.1% more (orphans), 4-dim vectors. The Qdrant is a fresh qdrant-double
 process (release build), or with --qdrant PATH a real Qdrant server run from that binary (its
-storage kept in .bench/qdrant-real/ and the collection of each N reused when it holds the right
-points; loading a million takes a minute or two); --taskset CPUS pins that server to those CPUs.
-Then, each timed with /usr/bin/time (wall seconds, peak RSS of that process alone, its CPU
-seconds), each contender --rounds times (default 5, interleaved) and the median shown; the
-original's method once:
+storage kept in --qdrant-home, default .bench/qdrant-real/, and the collection of each N reused
+when it holds the right points; loaded without an HNSW index, which no scroll reads: a million
+points take under a minute, ten million about 25 minutes on 2 shared cores; --load-only loads
+and stops, so a big N can be loaded ahead); --taskset CPUS pins that server to those CPUs,
+--qdrant-ports HTTP,GRPC fixes its ports. Then, each timed with /usr/bin/time (wall seconds, peak
+RSS of that process alone, its CPU seconds; with a real server also the server's own CPU seconds
+meanwhile, from /proc/PID/stat), each contender --rounds times (default 5, interleaved) and the
+median shown; the original's method in the first --python-rounds rounds (default 1);
+--contenders keeps only the named ones (prefixes), --page-sizes adds integrity::check with each
+page_size:
 
   opsh check-data the whole report (`opsh --json check-data`): both pairs, the collections, the
                   vector_stored content, stuck jobs; with --k, once per qdrant.scroll_partitions
@@ -71,8 +76,19 @@ def chunk_id(i):
     return digest if i % 3 == 0 else str(uuid.UUID(digest))
 
 
-def timed(cmd, env):
-    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS MiB, CPU seconds, stdout)."""
+def server_cpu(pid):
+    """The utime + stime of a server process (all its threads) in seconds, 0 without one."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(cmd, env, server_pid=None):
+    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS MiB, CPU seconds, stdout, the
+    Qdrant server's CPU seconds meanwhile)."""
+    before = server_cpu(server_pid)
     with tempfile.NamedTemporaryFile("r", suffix=".time") as t:
         run = subprocess.run(
             [TIME, "-o", t.name, "-f", "%e %M %U %S"] + cmd,
@@ -81,14 +97,15 @@ def timed(cmd, env):
         if run.returncode not in (0, 1):
             sys.exit(f"{cmd[0]} failed ({run.returncode}): {run.stderr}")
         secs, kib, user, system = t.read().split()[-4:]
-        return float(secs), int(kib) / 1024, float(user) + float(system), run.stdout
+        return (float(secs), int(kib) / 1024, float(user) + float(system), run.stdout,
+                server_cpu(server_pid) - before)
 
 
 def median_of(runs):
     """The run of median wall time, with the peak RSS the highest of all runs."""
     runs = sorted(runs, key=lambda r: r[0])
-    secs, _, cpu, out = runs[len(runs) // 2]
-    return secs, max(r[1] for r in runs), cpu, out, runs[0][0]
+    secs, _, cpu, out, server = runs[len(runs) // 2]
+    return secs, max(r[1] for r in runs), cpu, out, runs[0][0], server
 
 
 def psql(url, sql):
@@ -123,11 +140,10 @@ print(len(pg_ids - q_ids), len(q_ids - pg_ids))
 '''
 
 
-def qdrant_real(binary, taskset):
-    """A real Qdrant server on free ports, its storage kept in .bench/qdrant-real/."""
-    home = os.path.join(ROOT, ".bench/qdrant-real")
+def qdrant_real(binary, taskset, home, ports):
+    """A real Qdrant server on the given ports (else free ones), its storage kept in home."""
     os.makedirs(home, exist_ok=True)
-    grpc, rport = free_port(), free_port()
+    rport, grpc = ports or (free_port(), free_port())
     env = dict(os.environ, QDRANT__SERVICE__HOST="127.0.0.1", QDRANT__SERVICE__HTTP_PORT=str(rport),
                QDRANT__SERVICE__GRPC_PORT=str(grpc), QDRANT__TELEMETRY_DISABLED="true",
                QDRANT__STORAGE__STORAGE_PATH=os.path.join(home, "storage"),
@@ -151,7 +167,66 @@ def collection_points(base, name):
     return rest(base, "POST", f"/collections/{name}/points/count", {"exact": True})["result"]["count"]
 
 
-def bench(n, server_url, skip_python, rounds, real, taskset, ks):
+def point_ids(n):
+    """The collection's point ids: every mapping's but 0.1% (missing), plus 0.1% orphans."""
+    for i in range(n):
+        if i % 1000 != 1:
+            yield str(uuid.UUID(hashlib.md5(str(i).encode()).hexdigest()))
+    for k in range(n // 1000):
+        yield str(uuid.UUID(hashlib.md5(f"orphan-{k}".encode()).hexdigest()))
+
+
+BATCH = 20000
+
+
+def load(base, content, n, real):
+    """Makes the collection hold the points of N unless a real server's already does."""
+    want = n - n // 1000 + n // 1000
+    have = collection_points(base, content) if real else None
+    if have == want:
+        return
+    # A load cut short is taken up again: the batches go in one at a time, each waited for,
+    # so a collection holding fewer points holds the first of them (the last batch, perhaps
+    # in part, is sent again).
+    skip = 0
+    if have is not None and have < want:
+        skip = have // BATCH * BATCH
+        print(f"  (resuming the load of {content} after {skip:,} points)", flush=True)
+    else:
+        if have is not None:
+            rest(base, "DELETE", f"/collections/{content}", None)
+        # No HNSW index: a scroll never reads it, and building one over 10M points would take
+        # this machine longer than loading them.
+        rest(base, "PUT", f"/collections/{content}", {"vectors": {"size": 4, "distance": "Cosine"},
+                                                      "optimizers_config": {"indexing_threshold": 0}})
+    started, batch = time.time(), []
+    for k, i in enumerate(point_ids(n)):
+        if k < skip:
+            continue
+        batch.append({"id": i, "vector": [1, 0, 0, 0]})
+        if len(batch) == BATCH:
+            rest(base, "PUT", f"/collections/{content}/points?wait=true", {"points": batch})
+            batch = []
+    if batch:
+        rest(base, "PUT", f"/collections/{content}/points?wait=true", {"points": batch})
+    if real:
+        collection_points(base, content)
+        print(f"  (loaded {want:,} points into the real Qdrant in {time.time() - started:.0f} s)",
+              flush=True)
+
+
+def load_only(n, real, taskset, home, ports):
+    """--load-only: the real server's collection of N loaded (or found loaded), nothing timed."""
+    server, grpc, rport = qdrant_real(real, taskset, home, ports)
+    try:
+        wait_port(rport, 120)
+        load(f"http://127.0.0.1:{rport}", f"bench_content_{n}", n, real)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def bench(n, server_url, skip_python, rounds, real, taskset, ks, home, ports, pages, only, python_rounds):
     dbname = f"opsh_bench_check_data_{n}"
     admin = server_url
     psql(admin, f"DROP DATABASE IF EXISTS {dbname}")
@@ -174,33 +249,16 @@ def bench(n, server_url, skip_python, rounds, real, taskset, ks):
         ANALYZE vector_mappings;""")
 
     if real:
-        server, grpc, rport = qdrant_real(real, taskset)
+        server, grpc, rport = qdrant_real(real, taskset, home, ports)
     else:
         grpc, rport = free_port(), free_port()
         server = subprocess.Popen([DOUBLE, "--grpc-port", str(grpc), "--rest-port", str(rport)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_port(grpc)
-        wait_port(rport)
+        wait_port(grpc, 120)
+        wait_port(rport, 120)
         base = f"http://127.0.0.1:{rport}"
-        want = n - n // 1000 + n // 1000
-        have = collection_points(base, content) if real else None
-        if have != want:
-            if have is not None:
-                rest(base, "DELETE", f"/collections/{content}", None)
-            rest(base, "PUT", f"/collections/{content}", {"vectors": {"size": 4, "distance": "Cosine"}})
-            ids = [str(uuid.UUID(hashlib.md5(str(i).encode()).hexdigest()))
-                   for i in range(n) if i % 1000 != 1]
-            ids += [str(uuid.UUID(hashlib.md5(f"orphan-{k}".encode()).hexdigest()))
-                    for k in range(n // 1000)]
-            started = time.time()
-            for s in range(0, len(ids), 20000):
-                rest(base, "PUT", f"/collections/{content}/points?wait=true",
-                     {"points": [{"id": i, "vector": [1, 0, 0, 0]} for i in ids[s:s + 20000]]})
-            del ids
-            if real:
-                collection_points(base, content)
-                print(f"  (loaded {want:,} points into the real Qdrant in {time.time() - started:.0f} s)")
+        load(base, content, n, real)
         if not real or collection_points(base, "youtube_summaries") is None:
             rest(base, "PUT", "/collections/youtube_summaries", {"vectors": {"size": 4, "distance": "Cosine"}})
         env.update(QDRANT_URL=f"http://127.0.0.1:{grpc}", OPSH_QDRANT_REST_URL=base,
@@ -224,6 +282,12 @@ def bench(n, server_url, skip_python, rounds, real, taskset, ks):
             contenders[f"opsh check-data, k={k}"] = with_k(k, whole)
         contenders.update({
             "opsh check": [OPSH, "--json", "-e", check],
+        })
+        # integrity::check's page_size, each its own contender (the default is "opsh check").
+        for size in pages:
+            contenders[f"opsh check, page_size={size}"] = [
+                OPSH, "--json", "-e", check.replace("pairs: [", f"page_size: {size}, pairs: [", 1)]
+        contenders.update({
             "raw postgres (psql \\copy)": ["psql", db, "-Atc", raw_copy],
             "raw scroll (client loop)": [RAW_SCROLL, f"http://127.0.0.1:{grpc}", content],
             "both raw streams at once": [
@@ -231,15 +295,19 @@ def bench(n, server_url, skip_python, rounds, real, taskset, ks):
                 f'psql "$DATABASE_URL" -Atc "{raw_copy}" >/dev/null & wait'],
             "opsh scroll, no rows": [OPSH, "--json", "-e", scroll],
         })
-        # Rounds interleaved, so a passing load shifts every contender alike.
-        runs = {name: [] for name in contenders}
-        for _ in range(rounds):
-            for name, cmd in contenders.items():
-                runs[name].append(timed(cmd, env))
-        results = {name: median_of(r) for name, r in runs.items()}
+        if only:
+            contenders = {k: v for k, v in contenders.items() if any(k.startswith(o) for o in only)}
         if not skip_python:
             py = os.path.join(ROOT, ".bench/check-data-venv/bin/python")
-            results["python original"] = median_of([timed([py, "-c", ORIGINAL, db, str(grpc), content], env)])
+            contenders["python original"] = [py, "-c", ORIGINAL, db, str(grpc), content]
+        # Rounds interleaved, so a passing load shifts every contender alike; the Python peer
+        # only in the first python_rounds of them.
+        runs = {name: [] for name in contenders}
+        for r in range(rounds):
+            for name, cmd in contenders.items():
+                if name != "python original" or r < python_rounds:
+                    runs[name].append(timed(cmd, env, server.pid))
+        results = {name: median_of(r) for name, r in runs.items() if r}
     finally:
         server.terminate()
         server.wait()
@@ -247,18 +315,29 @@ def bench(n, server_url, skip_python, rounds, real, taskset, ks):
 
     where = f"a real Qdrant ({real}{', taskset -c ' + taskset if taskset else ''})" if real else "the qdrant-double"
     print(f"\nN = {n:,} mappings, {n - n // 1000 + n // 1000:,} points in {where}; median of {rounds} rounds"
-          " (python: one)")
-    print(f"  {'':32} {'seconds':>8} {'min':>6} {'CPU s':>6} {'peak RSS MiB':>13}  output")
-    for name, (secs, mib, cpu, out, least) in results.items():
-        print(f"  {name:32} {secs:8.2f} {least:6.2f} {cpu:6.2f} {mib:13.1f}  {out.strip()[:60]}")
-    slower_raw = max(results["raw postgres (psql \\copy)"][0], results["raw scroll (client loop)"][0])
-    print(f"  opsh check-data / raw scroll alone: {results['opsh check-data'][0] / results['raw scroll (client loop)'][0]:.2f}x")
-    print(f"  opsh check / slower raw stream: {results['opsh check'][0] / slower_raw:.2f}x")
-    both = results["both raw streams at once"][0]
-    print(f"  both raw streams at once / slower raw stream: {both / slower_raw:.2f}x"
-          f" (the floor of any comparison on this machine); opsh / that: {results['opsh check'][0] / both:.2f}x")
-    if "python original" in results:
-        print(f"  python original / opsh check-data: {results['python original'][0] / results['opsh check-data'][0]:.1f}x")
+          f" (python: {'skipped' if skip_python else min(rounds, python_rounds)})")
+    print(f"  {'':32} {'seconds':>8} {'min':>6} {'CPU s':>6} {'peak RSS MiB':>13} {'server CPU s':>12}"
+          "  output")
+    for name, (secs, mib, cpu, out, least, scpu) in results.items():
+        print(f"  {name:32} {secs:8.2f} {least:6.2f} {cpu:6.2f} {mib:13.1f} {scpu:12.2f}"
+              f"  {out.strip()[:60]}")
+    with open("/proc/loadavg") as f:
+        print(f"  load average at the end: {' '.join(f.read().split()[:3])}")
+    def median_secs(name):
+        return results[name][0] if name in results else None
+    raw_pg, raw_scroll, both = (median_secs("raw postgres (psql \\copy)"), median_secs("raw scroll (client loop)"),
+                                median_secs("both raw streams at once"))
+    whole, check = median_secs("opsh check-data"), median_secs("opsh check")
+    if whole and raw_scroll:
+        print(f"  opsh check-data / raw scroll alone: {whole / raw_scroll:.2f}x")
+    if check and raw_pg and raw_scroll:
+        slower_raw = max(raw_pg, raw_scroll)
+        print(f"  opsh check / slower raw stream: {check / slower_raw:.2f}x")
+        if both:
+            print(f"  both raw streams at once / slower raw stream: {both / slower_raw:.2f}x"
+                  f" (the floor of any comparison on this machine); opsh / that: {check / both:.2f}x")
+    if "python original" in results and whole:
+        print(f"  python original / opsh check-data: {results['python original'][0] / whole:.1f}x")
     sys.stdout.flush()
 
 
@@ -272,13 +351,35 @@ def main():
                     help="a real Qdrant server binary to run instead of the qdrant-double")
     ap.add_argument("--taskset", metavar="CPUS", help="pin the real Qdrant to these CPUs (taskset -c)")
     ap.add_argument("--k", default="", help="comma-separated qdrant.scroll_partitions to time apart")
+    ap.add_argument("--qdrant-home", metavar="DIR", default=os.path.join(ROOT, ".bench/qdrant-real"),
+                    help="the real server's working directory and storage, kept between runs"
+                    " (default .bench/qdrant-real)")
+    ap.add_argument("--qdrant-ports", metavar="HTTP,GRPC",
+                    help="the real server's ports (default: free ones)")
+    ap.add_argument("--python-rounds", type=int, default=1,
+                    help="how many of the rounds the original's method joins (default 1)")
+    ap.add_argument("--page-sizes", default="",
+                    help="comma-separated integrity::check page_size values to time apart")
+    ap.add_argument("--contenders", default="",
+                    help="comma-separated names (prefixes) of the only contenders to run")
+    ap.add_argument("--load-only", action="store_true",
+                    help="only load the real server's collection of each N (no database, no timing)")
     args = ap.parse_args()
+    ports = tuple(int(p) for p in args.qdrant_ports.split(",")) if args.qdrant_ports else None
+    if args.load_only:
+        if not args.qdrant:
+            sys.exit("--load-only needs --qdrant PATH")
+        for n in (int(x) for x in args.n.split(",")):
+            load_only(n, args.qdrant, args.taskset, args.qdrant_home, ports)
+        return
     url = os.environ.get("OPSH_TEST_PG_ADMIN_URL") or os.environ.get("DATABASE_URL")
     if not url:
         sys.exit("DATABASE_URL is not set: run under tools/with-services")
     for n in (int(x) for x in args.n.split(",")):
         bench(n, url, args.skip_python, max(1, args.rounds), args.qdrant, args.taskset,
-              [int(k) for k in args.k.split(",") if k])
+              [int(k) for k in args.k.split(",") if k], args.qdrant_home, ports,
+              [int(p) for p in args.page_sizes.split(",") if p],
+              [c for c in args.contenders.split(",") if c], args.python_rounds)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@
 # Needs PostgreSQL:
 #   tools/with-services benches/check_data.sh [--n 100000,1000000] [--skip-python]
 #   tools/with-services benches/check_data.sh --qdrant /tmp/qdrant --n 1000000 --k 1,2,4
+# A big N on a real server: load it once ahead (no database needed), keep its storage apart:
+#   python3 benches/check_data.py --load-only --qdrant /tmp/qdrant --qdrant-home DIR --n 10000000
+#   tools/with-services benches/check_data.sh --qdrant /tmp/qdrant --qdrant-home DIR --n 10000000
+# (--help lists the rest: --qdrant-ports, --contenders, --python-rounds, --page-sizes).
 # It builds opsh and qdrant-double in release mode, and makes a virtualenv at
 # .bench/check-data-venv (git-ignored) from benches/check_data_requirements.txt.
 set -eu
