@@ -155,10 +155,14 @@ impl Distributed {
     }
 }
 
-fn with_prefix<'a>(lines: &'a [String], prefix: &str) -> Vec<&'a str> {
+/// The lines of the checks whose name starts with `name`.
+fn named<'a>(lines: &'a [String], name: &str) -> Vec<&'a str> {
     lines
         .iter()
-        .filter(|l| l.contains(prefix))
+        .filter(|l| {
+            l.split_once(' ')
+                .is_some_and(|(_, rest)| rest.starts_with(name))
+        })
         .map(String::as_str)
         .collect()
 }
@@ -227,7 +231,11 @@ fn cluster_and_shards_show_every_peer_and_where_each_shard_lives() {
         text.stdout
     );
     assert!(
-        headers.iter().any(|l| l.split_whitespace().filter(|w| w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).collect::<Vec<_>>() == ["id", "uri", "rest_url", "this", "leader"]),
+        headers.iter().any(|l| l
+            .split_whitespace()
+            .filter(|w| w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .collect::<Vec<_>>()
+            == ["id", "uri", "rest_url", "this", "leader"]),
         "{}",
         text.stdout
     );
@@ -237,7 +245,7 @@ fn cluster_and_shards_show_every_peer_and_where_each_shard_lives() {
     let (code, lines) = env.procedure("qdrant-stats");
     assert_eq!(code, 0, "{lines:?}");
     assert_eq!(
-        with_prefix(&lines, "qdrant cluster"),
+        named(&lines, "qdrant cluster"),
         [format!(
             "ok qdrant cluster: 3 peers, leader {0}, consensus working, asked peer {0} (Leader)",
             ids[0]
@@ -284,17 +292,28 @@ fn a_dead_replica_and_a_shard_that_cannot_be_read_are_critical_everywhere() {
         let (code, lines) = env.procedure(procedure);
         assert_eq!(code, 2, "{procedure}: {lines:?}");
         assert_eq!(
-            with_prefix(&lines, "shard 1"),
-            [
-                format!("critical {unreadable}"),
-                format!("critical {dead}")
-            ],
+            named(&lines, "youtube_content shard 1"),
+            [format!("critical {unreadable}"), format!("critical {dead}")],
             "{procedure}"
         );
     }
+    // check-data cannot compare the pair: Qdrant refuses the scroll, naming the shard.
+    let (_, lines) = env.procedure("check-data");
+    let pair = named(&lines, "vector_mappings ↔ youtube_content");
+    assert!(
+        pair.len() == 1
+            && pair[0].starts_with("critical")
+            && pair[0].contains("shard 1")
+            && pair[0].contains("does not have enough active replicas"),
+        "{pair:?}"
+    );
     let (code, lines) = env.procedure("test-health");
     assert_eq!(code, 2, "{lines:?}");
-    assert_eq!(with_prefix(&lines, "shard 1").len(), 2, "{lines:?}");
+    assert_eq!(
+        named(&lines, "youtube_content shard 1").len(),
+        2,
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -304,21 +323,27 @@ fn partial_replicas_and_transfers_are_warnings_that_name_collection_shard_and_pe
     // A second replica of shard 0 on peer 2, being filled from peer 0.
     env.cluster
         .start_transfer("youtube_content", 0, ids[0], ids[2]);
+    // A collection with 2 replicas of each shard (on peers s and s+1), one of shard 2's
+    // Partial: the shard stays readable through the other.
+    let rt = seed::runtime();
+    rt.block_on(
+        seed::client(&env.cluster.peers()[0].grpc_url()).create_collection(
+            qdrant_client::qdrant::CreateCollectionBuilder::new("replicated")
+                .vectors_config(qdrant_client::qdrant::VectorParamsBuilder::new(
+                    4,
+                    qdrant_client::qdrant::Distance::Cosine,
+                ))
+                .shard_number(3)
+                .replication_factor(2),
+        ),
+    )
+    .expect("created");
     env.cluster
-        .set_replica_state("youtube_summaries", 2, ids[2], "Partial");
+        .set_replica_state("replicated", 2, ids[2], "Partial");
     let found = env.findings();
     let texts: Vec<(&str, &str, &Value, &Value, &Value, &str)> = found
         .iter()
-        .map(|f| {
-            (
-                f.0.as_str(),
-                f.1.as_str(),
-                &f.2,
-                &f.3,
-                &f.4,
-                f.5.as_str(),
-            )
-        })
+        .map(|f| (f.0.as_str(), f.1.as_str(), &f.2, &f.3, &f.4, f.5.as_str()))
         .collect();
     let recovering = format!("replica on peer {} is Recovery (in transfer)", ids[2]);
     let transfer = format!(
@@ -329,6 +354,14 @@ fn partial_replicas_and_transfers_are_warnings_that_name_collection_shard_and_pe
     assert_eq!(
         texts,
         [
+            (
+                "warning",
+                "replicated shard 2",
+                &json!("replicated"),
+                &json!(2),
+                &json!(ids[2]),
+                partial.as_str()
+            ),
             (
                 "warning",
                 "youtube_content shard 0",
@@ -345,25 +378,21 @@ fn partial_replicas_and_transfers_are_warnings_that_name_collection_shard_and_pe
                 &json!(ids[2]),
                 transfer.as_str()
             ),
-            (
-                "warning",
-                "youtube_summaries shard 2",
-                &json!("youtube_summaries"),
-                &json!(2),
-                &json!(ids[2]),
-                partial.as_str()
-            ),
         ]
     );
-    // Warnings: qdrant-stats exits 1, and so does test-health on its own findings alone.
+    // Warnings: qdrant-stats exits 1.
     let (code, lines) = env.procedure("qdrant-stats");
     assert_eq!(code, 1, "{lines:?}");
     assert_eq!(
-        with_prefix(&lines, " shard "),
         [
+            named(&lines, "replicated shard"),
+            named(&lines, "youtube_content shard")
+        ]
+        .concat(),
+        [
+            format!("warning replicated shard 2: {partial}"),
             format!("warning youtube_content shard 0: {recovering}"),
             format!("warning youtube_content shard 0: {transfer}"),
-            format!("warning youtube_summaries shard 2: {partial}"),
         ]
     );
 }
@@ -404,10 +433,11 @@ fn single() -> (TestDb, qdrant_double::Running) {
     (database(&d), q)
 }
 
-/// A report without what names the server (the qdrant connection's address).
+/// A report without what names the servers (the connections' addresses: each its own database
+/// and Qdrant).
 fn comparable(mut report: Value) -> Value {
     for c in report["checks"].as_array_mut().unwrap() {
-        if c["name"] == "qdrant" {
+        if c["name"] == "qdrant" || c["name"] == "postgres" {
             c["detail"] = json!("(address)");
         }
     }
@@ -427,7 +457,11 @@ fn check_data_on_three_shards_reports_what_a_single_node_reports() {
     // The scroll through any peer: every id once, in the single node's order (numbers first,
     // then UUIDs), pages crossing shards.
     let ids = one()
-        .args(["--json", "-e", r#"qdrant::ids("youtube_content", #{page_size: 7})"#])
+        .args([
+            "--json",
+            "-e",
+            r#"qdrant::ids("youtube_content", #{page_size: 7})"#,
+        ])
         .run()
         .json();
     assert_eq!(ids.as_array().unwrap().len(), 245);

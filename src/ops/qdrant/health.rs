@@ -86,7 +86,11 @@ pub fn judge(c: &Cluster, collections: &[Shards]) -> Vec<Finding> {
     // Peers: the ones the asked peer fails to send to, and the ones opsh could not ask.
     for peer in &c.peers {
         let mut why = Vec::new();
-        for f in c.send_failures.iter().filter(|f| f.peer_id == Some(peer.id)) {
+        for f in c
+            .send_failures
+            .iter()
+            .filter(|f| f.peer_id == Some(peer.id))
+        {
             why.push(format!(
                 "peer {} fails to send it messages ({} failed{})",
                 c.peer_id.map(|p| p.to_string()).unwrap_or_default(),
@@ -102,7 +106,10 @@ pub fn judge(c: &Cluster, collections: &[Shards]) -> Vec<Finding> {
             .flat_map(|s| &s.unanswered)
             .find(|u| u.peer_id == peer.id)
         {
-            why.push(format!("opsh could not read it at {}: {}", u.rest_url, u.error));
+            why.push(format!(
+                "opsh could not read it at {}: {}",
+                u.rest_url, u.error
+            ));
         }
         if !why.is_empty() {
             out.push(Finding {
@@ -274,13 +281,19 @@ mod tests {
 
     #[test]
     fn a_healthy_cluster_has_no_finding() {
-        let s = shards(&[&[(1, "Active"), (2, "Active")], &[(2, "Active"), (3, "Listener")]]);
+        let s = shards(&[
+            &[(1, "Active"), (2, "Active")],
+            &[(2, "Active"), (3, "Listener")],
+        ]);
         assert!(judge(&healthy(), &[s]).is_empty());
     }
 
     #[test]
     fn a_shard_without_an_active_replica_and_a_dead_replica_are_critical() {
-        let s = shards(&[&[(1, "Dead"), (2, "Partial")], &[(2, "Active"), (3, "Dead")]]);
+        let s = shards(&[
+            &[(1, "Dead"), (2, "Partial")],
+            &[(2, "Active"), (3, "Dead")],
+        ]);
         assert_eq!(
             lines(&judge(&healthy(), &[s])),
             [
@@ -343,7 +356,9 @@ mod tests {
         c.consensus_error = Some("raft log corrupted".into());
         assert_eq!(
             lines(&judge(&c, &[])),
-            ["critical qdrant cluster: consensus stopped_with_err on peer 1: raft log corrupted: the cluster cannot change (no collection, shard or peer operation goes through)"]
+            [
+                "critical qdrant cluster: consensus stopped_with_err on peer 1: raft log corrupted: the cluster cannot change (no collection, shard or peer operation goes through)"
+            ]
         );
     }
 }

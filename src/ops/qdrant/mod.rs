@@ -28,12 +28,12 @@ pub use cluster::{
     Cluster, Peer, Replica, SendFailure, Shard, Shards, Transfer, Unanswered, cluster, peer_rest,
     shards, shards_in,
 };
-pub use health::{Finding, cluster_health, judge};
 pub use collections::{Info, Ping, VectorConfig, collections, count, info, names, ping};
 pub use delete::{
     DELETE_BATCH, Deleted, delete, delete_by_filter, delete_filter_raw, delete_keys,
     snapshot_before_delete,
 };
+pub use health::{Finding, cluster_health, judge};
 pub use points::{Point, get, json_of};
 pub use recreate::{Recreated, creation_of, recreate, recreate_from};
 pub use scroll::{IdsPage, ids, ids_page, keys_of, partitions, scroll, scroll_ids};
@@ -45,8 +45,8 @@ use crate::ops::budget;
 use crate::ops::error::OpError;
 use crate::ops::spec::Registrar;
 use specs::{
-    CLUSTER, CLUSTER_HEALTH, COLLECTIONS, COUNT, DELETE, DELETE_BY_FILTER, DOWNLOAD_SNAPSHOT, GET, IDS, IDS_PAGE, INFO,
-    PING, RECREATE, SHARDS, SNAPSHOT, SNAPSHOTS,
+    CLUSTER, CLUSTER_HEALTH, COLLECTIONS, COUNT, DELETE, DELETE_BY_FILTER, DOWNLOAD_SNAPSHOT, GET,
+    IDS, IDS_PAGE, INFO, PING, RECREATE, SHARDS, SNAPSHOT, SNAPSHOTS,
 };
 
 fn page_size(c: &crate::ops::spec::Call) -> Result<u32, OpError> {
