@@ -26,6 +26,7 @@ import uuid
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
 OPSH = os.path.join(TARGET, "release/opsh")
+RAW_SCROLL = os.path.join(TARGET, "release/examples/raw_scroll")
 TIME = "/usr/bin/time"
 HOME = os.path.join(ROOT, ".bench/qdrant-cluster")
 
@@ -100,10 +101,14 @@ def main():
     ap.add_argument("--qdrant", required=True, metavar="PATH", help="a real Qdrant server binary")
     ap.add_argument("--n", type=int, default=300000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--opsh", default=OPSH, help="the opsh binary (default: the release build)")
+    ap.add_argument("--raw-scroll", default=RAW_SCROLL,
+                    help="benches/raw_scroll.rs built (default: the release build)")
     ap.add_argument("--port", type=int, default=51333,
                     help="first of the ports: peer i (0..2) HTTP/gRPC/p2p at port+1000i, +1, +2; "
                          "the single node at port+100, +101")
     args = ap.parse_args()
+    opsh = args.opsh
     url = os.environ.get("OPSH_TEST_PG_ADMIN_URL") or os.environ.get("DATABASE_URL")
     if not url:
         sys.exit("DATABASE_URL is not set: run under tools/with-services")
@@ -134,7 +139,7 @@ def main():
         u = urllib.parse.urlparse(url)
         db = urllib.parse.urlunparse(u._replace(path="/" + dbname))
         env = dict(os.environ, DATABASE_URL=db, NO_COLOR="1")
-        subprocess.run([OPSH, "--yes", "migrate"], env=env, check=True,
+        subprocess.run([opsh, "--yes", "migrate"], env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         psql(db, """
             INSERT INTO channels (id, name, url, platform) VALUES (1, 'c', 'u', 'youtube');
@@ -170,10 +175,18 @@ def main():
                                 OPSH_QDRANT_REST_URL=f"http://127.0.0.1:{single[0]}"),
         }
         runs = {name: [] for name in targets}
+        # The floor: a full id scroll as any client does it (10,000 per page), and check-data
+        # with the scroll split into 3 ranges read at once (qdrant.scroll_partitions).
+        grpc = {name: e["QDRANT_URL"] for name, e in targets.items()}
+        raw = {name: [] for name in targets}
+        split = {name: [] for name in targets}
         for _ in range(args.rounds):
             for name, e in targets.items():
-                runs[name].append(timed([OPSH, "--json", "check-data"], e))
-        print(f"\nN = {n:,} mappings, {n:,} points; opsh --json check-data, median of {args.rounds} rounds")
+                runs[name].append(timed([opsh, "--json", "check-data"], e))
+                raw[name].append(timed([args.raw_scroll, grpc[name], "youtube_content"], e))
+                split[name].append(timed([opsh, "--json", "check-data"],
+                                         dict(e, OPSH_QDRANT_SCROLL_PARTITIONS="3")))
+        print(f"\nN = {n:,} mappings, {n:,} points; {opsh} --json check-data, median of {args.rounds} rounds")
         print(f"  {'':30} {'seconds':>8} {'all runs':>20} {'peak RSS MiB':>13}  chunks pair")
         medians = {}
         samples = {}
@@ -191,6 +204,15 @@ def main():
         print(f"  the samples of missing and orphan ids (first by Qdrant's order) are {'equal' if a == b else 'DIFFERENT'}")
         a, b = medians.values()
         print(f"  cluster / single node: {a / b:.2f}x")
+        for label, table in (("raw scroll (client loop)", raw), ("check-data, scroll_partitions=3", split)):
+            m = {}
+            for name, rs in table.items():
+                by_time = sorted(rs, key=lambda r: r[0])
+                m[name] = by_time[len(rs) // 2][0]
+                print(f"  {label + ', ' + name:54} {m[name]:8.2f}s  runs {' '.join(f'{r[0]:.2f}' for r in rs)}"
+                      f"  peak RSS {max(r[1] for r in rs):.1f} MiB")
+            a, b = m.values()
+            print(f"  {label}: cluster / single node: {a / b:.2f}x")
     finally:
         for proc in procs:
             proc.terminate()

@@ -7,5 +7,5 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 if [ ! -x /usr/bin/time ]; then
     apt-get -q update >/dev/null && apt-get -q -y install time >/dev/null
 fi
-(cd "$root" && cargo build --release --quiet -p opsh)
+(cd "$root" && cargo build --release --quiet -p opsh --example raw_scroll)
 exec python3 "$root/benches/check_data_cluster.py" "$@"

@@ -282,8 +282,8 @@ pub(super) static SHARDS: Spec = Spec {
     options: &[],
     returns: "Map",
     doc: "Where a collection's shards live (GET /collections/{c}/cluster, asked of every peer at \
-          once): collection, shard_count, shards (shard_id, replicas: peer_id, state and points \
-          as that peer counts them, and points: the shard's, from an Active replica), transfers \
+          once): collection, shard_count, shards (shard_id; points: the shard's, from an Active \
+          replica; replicas: peer_id, state and points as that peer counts them), transfers \
           in progress (shard_id, from, to, sync, method, comment) and unanswered (peer_id, \
           rest_url, error: peers that could not be asked, whose replicas' points are then \
           unknown). Replica states are Qdrant's: Active, Dead, Partial, Initializing, Listener, \
