@@ -12,6 +12,13 @@
 //!   download, delete, upload), and `PUT /collections/{c}` (create with `{"vectors": {"size",
 //!   "distance"}}`) and `PUT /collections/{c}/points?wait=true` (upsert `{"points": [{"id",
 //!   "vector", "payload"}]}`) so a demo loader seeds real Qdrant or the double with curl.
+//! - Distributed mode ([`QdrantDouble::start_cluster`]): N peers in one process over one store,
+//!   each with its own REST and gRPC ports; `GET /cluster`, `GET /collections/{c}/cluster` and
+//!   gRPC `CollectionClusterInfo`; shards and replicas ([`Cluster::set_replica_state`],
+//!   [`Cluster::stop_peer`], [`Cluster::start_transfer`]); reads and writes through any peer,
+//!   failing as Qdrant's do when a shard has no readable replica; shard snapshots (create, list,
+//!   download, delete, upload, recover from an http:// location) and per-peer collection
+//!   snapshots. A single node answers `GET /cluster` with `{"status":"disabled"}`.
 //! - Optional TLS on both ports ([`Options::tls`]), as Qdrant's `service.enable_tls`.
 //! - An optional API key, checked as Qdrant checks it (`api-key` header or `Authorization:
 //!   Bearer`; the health check, `/` and `/healthz` need none).
@@ -233,6 +240,7 @@ impl QdrantDouble {
         }
         Ok(Cluster {
             state,
+            store,
             peers: handles,
             running: std::sync::Mutex::new(running),
             p2p: std::sync::Mutex::new(p2p_listeners),
@@ -442,6 +450,7 @@ impl Drop for Running {
 /// stops them all.
 pub struct Cluster {
     state: Arc<cluster::ClusterState>,
+    store: Arc<store::Store>,
     peers: Vec<PeerHandle>,
     running: std::sync::Mutex<Vec<Option<Running>>>,
     p2p: std::sync::Mutex<Vec<Option<TcpListener>>>,
@@ -504,13 +513,23 @@ impl Cluster {
     /// "Resharding", "ReshardingScaleDown", "ActiveRead", "ManualRecovery"), as consensus would.
     ///
     /// # Panics
-    /// On a state Qdrant does not have, or a collection that does not exist: a test's mistake.
+    /// On a state Qdrant does not have, a collection that does not exist, or a shard without a
+    /// replica on that peer: a test's mistake.
     pub fn set_replica_state(&self, collection: &str, shard_id: u32, peer_id: u64, state: &str) {
         let state = qdrant_client::qdrant::ReplicaState::from_str_name(state)
             .unwrap_or_else(|| panic!("qdrant-double: no replica state {state:?} in Qdrant"));
+        let c = self
+            .store
+            .get(collection)
+            .unwrap_or_else(|_| panic!("qdrant-double: no collection {collection:?}"));
+        let placed = self
+            .state
+            .replicas_of(collection, &store::read(&c))
+            .iter()
+            .any(|r| r.shard_id == shard_id && r.peer_id == peer_id);
         assert!(
-            self.state.peers.iter().any(|p| p.peer_id == peer_id),
-            "qdrant-double: no peer {peer_id} in this cluster"
+            placed,
+            "qdrant-double: no replica of shard {shard_id} of {collection:?} on peer {peer_id}"
         );
         self.state.set_state(collection, shard_id, peer_id, state);
     }

@@ -99,21 +99,26 @@ struct Error(Status, Instant);
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let Error(status, start) = self;
-        let code = match status.code() {
-            Code::NotFound => StatusCode::NOT_FOUND,
-            Code::InvalidArgument => StatusCode::BAD_REQUEST,
-            Code::AlreadyExists => StatusCode::CONFLICT,
-            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Code::PermissionDenied => StatusCode::FORBIDDEN,
-            Code::DataLoss => StatusCode::BAD_REQUEST,
-            Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let code = http_status(&status);
         let body = json!({
             "status": {"error": status.message()},
             "time": start.elapsed().as_secs_f64(),
         });
         (code, axum::Json(body)).into_response()
+    }
+}
+
+/// The HTTP status Qdrant gives an error of this kind.
+fn http_status(status: &Status) -> StatusCode {
+    match status.code() {
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        Code::AlreadyExists => StatusCode::CONFLICT,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::DataLoss => StatusCode::BAD_REQUEST,
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -243,11 +248,14 @@ async fn upload_snapshot(
     }
     let bytes =
         snapshot.ok_or_else(|| fail(wrong_input("Multipart field `snapshot` is missing")))?;
-    if let Some(expected) = &query.checksum {
+    // Qdrant 1.18.3 names the file's sum "expected" and the given one "actual" (its
+    // `StorageError::ChecksumMismatch`, lib/storage/src/content_manager/errors.rs, called with the
+    // arguments that way round): "Checksum mismatch: expected <file's>, actual <given>", 400.
+    if let Some(given) = &query.checksum {
         let actual = sha256_hex(&bytes);
-        if !expected.eq_ignore_ascii_case(&actual) {
+        if !given.eq_ignore_ascii_case(&actual) {
             return Err(fail(Status::data_loss(format!(
-                "Checksum mismatch: expected {expected}, actual {actual}"
+                "Checksum mismatch: expected {actual}, actual {given}"
             ))));
         }
     }
@@ -481,29 +489,33 @@ async fn create_shard_snapshot(
     Ok(ok(snapshot_json(&info), start))
 }
 
-/// Downloads a shard snapshot; a missing file is Qdrant's plain-text 404 "File not found: No
-/// such file or directory (os error 2)" (actix-files, seen on 1.18.3).
+/// Downloads a shard snapshot. Every refusal is plain text, as 1.18.3 answers this endpoint: a
+/// missing file 404 "File not found: No such file or directory (os error 2)", a peer without
+/// the shard 400 "Wrong input: Shard {s} is not a local or queue proxy shard", no such shard 404
+/// "Not found: shard {s} not found", no such collection 404 "Not found: Collection …".
 async fn download_shard_snapshot(
     State(shared): State<Arc<Shared>>,
     Path((collection, shard, name)): Path<(String, u32, String)>,
-) -> Result<Response, Error> {
-    let start = Instant::now();
-    let path = shared
+) -> Response {
+    let path = match shared
         .snapshots
         .shard_file(&shared.store, &collection, shard, &name)
-        .map_err(|e| Error(e, start))?;
+    {
+        Ok(path) => path,
+        Err(e) => return (http_status(&e), e.message().to_string()).into_response(),
+    };
     let bytes = match path {
         Some(path) => tokio::fs::read(&path).await.ok(),
         None => None,
     };
     let Some(bytes) = bytes else {
-        return Ok((
+        return (
             StatusCode::NOT_FOUND,
             "File not found: No such file or directory (os error 2)",
         )
-            .into_response());
+            .into_response();
     };
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
             (
@@ -513,7 +525,7 @@ async fn download_shard_snapshot(
         ],
         Body::from(bytes),
     )
-        .into_response())
+        .into_response()
 }
 
 async fn delete_shard_snapshot(
@@ -614,7 +626,10 @@ async fn recover_shard_snapshot(
         let body = json!({"status": {"error": message}, "time": 0.0});
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response());
     }
-    shared.store.get(&collection).map_err(fail)?;
+    shared
+        .snapshots
+        .check_shard_exists(&shared.store, &collection, shard)
+        .map_err(fail)?;
     let location = body.location.clone();
     let bytes = if location.starts_with("file:") {
         return Err(fail(wrong_input(format!(

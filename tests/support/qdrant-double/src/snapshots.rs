@@ -191,6 +191,16 @@ impl Snapshots {
         Ok(())
     }
 
+    /// That the collection and the shard exist (upload and recover check it before anything).
+    pub fn check_shard_exists(
+        &self,
+        store: &Store,
+        collection: &str,
+        shard_id: u32,
+    ) -> Result<(), Status> {
+        self.check_shard(store, collection, shard_id, None)
+    }
+
     /// `POST /collections/{c}/shards/{s}/snapshots`: a snapshot of that shard's points, named
     /// `{collection}-shard-{s}-{UTC %Y-%m-%d-%H-%M-%S}.snapshot` under
     /// `<dir>/{collection}/shards/{s}/` as Qdrant 1.18.3 names and keeps it. On a peer without
@@ -263,7 +273,14 @@ impl Snapshots {
         shard_id: u32,
         name: &str,
     ) -> Result<Option<PathBuf>, Status> {
-        self.check_shard(store, collection, shard_id, None)?;
+        // Download and delete on a peer without the shard: 400 "Wrong input: Shard {s} is not a
+        // local or queue proxy shard" (1.18.3).
+        self.check_shard(
+            store,
+            collection,
+            shard_id,
+            Some("a local or queue proxy shard"),
+        )?;
         if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\', '\0']) {
             return Ok(None);
         }

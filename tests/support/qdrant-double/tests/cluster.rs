@@ -730,6 +730,60 @@ async fn shard_snapshots_are_made_listed_downloaded_and_deleted_on_the_peers_hol
         ))
     );
 
+    // Download refusals are plain text (1.18.3); delete's are JSON.
+    let r = get(
+        &peers[0],
+        &format!("/collections/sh/shards/1/snapshots/{name}"),
+    );
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (
+            400,
+            "Wrong input: Shard 1 is not a local or queue proxy shard"
+        )
+    );
+    let r = get(&peers[0], "/collections/sh/shards/9/snapshots/x.snapshot");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (404, "Not found: shard 9 not found")
+    );
+    let r = get(&peers[0], "/collections/nope/shards/0/snapshots/x.snapshot");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (404, "Not found: Collection `nope` doesn't exist!")
+    );
+    let r = http(
+        peers[0].rest_addr(),
+        "DELETE",
+        &format!("/collections/sh/shards/1/snapshots/{name}"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["status"]["error"],
+        "Wrong input: Shard 1 is not a local or queue proxy shard"
+    );
+    // Upload and recover to a shard that does not exist: 404 before anything else.
+    let (content_type, body) = multipart("snapshot", "x.snapshot", b"whatever");
+    let r = http(
+        peers[0].rest_addr(),
+        "POST",
+        "/collections/sh/shards/9/snapshots/upload",
+        &[("Content-Type", &content_type)],
+        &body,
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["status"]["error"], "Not found: shard 9 not found");
+    let r = send_json(
+        &peers[0],
+        "PUT",
+        "/collections/sh/shards/9/snapshots/recover",
+        &json!({"location": "http://127.0.0.1:1/x.snapshot"}),
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["status"]["error"], "Not found: shard 9 not found");
+
     let r = http(
         peers[1].rest_addr(),
         "DELETE",
@@ -1024,4 +1078,14 @@ async fn a_peers_collection_snapshot_holds_its_local_shards_only() {
         expected.iter().map(id_text).collect::<Vec<_>>()
     );
     cluster.stop();
+}
+
+#[test]
+#[should_panic(expected = "no replica of shard 0 of \"m\" on peer")]
+fn setting_the_state_of_a_replica_that_is_not_there_is_a_tests_mistake() {
+    let cluster = QdrantDouble::start_cluster(Options::default(), 3).expect("a cluster");
+    create(&cluster, "m", 3, 1);
+    // Shard 0 is on peer 0 only.
+    let peer = cluster.peers()[1].peer_id;
+    cluster.set_replica_state("m", 0, peer, "Dead");
 }
