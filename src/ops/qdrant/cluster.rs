@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use rhai::Dynamic;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -174,6 +175,55 @@ fn parse_cluster(
     })
 }
 
+/// A result as Rhai sees it, its nested lists keeping their fields' order too (a REPL table of
+/// `qdrant::cluster().peers` or `qdrant::shards(c).shards` shows them as the struct declares).
+fn ordered<T: Serialize>(value: &T, nested: impl FnOnce(&mut rhai::Map)) -> Dynamic {
+    let mut d = rhai::serde::to_dynamic(value).unwrap_or_default();
+    if let Some(mut map) = d.write_lock::<rhai::Map>() {
+        nested(&mut map);
+    }
+    crate::columns::attach(&mut d, &crate::columns::of_serialize(value));
+    d
+}
+
+fn tag<T: Serialize>(map: &mut rhai::Map, field: &str, value: &T) {
+    if let Some(d) = map.get_mut(field) {
+        crate::columns::attach(d, &crate::columns::of_serialize(value));
+    }
+}
+
+impl Cluster {
+    /// As Rhai sees it: peers and send_failures in their fields' order.
+    pub fn to_dynamic(&self) -> Dynamic {
+        ordered(self, |m| {
+            tag(m, "peers", &self.peers);
+            tag(m, "send_failures", &self.send_failures);
+        })
+    }
+}
+
+impl Shards {
+    /// As Rhai sees it: shards (and each one's replicas), transfers and unanswered in their
+    /// fields' order.
+    pub fn to_dynamic(&self) -> Dynamic {
+        ordered(self, |m| {
+            tag(m, "shards", &self.shards);
+            tag(m, "transfers", &self.transfers);
+            tag(m, "unanswered", &self.unanswered);
+            if let Some(mut list) = m
+                .get_mut("shards")
+                .and_then(|d| d.write_lock::<rhai::Array>())
+            {
+                for (d, shard) in list.iter_mut().zip(&self.shards) {
+                    if let Some(mut sm) = d.write_lock::<rhai::Map>() {
+                        tag(&mut sm, "replicas", &shard.replicas);
+                    }
+                }
+            }
+        })
+    }
+}
+
 fn same_uri(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
 }
@@ -228,9 +278,9 @@ pub struct Shards {
 #[derive(Clone, Debug, Serialize)]
 pub struct Shard {
     pub shard_id: u64,
-    pub replicas: Vec<Replica>,
     /// Points of the shard, from an Active replica that answered.
     pub points: Option<u64>,
+    pub replicas: Vec<Replica>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -395,8 +445,8 @@ fn parse_shards(
                 .find_map(|r| r.points);
             Shard {
                 shard_id,
-                replicas,
                 points,
+                replicas,
             }
         })
         .collect();

@@ -8,12 +8,14 @@
 //! Where things are: [`collections`] (ping, info, names, counts), [`scroll`] (ids and scrolls),
 //! [`partition`] (a scroll split into ranges read at once),
 //! [`points`] (get by id), [`delete`] (deletes within the deletion budget), [`recreate`],
-//! [`snapshots`], [`cluster`] (peers and shards of a distributed Qdrant), [`specs`]; this file registers them. The client itself (connection, errors,
+//! [`snapshots`], [`cluster`] (peers and shards of a distributed Qdrant), [`health`] (what is
+//! wrong with one), [`specs`]; this file registers them. The client itself (connection, errors,
 //! REST transfers, the id-only codec) is [`crate::ops::clients::qdrant`].
 
 mod cluster;
 mod collections;
 mod delete;
+mod health;
 mod partition;
 mod points;
 mod recreate;
@@ -31,6 +33,7 @@ pub use delete::{
     DELETE_BATCH, Deleted, delete, delete_by_filter, delete_filter_raw, delete_keys,
     snapshot_before_delete,
 };
+pub use health::{Finding, cluster_health, judge};
 pub use points::{Point, get, json_of};
 pub use recreate::{Recreated, creation_of, recreate, recreate_from};
 pub use scroll::{IdsPage, ids, ids_page, keys_of, partitions, scroll, scroll_ids};
@@ -42,8 +45,8 @@ use crate::ops::budget;
 use crate::ops::error::OpError;
 use crate::ops::spec::Registrar;
 use specs::{
-    COLLECTIONS, COUNT, DELETE, DELETE_BY_FILTER, DOWNLOAD_SNAPSHOT, GET, IDS, IDS_PAGE, INFO,
-    PING, RECREATE, SNAPSHOT, SNAPSHOTS,
+    CLUSTER, CLUSTER_HEALTH, COLLECTIONS, COUNT, DELETE, DELETE_BY_FILTER, DOWNLOAD_SNAPSHOT, GET,
+    IDS, IDS_PAGE, INFO, PING, RECREATE, SHARDS, SNAPSHOT, SNAPSHOTS,
 };
 
 fn page_size(c: &crate::ops::spec::Call) -> Result<u32, OpError> {
@@ -108,4 +111,13 @@ pub fn register(reg: &mut Registrar) {
             &path,
         ))
     });
+    // Dynamics built here, so that their nested lists keep their fields' order in tables.
+    reg.add(&CLUSTER, |c| {
+        c.block(async { Ok(cluster(c.target).await?.to_dynamic()) })
+    });
+    reg.add(&SHARDS, |c| {
+        let collection = c.str("collection")?;
+        c.block(async { Ok(shards(c.target, &collection).await?.to_dynamic()) })
+    });
+    reg.add(&CLUSTER_HEALTH, |c| c.block(cluster_health(c.target)));
 }

@@ -254,3 +254,61 @@ pub(super) static DOWNLOAD_SNAPSHOT: Spec = Spec {
         "[true, true, true]",
     )],
 };
+
+pub(super) static CLUSTER: Spec = Spec {
+    module: "qdrant",
+    name: "cluster",
+    params: &[],
+    options: &[],
+    returns: "Map",
+    doc: "Qdrant's distributed mode as the configured peer sees it (REST GET /cluster): enabled \
+          (false on a single node, every other field then empty), peer_id (the peer asked), \
+          leader, role, term, commit, pending_operations, consensus (working, stopped or \
+          stopped_with_err) and consensus_error, peers (id, uri: its p2p URI, rest_url: where \
+          opsh reaches it, this, leader) and send_failures (uri, peer_id, count, latest_error, \
+          latest_error_at: the peers the asked one fails to send messages to). A peer's REST \
+          address is its p2p host on qdrant.rest_url's scheme and port unless qdrant.peers names \
+          it.",
+    examples: &[Example::new(
+        "let c = qdrant::cluster(); [c.enabled, c.peers.len(), c.consensus]",
+        "[false, 0, null]",
+    )],
+};
+
+pub(super) static SHARDS: Spec = Spec {
+    module: "qdrant",
+    name: "shards",
+    params: &[COLLECTION],
+    options: &[],
+    returns: "Map",
+    doc: "Where a collection's shards live (GET /collections/{c}/cluster, asked of every peer at \
+          once): collection, shard_count, shards (shard_id; points: the shard's, from an Active \
+          replica; replicas: peer_id, state and points as that peer counts them), transfers \
+          in progress (shard_id, from, to, sync, method, comment) and unanswered (peer_id, \
+          rest_url, error: peers that could not be asked, whose replicas' points are then \
+          unknown). Replica states are Qdrant's: Active, Dead, Partial, Initializing, Listener, \
+          PartialSnapshot, Recovery, Resharding, ReshardingScaleDown, ActiveRead, \
+          ManualRecovery. On a single node: its one peer's shards.",
+    examples: &[Example::new(
+        r#"let s = qdrant::shards("youtube_content"); s.shards.map(|x| [x.shard_id, x.replicas.map(|r| r.state), x.points])"#,
+        r#"[[0, ["Active"], 4]]"#,
+    )],
+};
+
+pub(super) static CLUSTER_HEALTH: Spec = Spec {
+    module: "qdrant",
+    name: "cluster_health",
+    params: &[],
+    options: &[],
+    returns: "Array",
+    doc: "What is wrong with a distributed Qdrant, critical first; empty on a single node and on \
+          a healthy cluster. Each finding: level (critical or warning), check (the report line's \
+          name), collection, shard, peer (where it applies, else ()) and text. Critical: a \
+          shard with no replica that serves reads (Active, ActiveRead, ReshardingScaleDown: its \
+          points cannot be read), a Dead replica, consensus not working. Warning: a replica in \
+          any other state but Listener (Partial, Recovery, Initializing… named with collection, \
+          shard and peer), a shard transfer in progress, a peer the asked one fails to send \
+          messages to or opsh cannot read. qdrant-stats, test-health and check-data report \
+          these.",
+    examples: &[Example::new("qdrant::cluster_health()", "[]")],
+};
