@@ -14,6 +14,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 use crate::Shared;
+use crate::cluster::shard_of;
 use crate::errors::{check_api_key, unimplemented};
 use crate::filter::CompiledFilter;
 use crate::ids::PointKey;
@@ -211,7 +212,10 @@ service_impl! {
             request: Request<q::CreateCollection>,
         ) -> Result<Response<q::CollectionOperationResponse>, Status> {
             let start = Instant::now();
-            self.shared.store.create(request.get_ref())?;
+            let mut request = request.into_inner();
+            self.shared.cluster.fill_defaults(&mut request);
+            self.shared.store.create(&request)?;
+            self.shared.cluster.forget(&request.collection_name);
             Ok(Response::new(q::CollectionOperationResponse {
                 result: true,
                 time: seconds(start),
@@ -224,6 +228,7 @@ service_impl! {
         ) -> Result<Response<q::CollectionOperationResponse>, Status> {
             let start = Instant::now();
             let result = self.shared.store.delete(&request.get_ref().collection_name);
+            self.shared.cluster.forget(&request.get_ref().collection_name);
             Ok(Response::new(q::CollectionOperationResponse {
                 result,
                 time: seconds(start),
@@ -241,13 +246,30 @@ service_impl! {
                 time: seconds(start),
             }))
         }
+
+        /// Qdrant's `CollectionClusterInfo` (lib/api/src/grpc/proto/collections.proto): the
+        /// same as `GET /collections/{c}/cluster`; a single node answers its one peer with
+        /// every shard local and Active (both seen on 1.18.3 with qdrant-client).
+        async fn collection_cluster_info(
+            &self,
+            request: Request<q::CollectionClusterInfoRequest>,
+        ) -> Result<Response<q::CollectionClusterInfoResponse>, Status> {
+            let name = &request.get_ref().collection_name;
+            let collection = self.shared.store.get(name)?;
+            // `time` stays 0: 1.18.3 answers this call with `time: 0.0`.
+            let info = self.shared.cluster.collection_info(
+                name,
+                &read(&collection),
+                self.shared.peer_id(),
+            );
+            Ok(Response::new(info))
+        }
     }
     unimplemented {
         update(UpdateCollection) -> CollectionOperationResponse;
         update_aliases(ChangeAliases) -> CollectionOperationResponse;
         list_collection_aliases(ListCollectionAliasesRequest) -> ListAliasesResponse;
         list_aliases(ListAliasesRequest) -> ListAliasesResponse;
-        collection_cluster_info(CollectionClusterInfoRequest) -> CollectionClusterInfoResponse;
         update_collection_cluster_setup(UpdateCollectionClusterSetupRequest) -> UpdateCollectionClusterSetupResponse;
         create_shard_key(CreateShardKeyRequest) -> CreateShardKeyResponse;
         delete_shard_key(DeleteShardKeyRequest) -> DeleteShardKeyResponse;
@@ -273,8 +295,19 @@ service_impl! {
             let points = read(&collection).prepare_points(request.points)?;
             let operation_id = {
                 let mut c = write(&collection);
-                c.points.extend(points);
-                c.next_operation()
+                let shards = points.iter().map(|(id, _)| shard_of(id, c.shard_number)).collect();
+                let (failed, error) = self.shared.cluster.check_write(&request.collection_name, &c, &shards, self.shared.peer_id());
+                let shard_number = c.shard_number;
+                c.points.extend(
+                    points
+                        .into_iter()
+                        .filter(|(id, _)| !failed.contains(&shard_of(id, shard_number))),
+                );
+                let id = c.next_operation();
+                if let Some(error) = error {
+                    return Err(error);
+                }
+                id
             };
             Ok(Response::new(q::PointsOperationResponse {
                 result: Some(done(operation_id, request.wait)),
@@ -303,18 +336,35 @@ service_impl! {
                         .map(PointKey::from_grpc)
                         .collect::<Result<Vec<_>, _>>()?;
                     let mut c = write(&collection);
+                    let shards = ids.iter().map(|id| shard_of(id, c.shard_number)).collect();
+                    let (failed, error) = self.shared.cluster.check_write(&request.collection_name, &c, &shards, self.shared.peer_id());
                     for id in &ids {
-                        c.points.remove(id);
+                        if !failed.contains(&shard_of(id, c.shard_number)) {
+                            c.points.remove(id);
+                        }
                     }
-                    c.next_operation()
+                    let operation = c.next_operation();
+                    if let Some(error) = error {
+                        return Err(error);
+                    }
+                    operation
                 }
                 PointsSelectorOneOf::Filter(filter) => {
                     let filter = CompiledFilter::compile(&filter)?;
                     let mut c = write(&collection);
+                    // A filter reaches every shard.
+                    let shards = (0..c.shard_number).collect();
+                    let (failed, error) = self.shared.cluster.check_write(&request.collection_name, &c, &shards, self.shared.peer_id());
                     for id in c.matching_ids(&filter) {
-                        c.points.remove(&id);
+                        if !failed.contains(&shard_of(&id, c.shard_number)) {
+                            c.points.remove(&id);
+                        }
                     }
-                    c.next_operation()
+                    let operation = c.next_operation();
+                    if let Some(error) = error {
+                        return Err(error);
+                    }
+                    operation
                 }
             };
             Ok(Response::new(q::PointsOperationResponse {
@@ -340,6 +390,8 @@ service_impl! {
             let payload = PayloadSelection::from_grpc(request.with_payload.as_ref(), false);
             let vectors = VectorSelection::from_grpc(request.with_vectors.as_ref());
             let c = read(&collection);
+            // Retrieval asks every shard (Qdrant does not route reads by id).
+            self.shared.check_read(&request.collection_name, &c)?;
             let mut seen = std::collections::HashSet::with_capacity(ids.len());
             let result = ids
                 .into_iter()
@@ -382,6 +434,7 @@ service_impl! {
             let payload = PayloadSelection::from_grpc(request.with_payload.as_ref(), true);
             let vectors = VectorSelection::from_grpc(request.with_vectors.as_ref());
             let c = read(&collection);
+            self.shared.check_read(&request.collection_name, &c)?;
             let range = match offset {
                 Some(offset) => c.points.range(offset..),
                 None => c.points.range(..),
@@ -419,6 +472,7 @@ service_impl! {
                 .map(CompiledFilter::compile)
                 .transpose()?;
             let c = read(&collection);
+            self.shared.check_read(&request.collection_name, &c)?;
             // Always exact: an approximate count of Qdrant's is exact without a filter anyway.
             let count = match filter {
                 None => c.points.len(),

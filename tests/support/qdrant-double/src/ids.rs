@@ -7,7 +7,7 @@
 //! answered in the hyphenated lowercase form. `parse_str` takes the hyphenated form in any case,
 //! the 32-hex simple form (so an MD5 hex digest is a UUID), and also the braced `{…}` and
 //! `urn:uuid:…` forms, so real Qdrant takes those too (its documentation lists the urn form);
-//! anything else is refused with Qdrant's "Unable to parse UUID: <text>".
+//! anything else is refused with Qdrant's `Unable to parse UUID: <text>`.
 
 use qdrant_client::qdrant::PointId;
 use qdrant_client::qdrant::point_id::PointIdOptions;

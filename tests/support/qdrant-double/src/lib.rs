@@ -12,6 +12,13 @@
 //!   download, delete, upload), and `PUT /collections/{c}` (create with `{"vectors": {"size",
 //!   "distance"}}`) and `PUT /collections/{c}/points?wait=true` (upsert `{"points": [{"id",
 //!   "vector", "payload"}]}`) so a demo loader seeds real Qdrant or the double with curl.
+//! - Distributed mode ([`QdrantDouble::start_cluster`]): N peers in one process over one store,
+//!   each with its own REST and gRPC ports; `GET /cluster`, `GET /collections/{c}/cluster` and
+//!   gRPC `CollectionClusterInfo`; shards and replicas ([`Cluster::set_replica_state`],
+//!   [`Cluster::stop_peer`], [`Cluster::start_transfer`]); reads and writes through any peer,
+//!   failing as Qdrant's do when a shard has no readable replica; shard snapshots (create, list,
+//!   download, delete, upload, recover from an http:// location) and per-peer collection
+//!   snapshots. A single node answers `GET /cluster` with `{"status":"disabled"}`.
 //! - Optional TLS on both ports ([`Options::tls`]), as Qdrant's `service.enable_tls`.
 //! - An optional API key, checked as Qdrant checks it (`api-key` header or `Authorization:
 //!   Bearer`; the health check, `/` and `/healthz` need none).
@@ -34,6 +41,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+mod cluster;
 mod errors;
 mod filter;
 mod grpc;
@@ -118,12 +126,42 @@ impl Options {
     }
 }
 
-/// State shared by the gRPC and REST servers.
+/// State shared by the gRPC and REST servers of one peer.
 pub(crate) struct Shared {
-    pub(crate) store: store::Store,
+    pub(crate) store: Arc<store::Store>,
     pub(crate) snapshots: snapshots::Snapshots,
     pub(crate) api_key: Option<String>,
     pub(crate) server_version: String,
+    /// The peers (one, with distributed mode disabled, for a single node).
+    pub(crate) cluster: Arc<cluster::ClusterState>,
+    /// This peer's place in `cluster.peers`.
+    pub(crate) peer_index: usize,
+}
+
+impl Shared {
+    /// This peer's id.
+    pub(crate) fn peer_id(&self) -> u64 {
+        self.cluster.peers[self.peer_index].peer_id
+    }
+
+    /// Fails a read as Qdrant does when a shard it needs has no readable replica reachable.
+    pub(crate) fn check_read(
+        &self,
+        name: &str,
+        c: &store::Collection,
+    ) -> Result<(), tonic::Status> {
+        self.cluster.check_read(name, c, self.peer_id())
+    }
+}
+
+/// The shard the double puts a point in, of `shard_number`: its own deterministic hash (FNV-1a
+/// of the id), not Qdrant's hash ring. For the double's own tests; opsh must not depend on it.
+///
+/// # Panics
+/// On a point id without a value or with a UUID that does not parse.
+pub fn shard_of(id: &qdrant_client::qdrant::PointId, shard_number: u32) -> u32 {
+    let key = ids::PointKey::from_grpc(id).expect("a valid point id");
+    cluster::shard_of(&key, shard_number)
 }
 
 /// Starts doubles.
@@ -136,102 +174,191 @@ impl QdrantDouble {
     pub fn start(options: Options) -> io::Result<Running> {
         let grpc = bind(options.host, options.grpc_port, "gRPC")?;
         let rest = bind(options.host, options.rest_port, "REST")?;
-        let grpc_addr = grpc.local_addr()?;
-        let rest_addr = rest.local_addr()?;
-
-        let (tempdir, snapshots_dir) = match &options.snapshots_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir)?;
-                (None, dir.clone())
-            }
-            None => {
-                let dir = tempfile::Builder::new()
-                    .prefix("qdrant-double-snapshots-")
-                    .tempdir()?;
-                let path = dir.path().to_path_buf();
-                (Some(dir), path)
-            }
-        };
-        let shared = Arc::new(Shared {
-            store: store::Store::default(),
-            snapshots: snapshots::Snapshots::new(snapshots_dir.clone(), peer_id()),
-            api_key: options.api_key.clone().filter(|k| !k.is_empty()),
-            server_version: options.server_version.clone(),
-        });
-
-        let tls = options.tls.clone();
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("qdrant-double")
-            .enable_all()
-            .build()?;
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
-        let thread = std::thread::Builder::new()
-            .name("qdrant-double".into())
-            .spawn(move || {
-                let started = runtime.block_on(async {
-                    let grpc = tokio::net::TcpListener::from_std(grpc)?;
-                    let rest = tokio::net::TcpListener::from_std(rest)?;
-                    let incoming =
-                        tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
-                    let grpc_tls = tls.as_ref().map(Tls::grpc).transpose()?;
-                    let rest_tls = tls.as_ref().map(Tls::rest).transpose()?;
-                    let router = grpc::Service::new(shared.clone()).router(grpc_tls)?;
-                    tokio::spawn(async move {
-                        if let Err(e) = router.serve_with_incoming(incoming).await {
-                            eprintln!("qdrant-double: gRPC server stopped: {e}");
-                        }
-                    });
-                    let app = rest::router(shared);
-                    tokio::spawn(async move {
-                        let served = match rest_tls {
-                            Some(acceptor) => {
-                                let listener = tls::TlsListener {
-                                    tcp: rest,
-                                    acceptor,
-                                };
-                                axum::serve(listener, app).await
-                            }
-                            None => axum::serve(rest, app).await,
-                        };
-                        if let Err(e) = served {
-                            eprintln!("qdrant-double: REST server stopped: {e}");
-                        }
-                    });
-                    io::Result::Ok(())
-                });
-                let failed = started.is_err();
-                let _ = ready_tx.send(started);
-                if !failed {
-                    // Serve until stopped (or until the handle is gone).
-                    let _ = runtime.block_on(stop_rx);
-                }
-                // Dropping the runtime closes the listeners and every connection.
-                runtime.shutdown_timeout(Duration::from_secs(2));
-            })?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                return Err(e);
-            }
-            Err(_) => {
-                let _ = thread.join();
-                return Err(io::Error::other("qdrant-double: the server thread died"));
-            }
-        }
-        Ok(Running {
-            scheme,
-            grpc_addr,
-            rest_addr,
+        let (tempdir, snapshots_dir) = snapshots_dir(&options)?;
+        let cluster = Arc::new(cluster::ClusterState::single(peer_id()));
+        let mut running = serve(
+            &options,
+            Arc::new(store::Store::default()),
+            cluster,
+            0,
             snapshots_dir,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            grpc,
+            rest,
+        )?;
+        running._tempdir = tempdir;
+        Ok(running)
+    }
+
+    /// Starts `peers` peers (>= 1) of one cluster in this process, sharing one store, each
+    /// serving REST and gRPC on its own ports (`options`' ports + the peer's index when given,
+    /// free ones when 0) and reserving a p2p port it shows in `GET /cluster` but does not serve.
+    /// Options are shared (api_key, tls, server_version, host); the snapshots directory gets
+    /// one subdirectory per peer (`peer1`, `peer2`, …). `peers()[0]` is the raft leader.
+    pub fn start_cluster(options: Options, peers: usize) -> io::Result<Cluster> {
+        if peers == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "qdrant-double: a cluster needs at least one peer",
+            ));
+        }
+        let offset = |port: u16, i: usize| if port == 0 { 0 } else { port + i as u16 };
+        let mut listeners = Vec::with_capacity(peers);
+        let mut known = Vec::with_capacity(peers);
+        let mut ids = std::collections::HashSet::new();
+        for i in 0..peers {
+            let grpc = bind(options.host, offset(options.grpc_port, i), "gRPC")?;
+            let rest = bind(options.host, offset(options.rest_port, i), "REST")?;
+            let p2p = bind(options.host, 0, "p2p")?;
+            let p2p_addr = p2p.local_addr()?;
+            let mut id = peer_id();
+            while !ids.insert(id) {
+                id = peer_id();
+            }
+            known.push(cluster::Peer::new(id, p2p_addr.to_string()));
+            listeners.push((grpc, rest, p2p));
+        }
+        let state = Arc::new(cluster::ClusterState::new(true, known));
+        let (tempdir, base) = snapshots_dir(&options)?;
+        let store = Arc::new(store::Store::default());
+        let mut handles = Vec::with_capacity(peers);
+        let mut running = Vec::with_capacity(peers);
+        let mut p2p_listeners = Vec::with_capacity(peers);
+        for (i, (grpc, rest, p2p)) in listeners.into_iter().enumerate() {
+            let dir = base.join(format!("peer{}", i + 1));
+            std::fs::create_dir_all(&dir)?;
+            let peer = serve(&options, store.clone(), state.clone(), i, dir, grpc, rest)?;
+            handles.push(PeerHandle {
+                peer_id: state.peers[i].peer_id,
+                scheme: peer.scheme,
+                grpc_addr: peer.grpc_addr,
+                rest_addr: peer.rest_addr,
+                p2p_addr: p2p.local_addr()?,
+                snapshots_dir: peer.snapshots_dir.clone(),
+            });
+            running.push(Some(peer));
+            p2p_listeners.push(Some(p2p));
+        }
+        Ok(Cluster {
+            state,
+            store,
+            peers: handles,
+            running: std::sync::Mutex::new(running),
+            p2p: std::sync::Mutex::new(p2p_listeners),
             _tempdir: tempdir,
         })
     }
+}
+
+fn snapshots_dir(options: &Options) -> io::Result<(Option<tempfile::TempDir>, PathBuf)> {
+    match &options.snapshots_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            Ok((None, dir.clone()))
+        }
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("qdrant-double-snapshots-")
+                .tempdir()?;
+            let path = dir.path().to_path_buf();
+            Ok((Some(dir), path))
+        }
+    }
+}
+
+/// Serves one peer on bound listeners from a thread with a runtime of its own.
+fn serve(
+    options: &Options,
+    store: Arc<store::Store>,
+    cluster: Arc<cluster::ClusterState>,
+    peer_index: usize,
+    snapshots_dir: PathBuf,
+    grpc: TcpListener,
+    rest: TcpListener,
+) -> io::Result<Running> {
+    let grpc_addr = grpc.local_addr()?;
+    let rest_addr = rest.local_addr()?;
+    let peer_id = cluster.peers[peer_index].peer_id;
+    let shared = Arc::new(Shared {
+        store,
+        snapshots: snapshots::Snapshots::new(snapshots_dir.clone(), peer_id, cluster.clone()),
+        api_key: options.api_key.clone().filter(|k| !k.is_empty()),
+        server_version: options.server_version.clone(),
+        cluster,
+        peer_index,
+    });
+
+    let tls = options.tls.clone();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("qdrant-double")
+        .enable_all()
+        .build()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+    let thread = std::thread::Builder::new()
+        .name("qdrant-double".into())
+        .spawn(move || {
+            let started = runtime.block_on(async {
+                let grpc = tokio::net::TcpListener::from_std(grpc)?;
+                let rest = tokio::net::TcpListener::from_std(rest)?;
+                let incoming =
+                    tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
+                let grpc_tls = tls.as_ref().map(Tls::grpc).transpose()?;
+                let rest_tls = tls.as_ref().map(Tls::rest).transpose()?;
+                let router = grpc::Service::new(shared.clone()).router(grpc_tls)?;
+                tokio::spawn(async move {
+                    if let Err(e) = router.serve_with_incoming(incoming).await {
+                        eprintln!("qdrant-double: gRPC server stopped: {e}");
+                    }
+                });
+                let app = rest::router(shared);
+                tokio::spawn(async move {
+                    let served = match rest_tls {
+                        Some(acceptor) => {
+                            let listener = tls::TlsListener {
+                                tcp: rest,
+                                acceptor,
+                            };
+                            axum::serve(listener, app).await
+                        }
+                        None => axum::serve(rest, app).await,
+                    };
+                    if let Err(e) = served {
+                        eprintln!("qdrant-double: REST server stopped: {e}");
+                    }
+                });
+                io::Result::Ok(())
+            });
+            let failed = started.is_err();
+            let _ = ready_tx.send(started);
+            if !failed {
+                // Serve until stopped (or until the handle is gone).
+                let _ = runtime.block_on(stop_rx);
+            }
+            // Dropping the runtime closes the listeners and every connection.
+            runtime.shutdown_timeout(Duration::from_secs(2));
+        })?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            return Err(e);
+        }
+        Err(_) => {
+            let _ = thread.join();
+            return Err(io::Error::other("qdrant-double: the server thread died"));
+        }
+    }
+    Ok(Running {
+        scheme,
+        grpc_addr,
+        rest_addr,
+        snapshots_dir,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+        _tempdir: None,
+    })
 }
 
 fn bind(host: IpAddr, port: u16, what: &str) -> io::Result<TcpListener> {
@@ -316,5 +443,147 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Peers of one cluster in this process (see [`QdrantDouble::start_cluster`]); dropping it
+/// stops them all.
+pub struct Cluster {
+    state: Arc<cluster::ClusterState>,
+    store: Arc<store::Store>,
+    peers: Vec<PeerHandle>,
+    running: std::sync::Mutex<Vec<Option<Running>>>,
+    p2p: std::sync::Mutex<Vec<Option<TcpListener>>>,
+    _tempdir: Option<tempfile::TempDir>,
+}
+
+/// One peer of a [`Cluster`].
+#[derive(Clone, Debug)]
+pub struct PeerHandle {
+    /// Its id, random as Qdrant's (below 2^53, so JSON numbers keep it).
+    pub peer_id: u64,
+    scheme: &'static str,
+    grpc_addr: SocketAddr,
+    rest_addr: SocketAddr,
+    p2p_addr: SocketAddr,
+    snapshots_dir: PathBuf,
+}
+
+impl PeerHandle {
+    /// Its gRPC URL, e.g. `http://127.0.0.1:40123`.
+    pub fn grpc_url(&self) -> String {
+        format!("{}://{}", self.scheme, self.grpc_addr)
+    }
+
+    /// Its REST URL, e.g. `http://127.0.0.1:40124`.
+    pub fn rest_url(&self) -> String {
+        format!("{}://{}", self.scheme, self.rest_addr)
+    }
+
+    /// Its p2p URI as Qdrant shows it in `GET /cluster`: `http://127.0.0.1:<port>/` (the port
+    /// is reserved, not served).
+    pub fn p2p_uri(&self) -> String {
+        format!("http://{}/", self.p2p_addr)
+    }
+
+    /// The gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// The REST address.
+    pub fn rest_addr(&self) -> SocketAddr {
+        self.rest_addr
+    }
+
+    /// Where this peer writes its snapshots.
+    pub fn snapshots_dir(&self) -> &Path {
+        &self.snapshots_dir
+    }
+}
+
+impl Cluster {
+    /// The peers in start order; `peers()[0]` is the leader.
+    pub fn peers(&self) -> &[PeerHandle] {
+        &self.peers
+    }
+
+    /// Sets the state of the replica of `shard_id` on `peer_id` (a Qdrant `ReplicaState` name:
+    /// "Active", "Dead", "Partial", "Initializing", "Listener", "PartialSnapshot", "Recovery",
+    /// "Resharding", "ReshardingScaleDown", "ActiveRead", "ManualRecovery"), as consensus would.
+    ///
+    /// # Panics
+    /// On a state Qdrant does not have, a collection that does not exist, or a shard without a
+    /// replica on that peer: a test's mistake.
+    pub fn set_replica_state(&self, collection: &str, shard_id: u32, peer_id: u64, state: &str) {
+        let state = qdrant_client::qdrant::ReplicaState::from_str_name(state)
+            .unwrap_or_else(|| panic!("qdrant-double: no replica state {state:?} in Qdrant"));
+        let c = self
+            .store
+            .get(collection)
+            .unwrap_or_else(|_| panic!("qdrant-double: no collection {collection:?}"));
+        let placed = self
+            .state
+            .replicas_of(collection, &store::read(&c))
+            .iter()
+            .any(|r| r.shard_id == shard_id && r.peer_id == peer_id);
+        assert!(
+            placed,
+            "qdrant-double: no replica of shard {shard_id} of {collection:?} on peer {peer_id}"
+        );
+        self.state.set_state(collection, shard_id, peer_id, state);
+    }
+
+    /// Closes that peer's ports, as a killed process: the others keep its entry in `/cluster`
+    /// and the leader reports message_send_failures for it; reads that need a shard held only
+    /// there fail as Qdrant's do, and a write marks its replicas Dead when another Active
+    /// replica took it (as Qdrant). Stopping a stopped peer does nothing.
+    pub fn stop_peer(&self, index: usize) {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(index)
+            .and_then(Option::take);
+        let Some(running) = running else {
+            return;
+        };
+        self.state.stop(index);
+        running.stop();
+        if let Some(p2p) = self
+            .p2p
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(index)
+        {
+            p2p.take();
+        }
+    }
+
+    /// Shows a replication of `shard_id` from peer `from` to peer `to` in progress in
+    /// `shard_transfers`, as Qdrant shows one (`"sync":true,"method":"snapshot"`), the receiving
+    /// replica in state Recovery. It stays in progress (the double moves no data).
+    pub fn start_transfer(&self, collection: &str, shard_id: u32, from: u64, to: u64) {
+        self.state.start_transfer(collection, shard_id, from, to);
+    }
+
+    /// Stops every peer and waits for them to be gone.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let running: Vec<Running> = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        for peer in running {
+            peer.stop();
+        }
     }
 }

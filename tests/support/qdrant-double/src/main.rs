@@ -13,7 +13,8 @@ use qdrant_double::{DEFAULT_SERVER_VERSION, DISCLAIMER, Options, QdrantDouble};
 /// It keeps everything in memory and serves only what opsh uses of Qdrant 1.x: collections,
 /// points (upsert, get, scroll, count, delete), snapshots and the health check over gRPC, and
 /// version, health and the snapshot endpoints over REST. Everything else answers
-/// "unimplemented". Do not point anything but opsh's tests and demos at it.
+/// "unimplemented". With --peers N it is a cluster in distributed mode (GET /cluster, shards,
+/// replicas, shard snapshots). Do not point anything but opsh's tests and demos at it.
 #[derive(Parser, Debug)]
 #[command(name = "qdrant-double", version, about = DISCLAIMER, long_about)]
 struct Args {
@@ -41,6 +42,10 @@ struct Args {
     /// The key of --tls-cert (PEM), as Qdrant's tls.key.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Start a cluster of this many peers in distributed mode (one store, one process); peer i
+    /// serves on --rest-port + i and --grpc-port + i, and has snapshots in <dir>/peer<i+1>.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    peers: u16,
 }
 
 /// Prints a line of the log on stdout; a reader that went away does not stop the server.
@@ -67,6 +72,9 @@ fn main() -> ExitCode {
     };
     let api_key = options.api_key.is_some();
     let version = options.server_version.clone();
+    if args.peers > 1 {
+        return run_cluster(options, usize::from(args.peers), api_key, &version);
+    }
     let running = match QdrantDouble::start(options) {
         Ok(running) => running,
         Err(e) => {
@@ -82,7 +90,64 @@ fn main() -> ExitCode {
         running.snapshots_dir().display()
     ));
     say("running until SIGINT or SIGTERM");
+    wait_for_signal();
+    say("qdrant-double: stopping");
+    running.stop();
+    ExitCode::SUCCESS
+}
 
+/// `--peers N`: N peers on consecutive ports, each announced with its id and URLs.
+fn run_cluster(options: Options, peers: usize, api_key: bool, version: &str) -> ExitCode {
+    let last = |port: u16| port.checked_add(peers as u16 - 1);
+    let (Some(rest_last), Some(grpc_last)) = (last(options.rest_port), last(options.grpc_port))
+    else {
+        eprintln!("qdrant-double: with --peers {peers} the ports run past 65535");
+        return ExitCode::FAILURE;
+    };
+    let overlap = options.rest_port != 0
+        && options.grpc_port != 0
+        && options.rest_port <= grpc_last
+        && options.grpc_port <= rest_last;
+    if overlap {
+        eprintln!(
+            "qdrant-double: with --peers {peers} the REST ports {}-{rest_last} and the gRPC ports {}-{grpc_last} overlap; give --grpc-port {} or more",
+            options.rest_port,
+            options.grpc_port,
+            rest_last + 1
+        );
+        return ExitCode::FAILURE;
+    }
+    let cluster = match QdrantDouble::start_cluster(options, peers) {
+        Ok(cluster) => cluster,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for (i, peer) in cluster.peers().iter().enumerate() {
+        say(format_args!(
+            "peer {}: id {} gRPC {} REST {} p2p {} snapshots in {}{}",
+            i + 1,
+            peer.peer_id,
+            peer.grpc_url(),
+            peer.rest_url(),
+            peer.p2p_uri(),
+            peer.snapshots_dir().display(),
+            if i == 0 { " (leader)" } else { "" }
+        ));
+    }
+    say(format_args!(
+        "reports Qdrant version {version}; API key {}",
+        if api_key { "required" } else { "not required" },
+    ));
+    say("running until SIGINT or SIGTERM");
+    wait_for_signal();
+    say("qdrant-double: stopping");
+    cluster.stop();
+    ExitCode::SUCCESS
+}
+
+fn wait_for_signal() {
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -95,7 +160,4 @@ fn main() -> ExitCode {
             _ = term.recv() => {}
         }
     });
-    say("qdrant-double: stopping");
-    running.stop();
-    ExitCode::SUCCESS
 }

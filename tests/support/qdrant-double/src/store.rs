@@ -37,6 +37,10 @@ pub struct Collection {
     pub points: BTreeMap<PointKey, StoredPoint>,
     /// When the collection was created.
     pub created_at: SystemTime,
+    /// Shards (Qdrant's `shard_number`); points go to shards by [`crate::cluster::shard_of`].
+    pub shard_number: u32,
+    /// Copies of each shard in distributed mode (`replication_factor`).
+    pub replication_factor: u32,
     next_operation_id: u64,
 }
 
@@ -197,6 +201,8 @@ impl Collection {
             sparse_vectors_config: request.sparse_vectors_config.clone(),
             points: BTreeMap::new(),
             created_at: SystemTime::now(),
+            shard_number: request.shard_number.unwrap_or(1).max(1),
+            replication_factor: request.replication_factor.unwrap_or(1).max(1),
             next_operation_id: 0,
         })
     }
@@ -207,6 +213,8 @@ impl Collection {
             collection_name: name.to_string(),
             vectors_config: Some(self.vectors_config.clone()),
             sparse_vectors_config: self.sparse_vectors_config.clone(),
+            shard_number: Some(self.shard_number),
+            replication_factor: Some(self.replication_factor),
             ..Default::default()
         }
     }
@@ -222,10 +230,10 @@ impl Collection {
     pub fn info(&self) -> CollectionInfo {
         #[allow(deprecated)]
         let params = CollectionParams {
-            shard_number: 1,
+            shard_number: self.shard_number,
             on_disk_payload: true,
             vectors_config: Some(self.vectors_config.clone()),
-            replication_factor: Some(1),
+            replication_factor: Some(self.replication_factor),
             write_consistency_factor: Some(1),
             read_fan_out_factor: None,
             sharding_method: None,

@@ -100,6 +100,64 @@ fn runs_on_the_given_ports_says_what_it_is_first_and_stops_on_sigterm() {
     assert!(status.success(), "{status:?}");
 }
 
+#[test]
+fn peers_starts_a_cluster_and_announces_each_peer() {
+    let mut child = Command::new(BIN)
+        .args(["--peers", "3", "--grpc-port", "0", "--rest-port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().contains("It is not Qdrant."));
+    let mut announced = Vec::new();
+    for i in 1..=3 {
+        let line = lines.next().unwrap().unwrap();
+        let words: Vec<&str> = line.split(' ').collect();
+        // peer <i>: id <id> gRPC <url> REST <url> p2p <uri> snapshots in <dir>
+        assert_eq!(&words[..2], ["peer", &*format!("{i}:")], "{line}");
+        assert_eq!(
+            (words[2], words[4], words[6], words[8]),
+            ("id", "gRPC", "REST", "p2p")
+        );
+        let id: u64 = words[3].parse().expect("a peer id");
+        let rest: std::net::SocketAddr = words[7].strip_prefix("http://").unwrap().parse().unwrap();
+        announced.push((id, rest, words[9].to_string()));
+        assert_eq!(line.ends_with("(leader)"), i == 1, "{line}");
+    }
+    for (id, rest, _) in &announced {
+        let status = common::http(*rest, "GET", "/cluster", &[], b"").json();
+        assert_eq!(status["result"]["peer_id"], serde_json::json!(id));
+        assert_eq!(
+            status["result"]["raft_info"]["leader"],
+            serde_json::json!(announced[0].0)
+        );
+        for (other, _, p2p) in &announced {
+            assert_eq!(
+                status["result"]["peers"][other.to_string()]["uri"],
+                serde_json::json!(p2p)
+            );
+        }
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn peers_on_overlapping_default_ports_is_a_one_line_error() {
+    let out = Command::new(BIN).args(["--peers", "3"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        err,
+        "qdrant-double: with --peers 3 the REST ports 6333-6335 and the gRPC ports 6334-6336 overlap; give --grpc-port 6336 or more\n"
+    );
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
