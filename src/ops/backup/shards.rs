@@ -56,15 +56,15 @@ fn about(e: OpError, what: &str) -> OpError {
     }
 }
 
-/// The peers that hold an Active replica of each shard, each shard's list ordered so the
-/// shards spread over the peers (the least-loaded holder first), or the first shard that has
-/// none with its replicas' states.
+/// The peers that hold an Active replica of each shard, each shard's list with the peer to ask
+/// first in front — chosen so the shards spread as evenly over the peers as their replicas
+/// allow (they are saved at once, so the busiest peer sets the time) — or the first shard that
+/// has none, with its replicas' states.
 fn holders(shards: &Shards, collection: &str) -> Result<BTreeMap<u64, Vec<u64>>, String> {
-    let mut load: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut out = BTreeMap::new();
+    let mut active: Vec<(u64, Vec<u64>)> = Vec::new();
     for shard in &shards.shards {
-        let mut active: Vec<u64> = shard.active().map(|r| r.peer_id).collect();
-        if active.is_empty() {
+        let peers: Vec<u64> = shard.active().map(|r| r.peer_id).collect();
+        if peers.is_empty() {
             let states: Vec<String> = shard
                 .replicas
                 .iter()
@@ -80,11 +80,65 @@ fn holders(shards: &Shards, collection: &str) -> Result<BTreeMap<u64, Vec<u64>>,
                 }
             ));
         }
-        active.sort_by_key(|p| (load.get(p).copied().unwrap_or(0), *p));
-        *load.entry(active[0]).or_default() += 1;
-        out.insert(shard.shard_id, active);
+        active.push((shard.shard_id, peers));
     }
-    Ok(out)
+    let first = spread(&active);
+    Ok(active
+        .into_iter()
+        .zip(first)
+        .map(|((shard, mut peers), pick)| {
+            peers.sort_by_key(|p| (*p != pick, *p));
+            (shard, peers)
+        })
+        .collect())
+}
+
+/// One peer per shard, from its holders, with as few shards on the busiest peer as possible:
+/// a matching of shards to peers (augmenting paths), each peer taking at most `cap` shards,
+/// `cap` raised from 1 until every shard has a peer. Shards are few, so this is instant.
+fn spread(shards: &[(u64, Vec<u64>)]) -> Vec<u64> {
+    fn place(
+        i: usize,
+        shards: &[(u64, Vec<u64>)],
+        cap: usize,
+        taken: &mut BTreeMap<u64, Vec<usize>>,
+        seen: &mut Vec<u64>,
+    ) -> bool {
+        for &peer in &shards[i].1 {
+            if seen.contains(&peer) {
+                continue;
+            }
+            seen.push(peer);
+            let on = taken.get(&peer).cloned().unwrap_or_default();
+            if on.len() < cap {
+                taken.entry(peer).or_default().push(i);
+                return true;
+            }
+            // Move one of this peer's shards elsewhere to make room.
+            for j in on {
+                if place(j, shards, cap, taken, seen) {
+                    let list = taken.entry(peer).or_default();
+                    list.retain(|k| *k != j);
+                    list.push(i);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+    for cap in 1..=shards.len().max(1) {
+        let mut taken: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        if (0..shards.len()).all(|i| place(i, shards, cap, &mut taken, &mut Vec::new())) {
+            let mut pick = vec![0; shards.len()];
+            for (peer, list) in taken {
+                for i in list {
+                    pick[i] = peer;
+                }
+            }
+            return pick;
+        }
+    }
+    shards.iter().map(|(_, peers)| peers[0]).collect()
 }
 
 /// One shard saved into the backup.
@@ -194,9 +248,8 @@ pub(super) async fn backup_collection(
 ) -> Result<(Value, Vec<FileEntry>), OpError> {
     let backend = target.qdrant_backend();
     let progress = Progress::new(format!("qdrant shard snapshots of {collection}"));
-    let info = qdrant::info(target, collection).await?;
-    let sharding = qdrant::sharding(target, collection).await?;
-    let points = qdrant::count(target, collection, true).await?;
+    // Where each shard is first: a shard nobody can give is named before anything else (a
+    // count through the cluster would only fail without saying which).
     let shards = qdrant::shards_in(target, cluster, collection).await?;
     let holders = holders(&shards, collection)
         .map_err(|why| OpError::backend(backend, ErrorKind::Failed, why))?;
@@ -275,6 +328,26 @@ pub(super) async fn backup_collection(
         }
         return Err(e);
     }
+    let described = async {
+        Ok::<_, OpError>((
+            qdrant::info(target, collection).await?,
+            qdrant::sharding(target, collection).await?,
+            qdrant::count(target, collection, true).await?,
+        ))
+    }
+    .await;
+    let (info, sharding, points) = match described {
+        Ok(d) => d,
+        Err(e) => {
+            for f in &files {
+                let _ = std::fs::remove_file(folder.join(&f.name));
+            }
+            return Err(about(
+                e,
+                &format!("collection `{collection}`: counting its points"),
+            ));
+        }
+    };
     let all = |field: &str| entries.iter().all(|e| e[field] == true);
     let entry = json!({
         "collection": collection,
@@ -761,10 +834,52 @@ mod tests {
             shard(2, &[(1, "Dead"), (2, "Active")]),
         ]);
         let h = holders(&s, "c").unwrap();
-        assert_eq!(h[&0], vec![2, 3]);
+        // Peer 2 is the only Active holder of shard 2, so shard 0 goes to peer 3.
+        assert_eq!(h[&0], vec![3, 2]);
         assert_eq!(h[&1], vec![1, 3]);
-        // Peer 2 has shard 0 already, but it is the only Active holder of shard 2.
         assert_eq!(h[&2], vec![2]);
+    }
+
+    #[test]
+    fn a_ring_of_replicas_gives_each_peer_one_shard_whatever_the_peer_ids() {
+        // Replicas of shard s on peers s and s+1 (mod 3), in every order of the peers' ids: a
+        // greedy choice can put two shards on one peer; the matching never does.
+        for ids in [
+            [1, 2, 3],
+            [1, 3, 2],
+            [2, 1, 3],
+            [2, 3, 1],
+            [3, 1, 2],
+            [3, 2, 1],
+        ] {
+            let s = shards(
+                (0..3)
+                    .map(|i| {
+                        shard(
+                            i as u64,
+                            &[(ids[i], "Active"), (ids[(i + 1) % 3], "Active")],
+                        )
+                    })
+                    .collect(),
+            );
+            let h = holders(&s, "c").unwrap();
+            let mut first: Vec<u64> = h.values().map(|p| p[0]).collect();
+            first.sort();
+            assert_eq!(first, [1, 2, 3], "{ids:?}: {h:?}");
+            assert!(h.values().all(|p| p.len() == 2), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn more_shards_than_peers_share_them_evenly() {
+        let s = shards(
+            (0..6)
+                .map(|i| shard(i, &[(1, "Active"), (2, "Active")]))
+                .collect(),
+        );
+        let h = holders(&s, "c").unwrap();
+        let on_1 = h.values().filter(|p| p[0] == 1).count();
+        assert_eq!(on_1, 3, "{h:?}");
     }
 
     #[test]
