@@ -214,3 +214,36 @@ fn shard_files(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_cluster_backup_lacking_a_shard_or_listing_another_file_is_a_problem() {
+        let manifest = json!({"qdrant": {"snapshots": [{"collection": "c", "shard_count": 3,
+        "shards": [
+            {"shard_id": 0, "file": "qdrant-c-shard-0.snapshot", "bytes": 10, "sha256": "aa"},
+            {"shard_id": 2, "file": "qdrant-c-shard-2.snapshot", "bytes": 12, "sha256": "bb"}
+        ]}]}});
+        let files = [
+            json!({"name": "qdrant-c-shard-0.snapshot", "bytes": 10, "sha256": "aa"}),
+            json!({"name": "qdrant-c-shard-2.snapshot", "bytes": 12, "sha256": "cc"}),
+        ];
+        let listed: Vec<&Value> = files.iter().collect();
+        let mut problems = Vec::new();
+        let labels = shard_files(&manifest, &listed, &mut problems);
+        assert_eq!(
+            problems,
+            [
+                "collection `c` shard 1: not in the backup (the manifest lists no snapshot of it)",
+                "collection `c` shard 2: qdrant-c-shard-2.snapshot is listed with a different size or sha256 among the manifest's files",
+            ]
+        );
+        assert_eq!(
+            labels["qdrant-c-shard-0.snapshot"],
+            "collection `c` shard 0"
+        );
+    }
+}
