@@ -95,7 +95,7 @@ pub(super) async fn fill(
         });
     }
 
-    let qdrant = backup_qdrant(target, folder).await;
+    let qdrant = backup_qdrant(target, folder).await?;
     files.extend(qdrant.files);
     if let Some(why) = &qdrant.skipped {
         skipped.push(Skipped {

@@ -29,7 +29,8 @@
 //! - `container`: the tools inside the postgres container, pg_dump streamed out of an exec;
 //! - `place`: host or container (backup.pg_tools) and running a tool on a file at either;
 //! - `dump`: pg_dump with row counts in the same snapshot, `db`;
-//! - `redis`: BGSAVE and the RDB; `snapshots`: Qdrant snapshots and `restore_qdrant`;
+//! - `redis`: BGSAVE and the RDB; `shards`: a Qdrant cluster's shard snapshots, saved and
+//!   recovered; `snapshots`: Qdrant snapshots and `restore_qdrant`;
 //! - `copies`: the compose file (secrets masked) and the configuration;
 //! - `all`, `verify`, `prune`, `restore` (`restore_db`): the operations; `specs`: their specs.
 
@@ -47,6 +48,7 @@ mod private;
 mod prune;
 mod redis;
 mod restore;
+mod shards;
 mod snapshots;
 mod specs;
 mod spinner;
@@ -58,6 +60,7 @@ pub use dump::{Dumped, db};
 pub use manifest::{FORMAT, FileEntry, Skipped, latest};
 pub use prune::{Pruned, prune};
 pub use restore::{Restored, restore_db};
+pub use shards::ShardRestored;
 pub use snapshots::{QdrantRestored, restore_qdrant};
 pub use verify::{Verified, verify};
 

@@ -44,7 +44,9 @@ pub(super) static ALL: Spec = Spec {
           backup::db), redis.rdb (BGSAVE waited on, then copied from the server's data dir when \
           it is readable here, else out of the redis service's container), a snapshot per \
           Qdrant collection (made, downloaded, checked against Qdrant's checksum, then deleted \
-          on the server), the compose file and opsh-config.json with secrets masked, and \
+          on the server; against a Qdrant cluster one snapshot per shard, all at once, each \
+          from a peer holding an Active replica of it, and a shard that cannot be saved fails \
+          the backup naming collection, shard and peer), the compose file and opsh-config.json with secrets masked, and \
           manifest.json (each file's size and sha256, tool and server versions, where pg_dump \
           ran and where the RDB came from, row counts, opsh version, timestamps). What could \
           not be included is listed in `skipped`. Returns dir, files, skipped, tables, \
@@ -66,7 +68,9 @@ pub(super) static VERIFY: Spec = Spec {
     options: &[],
     returns: "Map",
     doc: "Checks a backup folder: every file's size and sha256 against the manifest, files \
-          missing or not listed, permissions, the manifest's completeness, and that pg_restore \
+          missing or not listed, permissions, the manifest's completeness (for a Qdrant \
+          cluster's backup: every shard of each collection listed, each shard's file among the \
+          files, problems on it naming collection and shard), and that pg_restore \
           can read the dump (the host's, or the postgres container's when the host has none or \
           one too old for the archive; see backup.pg_tools). Returns dir, ok, files_checked and \
           problems (one line each).",
@@ -171,8 +175,18 @@ pub(super) static RESTORE_QDRANT: Spec = Spec {
           are checked against the manifest first (a damaged one is refused), then, after \
           confirmation (`yes`, or --yes; --dry-run stops here), it is streamed from the file \
           through Qdrant's REST API (multipart POST /collections/{c}/snapshots/upload, priority \
-          snapshot, with its checksum). Returns dry_run, collection, file, bytes, sha256, points_before, \
-          points_after, matches_manifest (the manifest's point count equals the restored one).",
+          snapshot, with its checksum). A Qdrant cluster's backup (one snapshot per shard) is \
+          restored shard by shard: every shard file checked first; the collection created with \
+          the manifest's shards, replication factor and vectors when it does not exist (one with \
+          another shard count is refused); each shard uploaded to a peer holding an Active \
+          replica (POST /collections/{c}/shards/{id}/snapshots/upload, priority snapshot, all \
+          at once); then it waits until Qdrant has copied each recovered shard to its other \
+          replicas (every peer sees them Active, no transfer left, the same points) and counts. \
+          Returns dry_run, collection, file, bytes, sha256 (() for a cluster's backup), \
+          points_before, points_after, matches_manifest (the manifest's point count equals the \
+          restored one); for a cluster's backup also created, shards (shard_id, peer_id it was \
+          recovered on, file, bytes, points) and replicas_behind (replicas on peers that do not \
+          answer, given the shard by Qdrant when they are back).",
     examples: &[Example::new(
         r#"let k = (); try { backup::restore_qdrant("nowhere", "youtube_content") } catch (e) { k = e.kind } k"#,
         r#""not_found""#,

@@ -1,6 +1,7 @@
 //! `backup::verify`: a backup folder against its manifest — each file's size and sha256, files
 //! missing or not listed, permissions, the manifest's fields — and the dump read by pg_restore.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -79,6 +80,7 @@ pub async fn verify(target: &Target, dir: &Path) -> Result<Verified, OpError> {
         .and_then(Value::as_array)
         .map(|a| a.iter().collect())
         .unwrap_or_default();
+    let shard_of = shard_files(&manifest, &listed, &mut problems);
     let mut names = vec![MANIFEST.to_string()];
     for entry in listed {
         let (Some(name), Some(bytes), Some(sha)) = (
@@ -93,7 +95,13 @@ pub async fn verify(target: &Target, dir: &Path) -> Result<Verified, OpError> {
         };
         names.push(name.to_string());
         let path = dir.join(name);
-        if name.contains('/') || !path.is_file() {
+        let outside = name.contains('/');
+        // A shard's file says which shard it holds.
+        let name = &match shard_of.get(name) {
+            Some(shard) => format!("{name} ({shard})"),
+            None => name.to_string(),
+        };
+        if outside || !path.is_file() {
             problems.push(format!("{name}: missing"));
             continue;
         }
@@ -149,4 +157,93 @@ pub(super) fn mode_of(path: &Path) -> u32 {
     std::fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o777)
         .unwrap_or(0)
+}
+
+/// A cluster's backup: every shard of each collection is listed, and each shard's file is among
+/// the manifest's files with the same size and sha256. Returns each shard file's name →
+/// "collection `c` shard n", for the problems found on the file itself.
+fn shard_files(
+    manifest: &Value,
+    files: &[&Value],
+    problems: &mut Vec<String>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let snapshots = manifest
+        .pointer("/qdrant/snapshots")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    for snap in snapshots {
+        let Some(shards) = snap["shards"].as_array() else {
+            continue;
+        };
+        let collection = snap["collection"].as_str().unwrap_or_default();
+        let count = snap["shard_count"].as_u64().unwrap_or(0);
+        if count == 0 {
+            problems.push(format!(
+                "{MANIFEST}: collection `{collection}` lists shards but no shard_count"
+            ));
+        }
+        for id in 0..count {
+            if !shards.iter().any(|s| s["shard_id"].as_u64() == Some(id)) {
+                problems.push(format!(
+                    "collection `{collection}` shard {id}: not in the backup (the manifest lists no snapshot of it)"
+                ));
+            }
+        }
+        for shard in shards {
+            let id = shard["shard_id"].as_u64().unwrap_or(u64::MAX);
+            let label = format!("collection `{collection}` shard {id}");
+            let Some(file) = shard["file"].as_str() else {
+                problems.push(format!("{MANIFEST}: {label} names no file"));
+                continue;
+            };
+            out.insert(file.to_string(), label.clone());
+            match files.iter().find(|f| f["name"].as_str() == Some(file)) {
+                None => problems.push(format!(
+                    "{label}: its file {file} is not among the manifest's files"
+                )),
+                Some(f) if f["sha256"] != shard["sha256"] || f["bytes"] != shard["bytes"] => {
+                    problems.push(format!(
+                        "{label}: {file} is listed with a different size or sha256 among the manifest's files"
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_cluster_backup_lacking_a_shard_or_listing_another_file_is_a_problem() {
+        let manifest = json!({"qdrant": {"snapshots": [{"collection": "c", "shard_count": 3,
+        "shards": [
+            {"shard_id": 0, "file": "qdrant-c-shard-0.snapshot", "bytes": 10, "sha256": "aa"},
+            {"shard_id": 2, "file": "qdrant-c-shard-2.snapshot", "bytes": 12, "sha256": "bb"}
+        ]}]}});
+        let files = [
+            json!({"name": "qdrant-c-shard-0.snapshot", "bytes": 10, "sha256": "aa"}),
+            json!({"name": "qdrant-c-shard-2.snapshot", "bytes": 12, "sha256": "cc"}),
+        ];
+        let listed: Vec<&Value> = files.iter().collect();
+        let mut problems = Vec::new();
+        let labels = shard_files(&manifest, &listed, &mut problems);
+        assert_eq!(
+            problems,
+            [
+                "collection `c` shard 1: not in the backup (the manifest lists no snapshot of it)",
+                "collection `c` shard 2: qdrant-c-shard-2.snapshot is listed with a different size or sha256 among the manifest's files",
+            ]
+        );
+        assert_eq!(
+            labels["qdrant-c-shard-0.snapshot"],
+            "collection `c` shard 0"
+        );
+    }
 }

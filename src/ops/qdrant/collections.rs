@@ -168,3 +168,22 @@ pub async fn count(target: &Target, collection: &str, exact: bool) -> Result<u64
         .map_err(collection_err(target, collection))?;
     Ok(reply.result.map(|r| r.count).unwrap_or(0))
 }
+
+/// How a collection is split over a cluster: its shards, the replicas of each, and how many
+/// replicas confirm a write.
+#[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq)]
+pub struct Sharding {
+    pub shard_number: u32,
+    pub replication_factor: u32,
+    pub write_consistency_factor: u32,
+}
+
+pub async fn sharding(target: &Target, collection: &str) -> Result<Sharding, OpError> {
+    let info = raw_info(target, collection).await?;
+    let params = info.config.as_ref().and_then(|c| c.params.as_ref());
+    Ok(Sharding {
+        shard_number: params.map(|p| p.shard_number).unwrap_or(1).max(1),
+        replication_factor: params.and_then(|p| p.replication_factor).unwrap_or(1),
+        write_consistency_factor: params.and_then(|p| p.write_consistency_factor).unwrap_or(1),
+    })
+}

@@ -28,14 +28,16 @@ pub use cluster::{
     Cluster, Peer, Replica, SendFailure, Shard, Shards, Transfer, Unanswered, cluster, peer_rest,
     shards, shards_in,
 };
-pub use collections::{Info, Ping, VectorConfig, collections, count, info, names, ping};
+pub use collections::{
+    Info, Ping, Sharding, VectorConfig, collections, count, info, names, ping, sharding,
+};
 pub use delete::{
     DELETE_BATCH, Deleted, delete, delete_by_filter, delete_filter_raw, delete_keys,
     snapshot_before_delete,
 };
 pub use health::{Finding, cluster_health, judge};
 pub use points::{Point, get, json_of};
-pub use recreate::{Recreated, creation_of, recreate, recreate_from};
+pub use recreate::{Recreated, create, creation_of, recreate, recreate_from};
 pub use scroll::{IdsPage, ids, ids_page, keys_of, partitions, scroll, scroll_ids};
 pub use snapshots::{
     Downloaded, Snapshot, delete_snapshot, download_snapshot, snapshot, snapshots,

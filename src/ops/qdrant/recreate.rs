@@ -5,7 +5,7 @@ use qdrant_client::qdrant::{self as q, vectors_config};
 use serde::Serialize;
 
 use super::collections::collection_err;
-use super::collections::{distance_name, raw_info};
+use super::collections::{Sharding, VectorConfig, distance_name, raw_info};
 use crate::config::key;
 use crate::ops::Target;
 use crate::ops::clients::qdrant::Qdrant;
@@ -167,4 +167,55 @@ pub async fn recreate_from(
         &format!("recreated with {size} dims, {distance}"),
     );
     Ok(result(false))
+}
+
+/// Creates `collection` (which must not exist) with these vectors and this sharding: what a
+/// restore of a cluster's backup does before it recovers each shard. Not destructive in itself;
+/// the caller has asked.
+pub async fn create(
+    target: &Target,
+    collection: &str,
+    vectors: &[VectorConfig],
+    sharding: Sharding,
+) -> Result<(), OpError> {
+    let params = |v: &VectorConfig| -> Result<q::VectorParams, OpError> {
+        let distance = q::Distance::from_str_name(&v.distance).ok_or_else(|| {
+            OpError::invalid(format!(
+                "vector {:?}: distance {:?} is not one Qdrant knows",
+                v.name, v.distance
+            ))
+        })?;
+        Ok(q::VectorParamsBuilder::new(v.size, distance).build())
+    };
+    let vectors_config: q::VectorsConfig = match vectors {
+        [] => {
+            return Err(OpError::invalid(format!(
+                "collection `{collection}`: no vector configuration to create it with"
+            )));
+        }
+        [one] if one.name.is_empty() => params(one)?.into(),
+        named => {
+            let mut map = q::VectorParamsMap::default();
+            for v in named {
+                map.map.insert(v.name.clone(), params(v)?);
+            }
+            q::VectorsConfig {
+                config: Some(vectors_config::Config::ParamsMap(map)),
+            }
+        }
+    };
+    let qdrant: &Qdrant = target.qdrant().await?;
+    qdrant
+        .client
+        .create_collection(q::CreateCollection {
+            collection_name: collection.into(),
+            vectors_config: Some(vectors_config),
+            shard_number: Some(sharding.shard_number),
+            replication_factor: Some(sharding.replication_factor),
+            write_consistency_factor: Some(sharding.write_consistency_factor),
+            ..std::default::Default::default()
+        })
+        .await
+        .map_err(target.qdrant_err())?;
+    Ok(())
 }
