@@ -569,8 +569,8 @@ fn newest_tick(screen: &str) -> Option<u64> {
     let tick = Regex::new(r"│tick (\d+)").unwrap();
     screen
         .lines()
-        .filter_map(|l| tick.captures(l).and_then(|c| c[1].parse().ok()))
-        .last()
+        .rev()
+        .find_map(|l| tick.captures(l).and_then(|c| c[1].parse().ok()))
 }
 
 #[test]
