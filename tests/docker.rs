@@ -465,6 +465,13 @@ fn stats_logs_exec_inspect_and_their_procedures() {
     );
     assert!(run.stdout.contains("disk /: / ("), "{}", run.stdout);
     assert!(run.stdout.contains(" memory: "), "{}", run.stdout);
+    // web runs one process (sleep): its count in the singular.
+    let web = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("✅ {p}_web_1: cpu ")))
+        .unwrap_or_default();
+    assert!(web.ends_with(" written, 1 pid"), "{web}");
 
     assert_eq!(
         json_of(
@@ -508,8 +515,8 @@ fn stats_logs_exec_inspect_and_their_procedures() {
     lines.sort();
     let mut want = vec![
         "Error logs".to_string(),
-        format!("⚠️ {p}_stubborn_1: 1 error line in the last 1 day"),
-        format!("⚠️ {p}_web_1: 2 error lines in the last 1 day"),
+        format!("⚠️ {p}_stubborn_1: 1 error line in the last day"),
+        format!("⚠️ {p}_web_1: 2 error lines in the last day"),
         "Issues:".to_string(),
         format!("  - {p}_stubborn_1: FATAL ignoring SIGTERM"),
         format!("  - {p}_web_1: ERROR disk full"),
@@ -518,6 +525,16 @@ fn stats_logs_exec_inspect_and_their_procedures() {
     ];
     want.sort();
     assert_eq!(lines, want);
+    // A window of one unit reads "the last day"; of several, "the last 2 hours".
+    let run = stack.opsh().args(["logs-error", "since=2h"]).run();
+    run.code(1);
+    assert!(
+        run.stdout.contains(&format!(
+            "⚠️ {p}_web_1: 2 error lines in the last 2 hours\n"
+        )),
+        "{}",
+        run.stdout
+    );
     let run = stack.opsh().args(["logs", "services=web", "tail=2"]).run();
     run.expect(
         0,

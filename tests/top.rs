@@ -30,6 +30,28 @@ struct Env {
 }
 
 impl Env {
+    /// A second service, `ticker`, whose container prints "tick N" every 0.2 s.
+    fn with_ticker(redis_db: u32) -> Env {
+        let env = Env::new(redis_db);
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            &format!("{}_ticker_1", env.project),
+            "--label",
+            &format!("com.docker.compose.project={}", env.project),
+            "--label",
+            "com.docker.compose.service=ticker",
+            "--label",
+            "com.docker.compose.oneoff=False",
+            &image(),
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done",
+        ]);
+        env
+    }
+
     fn new(redis_db: u32) -> Env {
         let db = TestDb::new();
         db.exec(BASE_SQL);
@@ -43,8 +65,6 @@ impl Env {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
-        let image = std::env::var("OPSH_TEST_BUSYBOX_IMAGE")
-            .unwrap_or_else(|_| "opsh-test-busybox:latest".into());
         docker(&[
             "run",
             "-d",
@@ -56,7 +76,7 @@ impl Env {
             "com.docker.compose.service=web",
             "--label",
             "com.docker.compose.oneoff=False",
-            &image,
+            &image(),
             "sleep",
             "3600",
         ]);
@@ -95,10 +115,31 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rm", "-f", &format!("{}_web_1", self.project)])
-            .output();
+        for service in ["web", "ticker"] {
+            let _ = Command::new("docker")
+                .args(["rm", "-f", &format!("{}_{service}_1", self.project)])
+                .output();
+        }
     }
+}
+
+fn image() -> String {
+    std::env::var("OPSH_TEST_BUSYBOX_IMAGE").unwrap_or_else(|_| "opsh-test-busybox:latest".into())
+}
+
+/// A Redis db of the test server, emptied.
+fn redis(db: u32) -> redis::Connection {
+    let url = std::env::var("REDIS_URL").expect("REDIS_URL (tools/with-services)");
+    let url = Regex::new(r"/\d+$")
+        .unwrap()
+        .replace(&url, format!("/{db}").as_str())
+        .into_owned();
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("FLUSHDB").exec(&mut conn).unwrap();
+    conn
 }
 
 fn docker(args: &[&str]) -> String {
@@ -134,6 +175,7 @@ fn masked(frame: &str) -> String {
         ),
         (r"server \d[\w.]* *", "server VERSION "),
         (r"\(\ds ago\)", "(Ns ago)"),
+        (r" \ds ago: ", " Ns ago: "),
     ];
     let mut text = frame.to_string();
     for (pattern, with) in rules {
@@ -165,7 +207,7 @@ fn once_prints_the_whole_stack_as_one_frame() {
 ┌ job queue ────────────────────────────────────────────────┐┌ vectors ──────────────────────────────────────┐
 │job type              pending  processing completed failed ││youtube_content              4 points  green   │
 │extract_transcript    1        1          1         0      ││youtube_summaries            2 points  green   │
-│process_audio         0        1          0         0      ││counts vs PostgreSQL (Ns ago):                 │
+│process_audio         0        1          0         0      ││no check-data recorded; counts (Ns ago):       │
 │vectorize             1        1          1         1      ││  youtube_content: 4 = 4 rows, match           │
 │oldest processing: job 2 (vectorize), 3h 0m                ││  youtube_summaries: 2 = 2 rows, match         │
 │stuck (processing > 1h): 2                                 ││                                               │
@@ -176,10 +218,10 @@ fn once_prints_the_whole_stack_as_one_frame() {
 │REDIS MEMORY ││HOST MEMORY │
 │keys   0                                  ││HOST DISK │
 │server VERSION ││                                                                │
-│                                          ││                                                                │
-│                                          ││                                                                │
-│                                          ││                                                                │
-│                                          ││                                                                │
+└──────────────────────────────────────────┘│                                                                │
+┌ stt spend ───────────────────────────────┐│                                                                │
+│not in use yet: no stt_cost_tracking      ││                                                                │
+│approvals: none asked yet                 ││                                                                │
 │                                          ││                                                                │
 │                                          ││                                                                │
 │                                          ││                                                                │
@@ -216,6 +258,135 @@ fn a_pane_whose_backend_is_down_says_why_and_the_others_still_show() {
         "{got}"
     );
     assert!(got.contains("│▶web"), "{got}");
+    // The STT pane: its PostgreSQL part still read (no table: not in use), Redis's part says
+    // what failed.
+    assert!(
+        got.contains("│not in use yet: no stt_cost_tracking"),
+        "{got}"
+    );
+    assert!(got.contains("│approvals unavailable: redis at"), "{got}");
+}
+
+/// The STT pane reads stt_cost_tracking (the workers' table, here the examples') and the
+/// approvals waiting in Redis.
+#[test]
+fn the_stt_pane_shows_spend_against_budget_and_waiting_approvals() {
+    let env = Env::new(15);
+    env.db.exec(include_str!("fixtures/examples-stt.sql"));
+    let mut conn = redis(15);
+    let requested = (chrono::Utc::now().naive_utc() - chrono::Duration::minutes(10))
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string();
+    let approval = serde_json::json!({
+        "approval_id": "stt_approval_7_1764000007.25", "content_id": 7, "title": "Video 7",
+        "channel_name": "Finance Daily", "duration_seconds": 2400.0, "duration_minutes": 40.0,
+        "estimated_cost_usd": 0.24, "requested_at": requested, "status": "pending"
+    });
+    redis::cmd("HSET")
+        .arg("stt:pending_approval")
+        .arg("stt_approval_7_1764000007.25")
+        .arg(approval.to_string())
+        .exec(&mut conn)
+        .unwrap();
+    let run = env.opsh().args(["top", "--once"]).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let got = masked(&run.stdout);
+    // Today: $0.90 and $0.30 paid, the whisper-server run free; last month's run in neither.
+    let pane: Vec<String> = got
+        .lines()
+        .skip_while(|l| !l.starts_with("┌ stt spend"))
+        .skip(1)
+        .take(3)
+        .map(|l| l.split("││").next().unwrap_or(l).trim_end())
+        .map(|l| {
+            Regex::new(r"10m \d+s")
+                .unwrap()
+                .replace(l, "10m Ns")
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(
+        pane,
+        [
+            "│today $1.20 of $10.00 (12%), 2 runs",
+            "│month $1.20 of $100.00 (1%), 2 runs",
+            "│1 approval waiting ($0.24), oldest 10m Ns",
+        ],
+        "{got}"
+    );
+}
+
+/// check-data's outcome is recorded in the audit; the vectors pane shows the last one and its
+/// age instead of the count comparison — from opsh_audit, or from the local file when the
+/// table is missing (the deployment's init.sql-only database).
+#[test]
+fn the_vectors_pane_shows_the_last_check_data_from_the_audit() {
+    let env = Env::new(10);
+    let vectors = |frame: &str| -> Vec<String> {
+        frame
+            .lines()
+            .skip_while(|l| !l.contains("┌ vectors"))
+            .skip(1)
+            .take(4)
+            .map(|l| {
+                l.rsplit_once("││")
+                    .map_or(l, |(_, r)| r)
+                    .trim_end_matches('│')
+                    .trim_end()
+                    .to_string()
+            })
+            .collect()
+    };
+    let before = env.opsh().args(["top", "--once"]).run();
+    assert_eq!(before.code, 0, "{}", before.stderr);
+    assert_eq!(
+        vectors(&masked(&before.stdout)),
+        [
+            "youtube_content              4 points  green",
+            "youtube_summaries            2 points  green",
+            "no check-data recorded; counts (Ns ago):",
+            "  youtube_content: 4 = 4 rows, match",
+        ]
+    );
+    // The examples hold orphans, missing and invalid ids behind equal counts: check-data finds
+    // them and records its outcome.
+    let check = env.opsh().args(["check-data"]).run();
+    assert_eq!(check.code, 1, "{}{}", check.stdout, check.stderr);
+    let outcome = "3 orphans, 2 missing, 1 invalid, 1 content item without vectors";
+    assert_eq!(
+        env.db.lines(
+            "SELECT concat_ws('|', procedure, op, count, dry_run::text, outcome) FROM opsh_audit"
+        ),
+        [format!("check-data|integrity::check|6|false|{outcome}")]
+    );
+    let after = env.opsh().args(["top", "--once"]).run();
+    assert_eq!(after.code, 0, "{}", after.stderr);
+    assert_eq!(
+        vectors(&masked(&after.stdout))[2..],
+        [
+            "check-data Ns ago: 3 orphans, 2 missing, 1",
+            "invalid, 1 content item without vectors",
+        ],
+        "{}",
+        after.stdout
+    );
+    // Without opsh_audit (the deployment's init.sql-only database) the record waits in the
+    // audit file, and the pane reads it there.
+    env.db.exec("DROP TABLE opsh_audit");
+    let file = tempfile::tempdir().unwrap();
+    let audit = file.path().join("audit.jsonl");
+    let on = |o: Opsh| o.env("OPSH_AUDIT_FILE", &audit.display().to_string());
+    let check = on(env.opsh()).args(["check-data"]).run();
+    assert_eq!(check.code, 1, "{}{}", check.stdout, check.stderr);
+    assert!(audit.exists(), "{}", check.stderr);
+    let top = on(env.opsh()).args(["top", "--once"]).run();
+    assert_eq!(top.code, 0, "{}", top.stderr);
+    assert_eq!(
+        vectors(&masked(&top.stdout))[2],
+        "check-data Ns ago: 3 orphans, 2 missing, 1",
+        "{}",
+        top.stdout
+    );
 }
 
 /// `opsh top` in a detached tmux session of its own (own server socket), 110×34.
@@ -391,4 +562,102 @@ fn ctrl_c_quits_and_keys_answer_while_a_backend_hangs() {
     tmux.keys(&["C-c"]);
     assert_eq!(tmux.exited().as_deref(), Some("0"));
     drop(hang);
+}
+
+/// The newest "tick N" the logs pane shows, if any.
+fn newest_tick(screen: &str) -> Option<u64> {
+    let tick = Regex::new(r"│tick (\d+)").unwrap();
+    screen
+        .lines()
+        .rev()
+        .find_map(|l| tick.captures(l).and_then(|c| c[1].parse().ok()))
+}
+
+#[test]
+fn l_follows_the_selected_services_logs_as_a_stream() {
+    let env = Env::with_ticker(9);
+    let mut vars = env.env();
+    // The panes read once an hour: what moves on the screen is the log stream alone.
+    vars.push(("OPSH_TOP_REFRESH".into(), "1h".into()));
+    let tmux = Tmux::start(&vars);
+    // ticker sorts first and is selected.
+    tmux.wait_for("│▶ticker");
+    tmux.keys(&["l"]);
+    tmux.wait_for("logs of ticker (l closes): following");
+    let first = loop {
+        if let Some(n) = newest_tick(&tmux.screen()) {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The lines come as the container writes them (one each 0.2 s), not in batches read again
+    // at a refresh: the newest line seen moves many times while ten more are written.
+    let mut seen = std::collections::BTreeSet::new();
+    let started = Instant::now();
+    loop {
+        let screen = tmux.screen();
+        if let Some(n) = newest_tick(&screen) {
+            seen.insert(n);
+            if n >= first + 10 {
+                // Every line in order, none lost or repeated.
+                let ticks: Vec<u64> = screen
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("│tick "))
+                    .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+                    .collect();
+                let want: Vec<u64> = (ticks[0]..ticks[0] + ticks.len() as u64).collect();
+                assert_eq!(ticks, want, "{screen}");
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the logs stopped at {seen:?}:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(seen.len() >= 4, "the newest line moved only {seen:?}");
+    // A restart (which may end the engine's stream, or not): the pane says so and goes on
+    // with the new process's lines (its count starts again at 1).
+    docker(&["restart", "-t", "0", &format!("{}_ticker_1", env.project)]);
+    let screen = tmux.wait_for("── ticker restarted");
+    let after_restart = |screen: &str| {
+        screen
+            .lines()
+            .skip_while(|l| !l.contains("── ticker restarted"))
+            .any(|l| l.starts_with("│tick "))
+    };
+    if !after_restart(&screen) {
+        let started = Instant::now();
+        while !after_restart(&tmux.screen()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{}",
+                tmux.screen()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // Another selection follows that service instead; back on ticker, its removal is shown,
+    // not waited on.
+    tmux.keys(&["j"]);
+    tmux.wait_for("logs of web (l closes): following");
+    tmux.keys(&["k"]);
+    tmux.wait_for("logs of ticker (l closes): following");
+    docker(&["rm", "-f", &format!("{}_ticker_1", env.project)]);
+    tmux.wait_for("── ticker is gone; following again if it comes back ──");
+    tmux.wait_for("logs of ticker (l closes): ticker is gone");
+    // l closes the pane; q quits.
+    tmux.keys(&["l"]);
+    let started = Instant::now();
+    while tmux.screen().contains("logs of ticker") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tmux.keys(&["q"]);
+    assert_eq!(tmux.exited().as_deref(), Some("0"), "{}", tmux.screen());
 }

@@ -719,7 +719,7 @@ fn daily_check_reports_containers_error_logs_and_jobs_in_one_report() {
         run.stdout,
         format!(
             "Daily check\n⚠️ containers: no container of the Compose project {project}; set compose.project\n\
-✅ error logs: no line matching ERROR|CRITICAL|FATAL in the last 1 day\n\
+✅ error logs: no line matching ERROR|CRITICAL|FATAL in the last day\n\
 ✅ jobs: pending 1, processing 1, completed 0, failed 0\n\
 ⚠️ stuck jobs: 1 job processing for more than 1 hour; oldest: job 1 for 3 hours\n\
 Issues:\n  - run `opsh reset-stuck-jobs` (or check-data-fix) to put them back to pending\n\

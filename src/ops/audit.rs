@@ -467,6 +467,38 @@ pub fn flush_pending(settings: &Settings) {
     }
 }
 
+/// The newest record of `op`, from opsh_audit or still waiting in the local file (PostgreSQL
+/// was down, or the table is missing), through the target's own pool: for `opsh top`, which
+/// shows the last integrity check. Nothing is flushed here. A missing table is no record.
+pub async fn last(target: &Target, op: &str) -> Result<Option<Record>, crate::ops::error::OpError> {
+    let pool = target.pg().await?;
+    let row: Result<Option<(String,)>, sqlx::Error> = sqlx::query_as(
+        "SELECT row_to_json(r)::text FROM (
+            SELECT record_id,
+                   to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at,
+                   os_user, host, procedure, arguments, target, op, summary, count, dry_run,
+                   outcome,
+                   to_char(run_started AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS run_started
+            FROM opsh_audit WHERE op = $1 ORDER BY at DESC, id DESC LIMIT 1) r",
+    )
+    .bind(op)
+    .fetch_optional(pool)
+    .await;
+    let table = match row {
+        Ok(row) => row.and_then(|(json,)| serde_json::from_str::<Record>(&json).ok()),
+        Err(e) if is_missing_table(&e) => None,
+        Err(e) => return Err(target.pg_err()(e)),
+    };
+    let file = target.settings.path(key::AUDIT_FILE);
+    let kept = std::fs::File::open(&file)
+        .map(|f| read_records(&f, &file))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.op == op);
+    // RFC 3339 UTC times sort as text.
+    Ok(table.into_iter().chain(kept).max_by(|a, b| a.at.cmp(&b.at)))
+}
+
 /// The recent records for `opsh audit`: newest first, at most `limit`, those still waiting in
 /// the file (PostgreSQL was down) among them, marked pending.
 #[derive(Debug, Serialize)]

@@ -2,9 +2,10 @@
 //! what the view is showing over the panes (help, a confirmation), the logs followed and the
 //! outcome of the last action.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::data::{Container, Host, Jobs, Reading, Redis, Update, Vectors};
+use super::data::{Container, Host, Jobs, Reading, Redis, Stt, Update, Vectors};
 
 /// A pane's last reading: its value, or why it could not be read, and when.
 #[derive(Debug, Clone)]
@@ -64,18 +65,48 @@ pub enum Overlay {
     Confirm(Action),
 }
 
+/// How many lines of the followed logs the view keeps.
+pub const LOG_LINES: usize = 1000;
+
+/// The followed logs: the service, its last lines (at most [`LOG_LINES`]), and what its stream
+/// is doing ("following", the container stopped or gone, or why it cannot be read).
+#[derive(Debug)]
+pub struct FollowedLogs {
+    pub service: String,
+    pub lines: VecDeque<String>,
+    pub state: Result<String, String>,
+}
+
+impl FollowedLogs {
+    pub fn new(service: String) -> FollowedLogs {
+        FollowedLogs {
+            service,
+            lines: VecDeque::new(),
+            state: Ok("starting".into()),
+        }
+    }
+
+    /// Appends lines, dropping the oldest beyond [`LOG_LINES`].
+    pub fn push(&mut self, lines: impl IntoIterator<Item = String>) {
+        self.lines.extend(lines);
+        let over = self.lines.len().saturating_sub(LOG_LINES);
+        self.lines.drain(..over);
+    }
+}
+
 #[derive(Debug)]
 pub struct App {
     pub containers: Option<Pane<Vec<Container>>>,
     pub jobs: Option<Pane<Jobs>>,
     pub vectors: Option<Pane<Vectors>>,
     pub redis: Option<Pane<Redis>>,
+    pub stt: Option<Pane<Stt>>,
     pub host: Option<Pane<Host>>,
     /// The selected container's service.
     pub selected: Option<String>,
     pub overlay: Overlay,
-    /// The service whose logs are followed in a pane, and their last lines.
-    pub logs: Option<(String, Result<Vec<String>, String>)>,
+    /// The service whose logs are followed in a pane.
+    pub logs: Option<FollowedLogs>,
     /// The last action's outcome, or that one is running.
     pub message: Option<String>,
     pub colour: bool,
@@ -98,6 +129,7 @@ impl App {
             jobs: None,
             vectors: None,
             redis: None,
+            stt: None,
             host: None,
             selected: None,
             overlay: Overlay::None,
@@ -125,6 +157,7 @@ impl App {
             Reading::Jobs(value) => self.jobs = Some(Pane { value, at }),
             Reading::Vectors(value) => self.vectors = Some(Pane { value, at }),
             Reading::Redis(value) => self.redis = Some(Pane { value, at }),
+            Reading::Stt(value) => self.stt = Some(Pane { value, at }),
             Reading::Host(value) => self.host = Some(Pane { value, at }),
         }
     }
@@ -158,5 +191,20 @@ impl App {
             .unwrap_or(0);
         let next = at.saturating_add_signed(step).min(list.len() - 1);
         self.selected = Some(list[next].service.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_followed_logs_keep_their_last_lines_only() {
+        let mut logs = FollowedLogs::new("web".into());
+        logs.push((0..600).map(|i| format!("line {i}")));
+        logs.push((600..1500).map(|i| format!("line {i}")));
+        assert_eq!(logs.lines.len(), LOG_LINES);
+        assert_eq!(logs.lines.front().map(String::as_str), Some("line 500"));
+        assert_eq!(logs.lines.back().map(String::as_str), Some("line 1499"));
     }
 }

@@ -47,10 +47,22 @@ pub struct Collection {
     pub points: u64,
 }
 
-/// The vectors pane: collections, and a light comparison of counts with PostgreSQL.
+/// The last integrity check the audit recorded.
+#[derive(Debug, Clone)]
+pub struct LastCheck {
+    /// The procedure that ran it (check-data, daily-check, …), or the op for `opsh -e`.
+    pub by: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// "ok", "3 orphans, 1 missing", "critical: …".
+    pub outcome: String,
+}
+
+/// The vectors pane: collections, and the last integrity check recorded in the audit, or, when
+/// none is, a light comparison of counts with PostgreSQL.
 #[derive(Debug, Clone, Default)]
 pub struct Vectors {
     pub collections: Vec<Collection>,
+    pub last_check: Option<LastCheck>,
     /// Each compared collection: its name, the rows PostgreSQL says it should have, or why
     /// they could not be counted.
     pub compared: Vec<(String, Result<i64, String>)>,
@@ -63,6 +75,34 @@ pub struct Redis {
     pub maxmemory: i64,
     pub db_keys: i64,
     pub version: String,
+}
+
+/// STT spend against its budgets, and the runs waiting for approval; each part read on its own
+/// (spend from PostgreSQL, approvals from Redis), so one backend down leaves the other shown.
+#[derive(Debug, Clone)]
+pub struct Stt {
+    /// None when stt_cost_tracking does not exist (the STT workers create it).
+    pub spend: Result<Option<SttSpend>, String>,
+    pub approvals: Result<Option<Approvals>, String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SttSpend {
+    pub today_usd: f64,
+    pub today_limit_usd: f64,
+    pub today_runs: i64,
+    pub month_usd: f64,
+    pub month_limit_usd: f64,
+    pub month_runs: i64,
+}
+
+/// The runs waiting for an operator (None: the hash does not exist, no run ever waited).
+#[derive(Debug, Clone, Default)]
+pub struct Approvals {
+    pub waiting: usize,
+    pub oldest_seconds: Option<i64>,
+    pub timed_out: usize,
+    pub estimated_usd: f64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -82,6 +122,7 @@ pub enum Reading {
     Jobs(Result<Jobs, String>),
     Vectors(Result<Vectors, String>),
     Redis(Result<Redis, String>),
+    Stt(Result<Stt, String>),
     Host(Result<Host, String>),
 }
 
@@ -99,14 +140,16 @@ pub enum Source {
     Jobs,
     Vectors,
     Redis,
+    Stt,
     Host,
 }
 
-pub const SOURCES: [Source; 5] = [
+pub const SOURCES: [Source; 6] = [
     Source::Containers,
     Source::Jobs,
     Source::Vectors,
     Source::Redis,
+    Source::Stt,
     Source::Host,
 ];
 
@@ -188,7 +231,11 @@ fn read(handle: &Handle, target: &Target, source: Source, state: &mut State) -> 
             let kept = state.vectors_compared.clone();
             let result = run(Box::pin(async {
                 let mut v = vectors(target).await?;
-                if compare {
+                // PostgreSQL down: no record, and the comparison below says why.
+                v.last_check = last_check(target).await.ok().flatten();
+                if v.last_check.is_some() {
+                    // The recorded check says more than a count; no comparison needed.
+                } else if compare {
                     v.compared = compared(target, &v.collections).await;
                     v.compared_at = Some(Instant::now());
                 } else if let Some((c, at)) = kept {
@@ -213,6 +260,7 @@ fn read(handle: &Handle, target: &Target, source: Source, state: &mut State) -> 
                 version: info.server_version,
             })))
         })),
+        Source::Stt => Ok(Reading::Stt(Ok(stt(handle, target, timeout)))),
         Source::Host => Ok(Reading::Host(host(target).map_err(|e| e.to_string()))),
     };
     result.unwrap_or_else(|why| match source {
@@ -220,6 +268,7 @@ fn read(handle: &Handle, target: &Target, source: Source, state: &mut State) -> 
         Source::Jobs => Reading::Jobs(Err(why)),
         Source::Vectors => Reading::Vectors(Err(why)),
         Source::Redis => Reading::Redis(Err(why)),
+        Source::Stt => Reading::Stt(Err(why)),
         Source::Host => Reading::Host(Err(why)),
     })
 }
@@ -315,6 +364,20 @@ async fn vectors(target: &Target) -> Result<Vectors, OpError> {
     })
 }
 
+async fn last_check(target: &Target) -> Result<Option<LastCheck>, OpError> {
+    let Some(r) = crate::ops::audit::last(target, crate::ops::integrity::AUDIT_OP).await? else {
+        return Ok(None);
+    };
+    let Ok(at) = chrono::DateTime::parse_from_rfc3339(&r.at) else {
+        return Ok(None);
+    };
+    Ok(Some(LastCheck {
+        by: r.procedure.unwrap_or(r.op),
+        at: at.with_timezone(&chrono::Utc),
+        outcome: r.outcome,
+    }))
+}
+
 /// A light integrity check: how many points PostgreSQL says each collection should hold (its
 /// vector_mappings rows; for the summaries collection, content marked vector_stored).
 async fn compared(
@@ -347,6 +410,53 @@ async fn compared(
         out.push((c.name.clone(), n));
     }
     out
+}
+
+/// The STT pane: spend and approvals, each under its own timeout.
+fn stt(handle: &Handle, target: &Target, timeout: Duration) -> Stt {
+    let within = |what: &str| {
+        format!(
+            "{what}: no answer within {} (top.timeout)",
+            crate::duration::format(timeout)
+        )
+    };
+    let why = |e: OpError| crate::redact::text(&e.to_string());
+    let spend = match handle.block_on(tokio::time::timeout(
+        timeout,
+        crate::ops::stt::spend(target),
+    )) {
+        Ok(Ok(s)) if !s.in_use => Ok(None),
+        Ok(Ok(s)) => Ok(Some(SttSpend {
+            today_usd: s.today.spent_usd,
+            today_limit_usd: s.today.limit_usd,
+            today_runs: s.today.runs,
+            month_usd: s.month.spent_usd,
+            month_limit_usd: s.month.limit_usd,
+            month_runs: s.month.runs,
+        })),
+        Ok(Err(e)) => Err(why(e)),
+        Err(_) => Err(within("postgres")),
+    };
+    let approvals = match handle.block_on(tokio::time::timeout(
+        timeout,
+        crate::ops::stt::pending(target),
+    )) {
+        Ok(Ok(p)) if !p.in_use => Ok(None),
+        Ok(Ok(p)) => Ok(Some(Approvals {
+            waiting: p.approvals.len(),
+            // Sorted oldest first.
+            oldest_seconds: p.approvals.first().map(|a| a.age_seconds),
+            timed_out: p.approvals.iter().filter(|a| a.timed_out).count(),
+            estimated_usd: p
+                .approvals
+                .iter()
+                .filter_map(|a| a.estimated_cost_usd)
+                .sum(),
+        })),
+        Ok(Err(e)) => Err(why(e)),
+        Err(_) => Err(within("redis")),
+    };
+    Stt { spend, approvals }
 }
 
 fn host(target: &Target) -> Result<Host, OpError> {

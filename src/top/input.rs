@@ -2,7 +2,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::app::{Action, App, Overlay};
+use super::app::{Action, App, FollowedLogs, Overlay};
 
 /// What the loop must do after a key, beyond the state change made here.
 #[derive(Debug, PartialEq, Eq)]
@@ -39,8 +39,21 @@ pub fn key(app: &mut App, key: KeyEvent) -> Effect {
     match key.code {
         KeyCode::Char('q') | KeyCode::Esc => app.quit = true,
         KeyCode::Char('?') | KeyCode::Char('h') => app.overlay = Overlay::Help,
-        KeyCode::Up | KeyCode::Char('k') => app.select(-1),
-        KeyCode::Down | KeyCode::Char('j') => app.select(1),
+        KeyCode::Up | KeyCode::Char('k') | KeyCode::Down | KeyCode::Char('j') => {
+            let step = if matches!(key.code, KeyCode::Up | KeyCode::Char('k')) {
+                -1
+            } else {
+                1
+            };
+            let before = app.selected.clone();
+            app.select(step);
+            // The logs pane follows the selection: the old stream stops, the new one starts.
+            if app.logs.is_some() && app.selected != before {
+                let service = app.selected.clone();
+                app.logs = service.clone().map(FollowedLogs::new);
+                return Effect::Logs(service);
+            }
+        }
         KeyCode::Char('p') => {
             let Some(c) = app.selected_container() else {
                 app.message = Some("no container selected".into());
@@ -67,7 +80,7 @@ pub fn key(app: &mut App, key: KeyEvent) -> Effect {
                 app.message = Some("no container selected".into());
                 return Effect::None;
             };
-            app.logs = Some((service.clone(), Ok(Vec::new())));
+            app.logs = Some(FollowedLogs::new(service.clone()));
             return Effect::Logs(Some(service));
         }
         _ => {}

@@ -51,7 +51,10 @@ pub fn draw(frame: &mut Frame, app: &App) {
     draw_vectors(frame, app, vectors);
     let [redis, host] =
         Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(bottom);
+    // Redis's three lines, the STT spend under them.
+    let [redis, stt] = Layout::vertical([Constraint::Length(5), Constraint::Min(4)]).areas(redis);
     draw_redis(frame, app, redis);
+    draw_stt(frame, app, stt);
     draw_host(frame, app, host);
     if app.logs.is_some() {
         draw_logs(frame, app, logs_area);
@@ -350,11 +353,37 @@ fn draw_vectors(frame: &mut Frame, app: &App, area: Rect) {
     if v.collections.is_empty() {
         lines.push(Line::from("no collection"));
     }
+    if let Some(last) = &v.last_check {
+        let ago = age((chrono::Utc::now() - last.at).num_seconds() as f64);
+        let c = if last.outcome == "ok" {
+            Color::Green
+        } else if last.outcome.starts_with("critical") {
+            Color::Red
+        } else {
+            Color::Yellow
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{} {ago} ago: ", last.by), bold(app)),
+            Span::styled(last.outcome.clone(), colour(app, c)),
+        ]));
+    } else {
+        draw_compared(app, v, &mut lines);
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block("vectors")),
+        area,
+    );
+}
+
+/// The fallback when no check is recorded: the light count comparison, labelled as such.
+fn draw_compared(app: &App, v: &super::data::Vectors, lines: &mut Vec<Line<'static>>) {
     let ago = v
         .compared_at
         .map(|at| age(Instant::now().duration_since(at).as_secs_f64()))
         .unwrap_or_default();
-    lines.push(Line::from(format!("counts vs PostgreSQL ({ago} ago):")).style(bold(app)));
+    lines.push(Line::from(format!("no check-data recorded; counts ({ago} ago):")).style(bold(app)));
     for (name, expected) in &v.compared {
         let points = v
             .collections
@@ -377,12 +406,6 @@ fn draw_vectors(frame: &mut Frame, app: &App, area: Rect) {
         };
         lines.push(line);
     }
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(block("vectors")),
-        area,
-    );
 }
 
 fn draw_redis(frame: &mut Frame, app: &App, area: Rect) {
@@ -404,6 +427,96 @@ fn draw_redis(frame: &mut Frame, app: &App, area: Rect) {
             Line::from(format!("server {}", r.version)),
         ])
         .block(block("redis")),
+        area,
+    );
+}
+
+fn draw_stt(frame: &mut Frame, app: &App, area: Rect) {
+    if failed(frame, app, app.stt.as_ref(), "stt spend", area) {
+        return;
+    }
+    let Some(Pane { value: Ok(s), .. }) = &app.stt else {
+        return;
+    };
+    let level = |spent: f64, limit: f64| {
+        let c = if limit > 0.0 && spent >= limit {
+            Color::Red
+        } else if limit > 0.0 && spent >= limit * 0.8 {
+            Color::Yellow
+        } else {
+            Color::Reset
+        };
+        colour(app, c)
+    };
+    let money = |spent: f64, limit: f64, runs: i64| {
+        let percent = if limit > 0.0 {
+            format!(" ({:.0}%)", spent * 100.0 / limit)
+        } else {
+            String::new()
+        };
+        format!(
+            "${spent:.2} of ${limit:.2}{percent}, {}",
+            crate::text::count(runs, "run", None)
+        )
+    };
+    let mut lines = Vec::new();
+    match &s.spend {
+        Ok(None) => lines.push(Line::styled(
+            "not in use yet: no stt_cost_tracking",
+            dim(app),
+        )),
+        Ok(Some(x)) => {
+            lines.push(Line::styled(
+                format!(
+                    "today {}",
+                    money(x.today_usd, x.today_limit_usd, x.today_runs)
+                ),
+                level(x.today_usd, x.today_limit_usd),
+            ));
+            lines.push(Line::styled(
+                format!(
+                    "month {}",
+                    money(x.month_usd, x.month_limit_usd, x.month_runs)
+                ),
+                level(x.month_usd, x.month_limit_usd),
+            ));
+        }
+        Err(why) => lines.push(Line::styled(
+            format!("spend unavailable: {why}"),
+            colour(app, Color::Red),
+        )),
+    }
+    match &s.approvals {
+        Ok(None) => lines.push(Line::from("approvals: none asked yet")),
+        Ok(Some(a)) if a.waiting == 0 => lines.push(Line::from("approvals: none waiting")),
+        Ok(Some(a)) => {
+            let oldest = a
+                .oldest_seconds
+                .map(|s| format!(", oldest {}", age(s as f64)))
+                .unwrap_or_default();
+            let timed_out = if a.timed_out > 0 {
+                format!(", {} timed out", a.timed_out)
+            } else {
+                String::new()
+            };
+            lines.push(Line::styled(
+                format!(
+                    "{} waiting (${:.2}){oldest}{timed_out}",
+                    crate::text::count(a.waiting as i64, "approval", None),
+                    a.estimated_usd
+                ),
+                colour(app, Color::Yellow),
+            ));
+        }
+        Err(why) => lines.push(Line::styled(
+            format!("approvals unavailable: {why}"),
+            colour(app, Color::Red),
+        )),
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(block("stt spend")),
         area,
     );
 }
@@ -449,25 +562,32 @@ fn draw_host(frame: &mut Frame, app: &App, area: Rect) {
 }
 
 fn draw_logs(frame: &mut Frame, app: &App, area: Rect) {
-    let Some((service, lines)) = &app.logs else {
+    let Some(logs) = &app.logs else {
         return;
     };
-    let title = format!("logs of {service} (l closes)");
-    let text: Vec<Line> = match lines {
-        Ok(lines) => {
-            let height = area.height.saturating_sub(2) as usize;
-            lines
-                .iter()
-                .skip(lines.len().saturating_sub(height))
-                .map(|l| Line::from(l.clone()))
-                .collect()
-        }
-        Err(why) => vec![Line::styled(
-            format!("unavailable: {why}"),
-            colour(app, Color::Red),
-        )],
+    let (state, state_style) = match &logs.state {
+        Ok(s) => (s.clone(), Style::default()),
+        Err(why) => (why.clone(), colour(app, Color::Red)),
     };
-    frame.render_widget(Paragraph::new(text).block(block(&title)), area);
+    let height = area.height.saturating_sub(2) as usize;
+    let mut text: Vec<Line> = logs
+        .lines
+        .iter()
+        .skip(logs.lines.len().saturating_sub(height))
+        .map(|l| Line::from(l.clone()))
+        .collect();
+    if text.is_empty() {
+        text.push(Line::styled("no lines yet", dim(app)));
+    }
+    let title = Line::from(vec![
+        Span::raw(format!(" logs of {} (l closes): ", logs.service)),
+        Span::styled(state, state_style),
+        Span::raw(" "),
+    ]);
+    frame.render_widget(
+        Paragraph::new(text).block(Block::default().borders(Borders::ALL).title(title)),
+        area,
+    );
 }
 
 fn help_text(app: &App) -> String {

@@ -161,3 +161,60 @@ pub async fn logs(
         followed: false,
     })
 }
+
+/// Follows one service's logs as `docker logs -f` does, handing each batch of new lines to
+/// `each` as the engine sends it: first the last `tail` lines, or, with `after` (an engine
+/// timestamp from an earlier follow), every line written after it. Returns when every stream
+/// has ended: its container stopped, restarted or was removed (the caller looks at its state
+/// and follows again). An error when the service has no container.
+pub async fn follow_service(
+    target: &Target,
+    service: &str,
+    tail: i64,
+    after: Option<&str>,
+    each: &mut (dyn FnMut(Vec<LogLine>) + Send),
+) -> Result<(), OpError> {
+    let found = find(target, Some(&[service.to_string()])).await?;
+    let docker = target.docker().await?;
+    // The engine's `since` is in whole seconds: lines of that second already seen are dropped
+    // below by their nanosecond stamps.
+    // (Compared as times: the engine's RFC 3339 stamps drop trailing zeros, so not as text.)
+    let after_time = after.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    let since = after_time.map_or(0, |t| i32::try_from(t.timestamp()).unwrap_or(0));
+    let options = LogsOptions {
+        follow: true,
+        stdout: true,
+        stderr: true,
+        since,
+        until: 0,
+        timestamps: true,
+        tail: if after.is_some() {
+            "all".into()
+        } else {
+            tail.max(0).to_string()
+        },
+    };
+    let streams = found.iter().map(|f| {
+        let mut partial = String::new();
+        docker
+            .api
+            .logs(&f.id, Some(options.clone()))
+            .map(move |frame| frame.map(|o| frame_lines(f, o, &mut partial)))
+            .boxed()
+    });
+    let mut merged = futures_util::stream::select_all(streams);
+    while let Some(lines) = merged.try_next().await.map_err(target.docker_err())? {
+        let lines: Vec<LogLine> = lines
+            .into_iter()
+            .filter(|l| {
+                after_time.is_none_or(|a| {
+                    chrono::DateTime::parse_from_rfc3339(&l.time).map_or(true, |t| t > a)
+                })
+            })
+            .collect();
+        if !lines.is_empty() {
+            each(lines);
+        }
+    }
+    Ok(())
+}

@@ -28,7 +28,7 @@ pub use containers::{
 pub use exec::{Exec, exec};
 pub use health::{Ready, wait_ready};
 pub use lifecycle::{Acted, Action, Acts, act};
-pub use logs::{LogLine, LogRequest, Logs, logs};
+pub use logs::{LogLine, LogRequest, Logs, follow_service, logs};
 pub use stats::{Stats, stats};
 pub use stream::{Input, Streamed, copy_out, exec_stream, guarded};
 pub use temp::{Place, in_containers};

@@ -28,6 +28,70 @@ pub const REQUIRED_TABLES: [&str; 5] = [
     "vector_mappings",
 ];
 
+/// The op a check's outcome is recorded under in the audit (`opsh top` shows the last one).
+pub const AUDIT_OP: &str = "integrity::check";
+
+/// Records a check's outcome in the audit, the way destructive actions are recorded, so that
+/// the last result and its time can be read later (`opsh top`'s vectors pane). count is the
+/// orphan, missing and invalid ids of the compared pairs; the outcome is "ok", else what is
+/// out of line ("3 orphans, 1 missing"), or "critical: " and the first issue.
+pub fn record(target: &Target, c: &Check) {
+    let compared: Vec<&PairResult> = c.pairs.iter().filter(|p| p.compared).collect();
+    let sum = |f: fn(&PairResult) -> u64| -> i64 {
+        compared
+            .iter()
+            .map(|p| i64::try_from(f(p)).unwrap_or(i64::MAX))
+            .sum()
+    };
+    let (orphans, missing, invalid) = (sum(|p| p.orphans), sum(|p| p.missing), sum(|p| p.invalid));
+    let mut parts = Vec::new();
+    if orphans > 0 {
+        parts.push(count(orphans, "orphan", None));
+    }
+    if missing > 0 {
+        parts.push(format!("{missing} missing"));
+    }
+    if invalid > 0 {
+        parts.push(format!("{invalid} invalid"));
+    }
+    if c.content_missing_vectors > 0 {
+        parts.push(format!(
+            "{} without vectors",
+            count(c.content_missing_vectors as i64, "content item", None)
+        ));
+    }
+    if c.jobs.stuck > 0 {
+        parts.push(count(c.jobs.stuck as i64, "stuck job", None));
+    }
+    let outcome = match c.status.as_str() {
+        "healthy" => "ok".to_string(),
+        "critical" => format!(
+            "critical: {}",
+            c.issues
+                .first()
+                .cloned()
+                .unwrap_or_else(|| parts.join(", "))
+        ),
+        status if parts.is_empty() => c
+            .issues
+            .first()
+            .cloned()
+            .unwrap_or_else(|| status.to_string()),
+        _ => parts.join(", "),
+    };
+    let change = crate::ops::change::Change {
+        op: AUDIT_OP,
+        summary: format!(
+            "data integrity {}: {} compared",
+            c.status,
+            count(compared.len() as i64, "pair", None)
+        ),
+        count: orphans + missing + invalid,
+        confirm: crate::ops::change::Confirm::Never,
+    };
+    target.audit.record(target, &change, false, &outcome);
+}
+
 pub struct CheckOptions {
     pub pairs: Vec<Pair>,
     pub stuck_after: Duration,

@@ -52,7 +52,7 @@ mod spill;
 
 pub use candidates::CANDIDATES_TABLE;
 pub use cascade::{ContentDeleted, delete_content};
-pub use check::{CheckOptions, REQUIRED_TABLES, check};
+pub use check::{AUDIT_OP, CheckOptions, REQUIRED_TABLES, check, record};
 pub use fix::{FixOptions, Fixed, PairFix, Skipped, fix};
 pub use pairs::{Pair, configured_pairs, default_pairs};
 pub use report::{
@@ -141,6 +141,7 @@ pub fn register(reg: &mut Registrar) {
     reg.add(&CHECK, |c| {
         let opts = check_options(c)?;
         let (report, full) = c.block(check(c.target, &opts))?;
+        record(c.target, &report);
         remember(c.target, full);
         Ok(report)
     });

@@ -42,7 +42,10 @@ pub(super) static CHECK: Spec = Spec {
           not_created, healthy, and its pairs say so in not_created; the same for a table only a \
           site pair names while its collection holds no point (tables.not_created); issues says what, in words. Ids are compared as Qdrant reads them \
           (an MD5 hex chunk_id matches its hyphenated point). The full lists stay available to \
-          integrity::orphans and integrity::fix. Never fails on a backend: a failure is critical.",
+          integrity::orphans and integrity::fix. Never fails on a backend: a failure is critical. \
+          Its outcome is recorded in the audit (op integrity::check; count: orphan, missing and \
+          invalid ids; outcome \"ok\", \"1 orphan, 3 missing\" or \"critical: …\"), where \
+          opsh top reads the last one.",
     examples: &[
         Example::new(
             "let c = integrity::check(); [c.status, c.pairs.map(|p| [p.name, p.rows, p.points, p.matched, p.missing, p.orphans, p.invalid])]",
