@@ -473,14 +473,42 @@ impl Tmux {
     fn exited(&self) -> Option<String> {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30) {
-            let dead = self.run(&["display-message", "-p", "#{pane_dead} #{pane_dead_status}"]);
-            if let Some(status) = dead.trim().strip_prefix("1 ") {
-                return Some(status.to_string());
+            let dead = self.run(&[
+                "display-message",
+                "-p",
+                "#{pane_dead} #{pane_pid} #{pane_dead_status}",
+            ]);
+            match dead.split_whitespace().collect::<Vec<_>>()[..] {
+                ["1", _, status] => return Some(status.to_string()),
+                // tmux 3.3a, several servers busy at once, now and then leaves the pane's
+                // process a zombie it never reaps (seen by hand: `Z [opsh] <defunct>`), so no
+                // status comes; the kernel still tells it (/proc/<pid>/stat, field 52).
+                ["1", pid] => {
+                    if let Some(status) = zombie_status(pid) {
+                        return Some(status);
+                    }
+                }
+                _ => {}
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         None
     }
+}
+
+/// The exit status of a process that has ended but not been reaped (a zombie), as waitpid
+/// would give it; None while it runs.
+fn zombie_status(pid: &str) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // rest[0] is field 3 (the state); field 52 is the exit code.
+    if rest.first() != Some(&"Z") {
+        return None;
+    }
+    let code: i32 = rest.get(49)?.parse().ok()?;
+    // As waitpid's status: exited normally when the low 7 bits are 0, the code above them.
+    (code & 0x7f == 0).then(|| ((code >> 8) & 0xff).to_string())
 }
 
 impl Drop for Tmux {
