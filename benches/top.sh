@@ -74,7 +74,7 @@ wait_for() { # session text
 
 start_top up http://127.0.0.1:56334
 wait_for up "stuck (processing > 1h)"
-wait_for up "counts vs PostgreSQL"
+wait_for up "no check-data recorded; counts"
 pid=$(tmux -L "$SOCKET" display-message -p -t up '#{pane_pid}')
 tck=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
