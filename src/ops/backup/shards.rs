@@ -275,12 +275,8 @@ pub(super) async fn backup_collection(
                     Err(e) => failures.push(about(e, &what)),
                 }
             }
-            // Every holder failed: the first failure, with the others' causes after it.
-            let mut first = failures.remove(0);
-            for other in failures {
-                first.cause = format!("{}; {}", first.cause, other.cause);
-            }
-            Err(first)
+            // Every holder failed.
+            Err(joined(failures))
         }
     });
     let results = futures_util::future::join_all(jobs).await;
@@ -551,11 +547,7 @@ pub(super) async fn restore_collection(
                     Err(e) => failures.push(about(e, &what)),
                 }
             }
-            let mut first = failures.remove(0);
-            for other in failures {
-                first.cause = format!("{}; {}", first.cause, other.cause);
-            }
-            Err(first)
+            Err(joined(failures))
         }
     });
     let results = futures_util::future::join_all(jobs).await;
@@ -793,6 +785,15 @@ async fn settle(
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// The first failure, with the others' causes after it (every holder of a shard failed).
+fn joined(mut failures: Vec<OpError>) -> OpError {
+    let mut first = failures.remove(0);
+    for other in failures {
+        first.cause = format!("{}; {}", first.cause, other.cause);
+    }
+    first
 }
 
 #[cfg(test)]
