@@ -64,6 +64,23 @@ fn frame_lines(f: &Found, out: LogOutput, partial: &mut String) -> Vec<LogLine> 
     lines
 }
 
+/// The log streams of every container found, merged as their lines come, each frame cut into
+/// lines (a line split across frames is kept until its end arrives).
+fn merged<'a>(
+    api: &'a bollard::Docker,
+    found: &'a [Found],
+    options: &LogsOptions,
+) -> futures_util::stream::SelectAll<
+    futures_util::stream::BoxStream<'a, Result<Vec<LogLine>, bollard::errors::Error>>,
+> {
+    futures_util::stream::select_all(found.iter().map(|f| {
+        let mut partial = String::new();
+        api.logs(&f.id, Some(options.clone()))
+            .map(move |frame| frame.map(|o| frame_lines(f, o, &mut partial)))
+            .boxed()
+    }))
+}
+
 /// The logs of a service's containers (or of the whole project), optionally filtered by a
 /// regular expression; with `follow` they stream to stdout until the containers stop or the
 /// run is cancelled (Ctrl-C).
@@ -92,15 +109,7 @@ pub async fn logs(
     };
     let keep = |l: &LogLine| req.grep.as_ref().is_none_or(|re| re.is_match(&l.text));
     if req.follow {
-        let streams = found.iter().map(|f| {
-            let mut partial = String::new();
-            docker
-                .api
-                .logs(&f.id, Some(options.clone()))
-                .map(move |frame| frame.map(|o| frame_lines(f, o, &mut partial)))
-                .boxed()
-        });
-        let mut merged = futures_util::stream::select_all(streams);
+        let mut merged = merged(&docker.api, &found, &options);
         let mut count = 0;
         while let Some(lines) = merged.try_next().await.map_err(target.docker_err())? {
             let mut stdout = std::io::stdout().lock();
@@ -194,15 +203,7 @@ pub async fn follow_service(
             tail.max(0).to_string()
         },
     };
-    let streams = found.iter().map(|f| {
-        let mut partial = String::new();
-        docker
-            .api
-            .logs(&f.id, Some(options.clone()))
-            .map(move |frame| frame.map(|o| frame_lines(f, o, &mut partial)))
-            .boxed()
-    });
-    let mut merged = futures_util::stream::select_all(streams);
+    let mut merged = merged(&docker.api, &found, &options);
     while let Some(lines) = merged.try_next().await.map_err(target.docker_err())? {
         let lines: Vec<LogLine> = lines
             .into_iter()
